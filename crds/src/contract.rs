@@ -1,0 +1,353 @@
+//! The operator-workload contract, in one place.
+//!
+//! The operator renders these names; the workload reads them. Setting names are the runbooks'
+//! environment variable names, and they mean the same thing whether they arrive as environment
+//! variables (a laptop, `make run`) or as files named after them in [`paths::CONFIG_DIR`] (a pod,
+//! rendered from a `MailAgent` into a ConfigMap). A file in the config directory wins over the
+//! environment, because the directory is what the operator keeps current and what the workload
+//! hot-reloads.
+
+use std::fmt;
+use std::str::FromStr;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::Scope;
+
+/// Setting names (environment variables, or file names in the config directory).
+pub mod env {
+    /// `api_key`, `jwt` or `hybrid`: how REST and A2A callers authenticate.
+    pub const AUTH_MODE: &str = "AUTH_MODE";
+    /// `inherit`, `api_key`, `jwt`, `hybrid` or `oauth`: MCP-only override of [`AUTH_MODE`].
+    pub const MCP_AUTH_MODE: &str = "MCP_AUTH_MODE";
+    /// The public `https://` URL of the MCP endpoint; required when `MCP_AUTH_MODE=oauth`.
+    pub const MCP_RESOURCE_SERVER_URL: &str = "MCP_RESOURCE_SERVER_URL";
+    /// `true` lists and allows mutation tools. Absent or unparsable means `false` (fail closed).
+    pub const MCP_ENABLE_MUTATION_TOOLS: &str = "MCP_ENABLE_MUTATION_TOOLS";
+    /// The OAuth authorization server (issuer) trusted in `oauth` mode.
+    pub const MCP_OAUTH_ISSUER: &str = "MCP_OAUTH_ISSUER";
+    /// The issuer's JWKS URL; discovered from the issuer metadata when absent.
+    pub const MCP_OAUTH_JWKS_URL: &str = "MCP_OAUTH_JWKS_URL";
+    /// Laptop mode: the single shared API key (hashed in memory, never logged).
+    pub const AGENT_API_KEY: &str = "AGENT_API_KEY";
+    /// Laptop mode: the single HMAC secret for HS256 JWTs.
+    pub const AUTH_JWT_SECRET: &str = "AUTH_JWT_SECRET";
+    /// Expected JWT issuer (`iss`).
+    pub const AUTH_JWT_ISSUER: &str = "AUTH_JWT_ISSUER";
+    /// Expected JWT audience (`aud`); comma-separated for several.
+    pub const AUTH_JWT_AUDIENCE: &str = "AUTH_JWT_AUDIENCE";
+    /// Allowed clock skew in seconds (bounded by the workload).
+    pub const AUTH_JWT_CLOCK_SKEW_SECONDS: &str = "AUTH_JWT_CLOCK_SKEW_SECONDS";
+    /// Longest accepted `exp - iat`, in seconds.
+    pub const AUTH_JWT_MAX_LIFETIME_SECONDS: &str = "AUTH_JWT_MAX_LIFETIME_SECONDS";
+    /// Requests per minute per principal and per client address.
+    pub const RATE_LIMIT_PER_MINUTE: &str = "RATE_LIMIT_PER_MINUTE";
+    /// Extra requests allowed in a burst above the steady rate.
+    pub const RATE_LIMIT_BURST: &str = "RATE_LIMIT_BURST";
+    /// Comma-separated CIDRs whose `X-Forwarded-For` is believed.
+    pub const TRUSTED_PROXIES: &str = "TRUSTED_PROXIES";
+    /// Serve TLS with this certificate chain (PEM); reloaded when it changes.
+    pub const TLS_CERT_PATH: &str = "TLS_CERT_PATH";
+    /// The private key for [`TLS_CERT_PATH`].
+    pub const TLS_KEY_PATH: &str = "TLS_KEY_PATH";
+    /// Comma-separated surfaces to serve: any of `rest`, `a2a`, `mcp`.
+    pub const MAILAGENT_SURFACES: &str = "MAILAGENT_SURFACES";
+    /// `host:port` to listen on.
+    pub const MAILAGENT_LISTEN: &str = "MAILAGENT_LISTEN";
+    /// Comma-separated `Host` header values the MCP endpoint accepts (DNS rebinding protection).
+    pub const MCP_ALLOWED_HOSTS: &str = "MCP_ALLOWED_HOSTS";
+    /// Comma-separated `Origin` values the MCP endpoint accepts.
+    pub const MCP_ALLOWED_ORIGINS: &str = "MCP_ALLOWED_ORIGINS";
+    /// Directory of setting files (a mounted ConfigMap), watched and hot-reloaded.
+    pub const MAILAGENT_CONFIG_DIR: &str = "MAILAGENT_CONFIG_DIR";
+    /// Directory holding [`super::files::KEYRING`] (a mounted Secret), watched and hot-reloaded.
+    pub const MAILAGENT_KEYRING_DIR: &str = "MAILAGENT_KEYRING_DIR";
+    /// Directory holding the mailbox credentials ([`super::files::GMAIL_TOKEN`], [`super::files::GMAIL_CLIENT_SECRET`]).
+    pub const MAILAGENT_CREDENTIALS_DIR: &str = "MAILAGENT_CREDENTIALS_DIR";
+    /// Directory of durable state; the runbooks' `data/*.json` live below it.
+    pub const MAILAGENT_STATE_DIR: &str = "MAILAGENT_STATE_DIR";
+    /// `gmail` or `maildir`.
+    pub const MAILBOX_PROVIDER: &str = "MAILBOX_PROVIDER";
+    /// The Maildir directory for the `maildir` provider.
+    pub const MAILDIR_PATH: &str = "MAILDIR_PATH";
+    /// Where the digest goes (the mailbox owner's address).
+    pub const DIGEST_RECIPIENT: &str = "DIGEST_RECIPIENT";
+    /// Cron expression (with seconds field optional) for the digest; empty disables it.
+    pub const DIGEST_SCHEDULE: &str = "DIGEST_SCHEDULE";
+    /// Cron expression for the periodic inbox scan; empty disables it.
+    pub const SCAN_SCHEDULE: &str = "SCAN_SCHEDULE";
+    /// IANA time zone for schedules and working hours.
+    pub const MAILAGENT_TIMEZONE: &str = "MAILAGENT_TIMEZONE";
+    /// `json` or `text` log lines.
+    pub const LOG_FORMAT: &str = "LOG_FORMAT";
+
+    /// The suffix that turns any secret setting into a path: `AGENT_API_KEY_FILE=/run/secrets/key`.
+    pub const FILE_SUFFIX: &str = "_FILE";
+}
+
+/// Where the operator mounts things in the workload's pod.
+pub mod paths {
+    /// Mounted ConfigMap of setting files.
+    pub const CONFIG_DIR: &str = "/etc/mailagent/config";
+    /// Mounted keyring Secret (directory mount, never `subPath`, so rotation reaches running pods).
+    pub const KEYRING_DIR: &str = "/etc/mailagent/keyring";
+    /// Mounted mailbox credentials Secret.
+    pub const CREDENTIALS_DIR: &str = "/etc/mailagent/credentials";
+    /// The state volume (PersistentVolumeClaim).
+    pub const STATE_DIR: &str = "/var/lib/mailagent";
+    /// Scratch space on a memory-backed `emptyDir` (the root filesystem is read-only).
+    pub const TMP_DIR: &str = "/tmp";
+}
+
+/// File names inside those directories.
+pub mod files {
+    /// The keyring document ([`super::Keyring`]) inside the keyring directory.
+    pub const KEYRING: &str = "keyring.json";
+    /// Gmail OAuth authorized-user token, as the runbooks name it.
+    pub const GMAIL_TOKEN: &str = "token.json";
+    /// Google OAuth client secret file.
+    pub const GMAIL_CLIENT_SECRET: &str = "client_secret.json";
+    /// Hashes of unsubscribe links already used (relative to the state directory).
+    pub const SENT_UNSUBSCRIBE_LINKS: &str = "data/sent_unsubscribe_links.json";
+    /// What was done for each sender (relative to the state directory).
+    pub const UNSUBSCRIBED_METHODS: &str = "data/unsubscribed_methods.json";
+}
+
+/// Ports and paths of the workload's HTTP server.
+pub mod http {
+    /// The one serving port (REST, A2A, MCP, health, metrics).
+    pub const PORT: u16 = 8080;
+    /// Name of that port on the container and the Service.
+    pub const PORT_NAME: &str = "http";
+    /// Liveness.
+    pub const HEALTHZ: &str = "/healthz";
+    /// Readiness.
+    pub const READYZ: &str = "/readyz";
+    /// The MCP Streamable HTTP endpoint.
+    pub const MCP: &str = "/mcp";
+    /// The A2A JSON-RPC endpoint.
+    pub const A2A: &str = "/a2a";
+    /// The A2A agent card.
+    pub const AGENT_CARD: &str = "/.well-known/agent-card.json";
+}
+
+/// How REST and A2A callers authenticate (`AUTH_MODE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// `X-API-Key` header, compared in constant time against stored hashes.
+    ApiKey,
+    /// `Authorization: Bearer` JWT with scope checks.
+    #[default]
+    Jwt,
+    /// API key first, then JWT fallback.
+    Hybrid,
+}
+
+/// How MCP callers authenticate (`MCP_AUTH_MODE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum McpAuthMode {
+    /// Use [`AuthMode`].
+    #[default]
+    Inherit,
+    /// `X-API-Key` only.
+    ApiKey,
+    /// Bearer JWT only.
+    Jwt,
+    /// API key first, then JWT fallback.
+    Hybrid,
+    /// OAuth 2.1 resource server (RFC 9728 metadata, issuer JWKS, audience = resource URL).
+    Oauth,
+}
+
+macro_rules! wire_enum {
+    ($ty:ty { $($variant:ident => $name:literal),+ $(,)? }) => {
+        impl $ty {
+            /// The wire name, as the runbooks spell it.
+            pub const fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $name),+ }
+            }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.as_str()) }
+        }
+        impl FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s.trim() {
+                    $($name => Ok(Self::$variant),)+
+                    other => Err(format!(
+                        "{other:?} is not one of {}", [$($name),+].join(", ")
+                    )),
+                }
+            }
+        }
+    };
+}
+
+wire_enum!(AuthMode { ApiKey => "api_key", Jwt => "jwt", Hybrid => "hybrid" });
+wire_enum!(McpAuthMode {
+    Inherit => "inherit", ApiKey => "api_key", Jwt => "jwt", Hybrid => "hybrid", Oauth => "oauth"
+});
+
+/// A served surface (front door).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Surface {
+    /// REST under `/v1` plus the OpenAPI document.
+    Rest,
+    /// Agent2Agent JSON-RPC plus the agent card.
+    A2a,
+    /// MCP Streamable HTTP at `/mcp`.
+    Mcp,
+}
+
+wire_enum!(Surface { Rest => "rest", A2a => "a2a", Mcp => "mcp" });
+
+/// Parses `MCP_ENABLE_MUTATION_TOOLS`. Only an explicit true turns mutations on; anything absent or
+/// unparsable is off, because an incident responder's typo must never re-enable sending mail.
+pub fn mutation_tools_enabled(value: Option<&str>) -> bool {
+    matches!(value.map(|v| v.trim().to_ascii_lowercase()).as_deref(), Some("true" | "1" | "yes" | "on"))
+}
+
+/// The lifecycle of one key, modelled on cert-manager's issuance: verifiers learn a key before
+/// issuers use it, and keep accepting it for an overlap after issuers stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum KeyState {
+    /// Distributed to verifiers, not yet issued or handed to clients.
+    Staged,
+    /// The key clients are given and issuers sign with.
+    Active,
+    /// No longer issued; still accepted until the overlap ends.
+    Verifying,
+    /// Past its overlap; no longer accepted.
+    Retired,
+    /// Withdrawn in an emergency; never accepted again.
+    Revoked,
+}
+
+impl KeyState {
+    /// Whether a verifier accepts credentials made with a key in this state.
+    pub const fn accepted(self) -> bool {
+        matches!(self, KeyState::Staged | KeyState::Active | KeyState::Verifying)
+    }
+}
+
+/// The document in [`files::KEYRING`]: every key the workload may accept. Written whole by the
+/// rotation step and swapped atomically by the kubelet; the workload re-reads it on change.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Keyring {
+    /// Format version of this document; the workload refuses versions it does not know.
+    pub schema: u32,
+    /// Monotonic revision from the owning `AuthPolicy` status.
+    #[serde(default)]
+    pub revision: u64,
+    /// API keys, stored as SHA-256 hashes only.
+    #[serde(default)]
+    pub api_keys: Vec<ApiKeyEntry>,
+    /// JWT verification keys.
+    #[serde(default)]
+    pub jwt_keys: Vec<JwtKeyEntry>,
+}
+
+/// The keyring format version this code reads and writes.
+pub const KEYRING_SCHEMA: u32 = 1;
+
+/// One API key: the verifier side never holds the key itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyEntry {
+    /// Key id, unique within the keyring.
+    pub kid: String,
+    /// The client this key belongs to (becomes the principal name).
+    pub client: String,
+    /// Lowercase hex SHA-256 of the key bytes.
+    pub sha256: String,
+    /// What the client may do.
+    pub scopes: Vec<Scope>,
+    /// Lifecycle state; only accepted states authenticate.
+    pub state: KeyState,
+    /// RFC 3339 instant after which the key is no longer accepted, whatever its state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<String>,
+}
+
+/// One JWT verification key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JwtKeyEntry {
+    /// Key id, matched against the token header's `kid`.
+    pub kid: String,
+    /// The one algorithm this key verifies (`HS256`, `RS256`, `ES256`, `EdDSA`); never taken from the token.
+    pub alg: String,
+    /// For HMAC algorithms: the secret, base64 (standard alphabet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// For asymmetric algorithms: the public key as a PEM document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key_pem: Option<String>,
+    /// Lifecycle state; only accepted states verify.
+    pub state: KeyState,
+    /// RFC 3339 instant after which the key is no longer accepted, whatever its state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<String>,
+}
+
+/// A short, non-reversible fingerprint of secret material for logs, events and status:
+/// the first 12 hex digits of its SHA-256. Never log the value itself.
+pub fn fingerprint(secret: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(secret);
+    format!("sha256:{}", &hex::encode(digest)[..12])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mutation_switch_fails_closed() {
+        for off in [None, Some(""), Some("false"), Some("0"), Some("flase"), Some("no"), Some("maybe")] {
+            assert!(!mutation_tools_enabled(off), "{off:?} must mean off");
+        }
+        for on in ["true", "TRUE", " 1 ", "yes", "on"] {
+            assert!(mutation_tools_enabled(Some(on)), "{on:?} must mean on");
+        }
+    }
+
+    #[test]
+    fn modes_parse_the_runbook_spellings_only() {
+        assert_eq!("hybrid".parse::<AuthMode>().unwrap(), AuthMode::Hybrid);
+        assert_eq!("oauth".parse::<McpAuthMode>().unwrap(), McpAuthMode::Oauth);
+        let err = "oauth".parse::<AuthMode>().unwrap_err();
+        assert!(err.contains("api_key, jwt, hybrid"), "{err}");
+    }
+
+    #[test]
+    fn keyring_round_trips_and_uses_camel_case() {
+        let keyring = Keyring {
+            schema: KEYRING_SCHEMA,
+            revision: 3,
+            api_keys: vec![ApiKeyEntry {
+                kid: "k1".into(),
+                client: "ci".into(),
+                sha256: "ab".repeat(32),
+                scopes: vec![Scope::MailScan],
+                state: KeyState::Active,
+                not_after: None,
+            }],
+            jwt_keys: vec![],
+        };
+        let json = serde_json::to_string(&keyring).unwrap();
+        assert!(json.contains("\"apiKeys\"") && json.contains("\"mail:scan\""), "{json}");
+        assert_eq!(serde_json::from_str::<Keyring>(&json).unwrap(), keyring);
+    }
+
+    #[test]
+    fn fingerprint_is_short_and_stable() {
+        assert_eq!(fingerprint(b"secret"), "sha256:2bb80d537b1d");
+    }
+}

@@ -1,0 +1,3 @@
+//! The mail and calendar domain behind every door: providers, triage, unsubscribe discovery and
+//! execution, digest, availability and durable state. No HTTP server here; `mailagent-service`
+//! adapts these capabilities to REST, A2A and MCP.
