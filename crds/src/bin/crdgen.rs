@@ -1,1 +1,22 @@
-fn main() {}
+//! Generates the CRD YAML from the types.
+//!
+//! `crdgen` prints every CRD as one multi-document stream (for `kubectl apply -f -`);
+//! `crdgen DIR...` writes one file per CRD into each directory (`make generate` passes
+//! `crds/yaml` and the chart's `crds/`). A test fails when the committed files drift.
+
+use std::path::Path;
+
+fn main() -> std::io::Result<()> {
+    let dirs: Vec<String> = std::env::args().skip(1).collect();
+    if dirs.is_empty() {
+        print!("{}", mailagent_crds::crds_yaml());
+        return Ok(());
+    }
+    for dir in dirs {
+        std::fs::create_dir_all(&dir)?;
+        for (name, yaml) in mailagent_crds::crd_files() {
+            std::fs::write(Path::new(&dir).join(name), yaml)?;
+        }
+    }
+    Ok(())
+}

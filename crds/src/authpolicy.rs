@@ -1,0 +1,356 @@
+//! `AuthPolicy`: who may call a MailAgent, with which scopes, and how its keys rotate.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::core::Duration;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::Scope;
+use crate::conditions::conditions_schema;
+use crate::contract::{AuthMode, KeyState, McpAuthMode};
+
+/// Authentication and authorisation for the MailAgents that reference it: the auth mode per
+/// door, the scopes callers may hold, API key clients, JWT validation, and key rotation with
+/// overlap plus a declarative emergency revoke.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "mailagent.dev",
+    version = "v1alpha1",
+    kind = "AuthPolicy",
+    namespaced,
+    status = "AuthPolicyStatus",
+    shortname = "ap",
+    category = "mailagent",
+    derive = "PartialEq",
+    doc = "Auth mode, scopes, API key clients, JWT validation and key rotation for MailAgents.",
+    printcolumn(name = "Mode", type_ = "string", json_path = ".spec.mode"),
+    printcolumn(name = "MCP", type_ = "string", json_path = ".spec.mcp.mode"),
+    printcolumn(
+        name = "Current Kid",
+        type_ = "string",
+        json_path = ".status.currentKid"
+    ),
+    printcolumn(
+        name = "Revision",
+        type_ = "integer",
+        priority = 1,
+        json_path = ".status.revision"
+    ),
+    printcolumn(
+        name = "Next Rotation",
+        type_ = "date",
+        json_path = ".status.nextRotationTime"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[x_kube(validation = Rule::new("self.mode == 'api_key' || has(self.jwt)")
+    .message("jwt settings are required when mode is jwt or hybrid")
+    .field_path(".jwt"))]
+#[x_kube(validation = Rule::new("self.mode == 'jwt' || size(self.apiKeys) > 0")
+    .message("at least one apiKeys client is required when mode is api_key or hybrid")
+    .field_path(".apiKeys"))]
+#[x_kube(validation = Rule::new("self.apiKeys.all(c, c.scopes.all(s, s in self.scopes))")
+    .message("every apiKeys client scope must also be listed in scopes")
+    .field_path(".apiKeys"))]
+#[serde(rename_all = "camelCase")]
+pub struct AuthPolicySpec {
+    /// How REST and A2A callers authenticate: `api_key` (X-API-Key), `jwt` (Bearer), or `hybrid`
+    /// (API key first, then JWT fallback).
+    pub mode: AuthMode,
+
+    /// MCP-only override, including OAuth 2.1 resource-server mode.
+    #[serde(default)]
+    pub mcp: McpAuth,
+
+    /// The scopes this policy grants at all (a ceiling for every caller). Default: all six.
+    #[serde(default = "all_scopes")]
+    #[schemars(length(max = 6))]
+    pub scopes: Vec<Scope>,
+
+    /// API key clients. Each gets its own key, delivered in a Secret named
+    /// `<policy>-client-<name>`; the workload only ever sees hashes.
+    #[serde(default)]
+    #[schemars(length(max = 64))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub api_keys: Vec<ApiKeyClient>,
+
+    /// JWT validation, required for `jwt` and `hybrid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt: Option<JwtSettings>,
+
+    /// Scheduled key rotation with overlap. Absent: keys are minted once and never rotated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<Rotation>,
+
+    /// Emergency revoke: the listed kids stop working at once, skipping any overlap; if the
+    /// active key is among them a replacement is minted. Keep it in Git as the audit trail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation: Option<Revocation>,
+}
+
+fn all_scopes() -> Vec<Scope> {
+    Scope::ALL.to_vec()
+}
+
+/// MCP-only authentication override.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[x_kube(validation = Rule::new("self.mode != 'oauth' || has(self.oauth)")
+    .message("mcp.mode oauth needs mcp.oauth: the issuer, audiences and resource URL")
+    .field_path(".oauth"))]
+#[serde(rename_all = "camelCase")]
+pub struct McpAuth {
+    /// `inherit` uses `mode`; otherwise MCP callers authenticate this way.
+    #[serde(default)]
+    pub mode: McpAuthMode,
+    /// OAuth 2.1 resource-server settings, for `oauth`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth: Option<OAuthResourceServer>,
+}
+
+/// The MCP endpoint as an OAuth 2.1 resource server (RFC 9728 protected-resource metadata).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct OAuthResourceServer {
+    /// The authorization server's issuer URL; tokens must carry it as `iss`.
+    #[x_kube(validation = Rule::new("self.startsWith('https://')").message("oauth.issuer must be an https:// URL"))]
+    #[schemars(length(max = 2048))]
+    pub issuer: String,
+    /// The public URL of the MCP endpoint: the metadata's `resource`, and a required token audience.
+    #[x_kube(validation = Rule::new("self.startsWith('https://') && !self.contains('#')")
+        .message("oauth.resource must be an https:// URL without a fragment"))]
+    #[schemars(length(max = 2048))]
+    pub resource: String,
+    /// Further accepted audiences besides `resource`.
+    #[serde(default)]
+    #[schemars(length(max = 16))]
+    pub audiences: Vec<String>,
+    /// The issuer's JWKS URL; discovered from the issuer's metadata when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.startsWith('https://')").message("oauth.jwksUri must be an https:// URL"))]
+    #[schemars(length(max = 2048))]
+    pub jwks_uri: Option<String>,
+    /// Scopes advertised in the metadata's `scopes_supported`. Default: the policy's scopes.
+    #[serde(default)]
+    #[schemars(length(max = 6))]
+    pub scopes_supported: Vec<Scope>,
+    /// Human-readable documentation URL for the metadata's `resource_documentation`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    pub resource_documentation: Option<String>,
+}
+
+/// One API key client.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct ApiKeyClient {
+    /// Client name: a DNS label; becomes the principal and part of the Secret name.
+    #[schemars(
+        length(min = 1, max = 40),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub name: String,
+    /// What the client may do.
+    #[schemars(length(min = 1, max = 6))]
+    pub scopes: Vec<Scope>,
+}
+
+/// JWT validation settings. Defaults follow RFC 8725, not the library's lax defaults.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct JwtSettings {
+    /// Required `iss`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    pub issuer: Option<String>,
+    /// Accepted audiences; a token's `aud` must contain one.
+    #[schemars(length(min = 1, max = 16))]
+    pub audiences: Vec<String>,
+    /// Allowed algorithms. Each key verifies with exactly one; the token's `alg` never chooses.
+    #[serde(default = "default_algorithms")]
+    #[schemars(length(min = 1, max = 4))]
+    #[x_kube(validation = Rule::new("self.all(a, a.startsWith('HS')) || self.all(a, !a.startsWith('HS'))")
+        .message("jwt.algorithms must not mix HMAC (HS*) and asymmetric algorithms: that mix enables key-confusion attacks"))]
+    pub algorithms: Vec<JwtAlgorithm>,
+    /// Tolerated clock difference for `exp`, `nbf` and `iat`; at most 5m.
+    #[serde(default = "default_clock_skew")]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('0s') && duration(self) <= duration('5m')")
+        .message("jwt.clockSkew must be between 0s and 5m"))]
+    #[schemars(length(max = 32))]
+    pub clock_skew: Duration,
+    /// Longest accepted token lifetime (`exp - iat`).
+    #[serde(default = "default_max_lifetime")]
+    #[x_kube(validation = Rule::new("duration(self) > duration('0s') && duration(self) <= duration('24h')")
+        .message("jwt.maxTokenLifetime must be between 1s and 24h"))]
+    #[schemars(length(max = 32))]
+    pub max_token_lifetime: Duration,
+    /// Required `typ` header (e.g. `at+jwt`), when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub required_typ: Option<String>,
+}
+
+fn default_algorithms() -> Vec<JwtAlgorithm> {
+    vec![JwtAlgorithm::HS256]
+}
+
+fn default_clock_skew() -> Duration {
+    "30s".parse().expect("valid duration")
+}
+
+fn default_max_lifetime() -> Duration {
+    "1h".parse().expect("valid duration")
+}
+
+/// JWT signature algorithms the workload can verify.
+#[allow(clippy::upper_case_acronyms)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum JwtAlgorithm {
+    /// HMAC with SHA-256 (the runbooks' `AUTH_JWT_SECRET`).
+    HS256,
+    /// HMAC with SHA-384.
+    HS384,
+    /// HMAC with SHA-512.
+    HS512,
+    /// RSASSA-PKCS1-v1_5 with SHA-256.
+    RS256,
+    /// ECDSA P-256 with SHA-256.
+    ES256,
+    /// Ed25519.
+    EdDSA,
+}
+
+/// Rotation timing, modelled on cert-manager: a period or a cron schedule, an overlap during
+/// which the old and the new key both work, and a cap on valid keys.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[x_kube(validation = Rule::new("has(self.every) != has(self.schedule)")
+    .message("rotation needs exactly one of every (a period like 720h) or schedule (a cron expression)"))]
+#[x_kube(validation = Rule::new("!has(self.every) || duration(self.overlap) < duration(self.every)")
+    .message("rotation.overlap must be shorter than rotation.every, or two rotations would overlap")
+    .field_path(".overlap"))]
+#[x_kube(validation = Rule::new("duration(self.overlap) == duration('0s') || self.maxValidKeys >= 2")
+    .message("rotation.maxValidKeys must be at least 2 when overlap is set: the old and new keys are both valid during the overlap")
+    .field_path(".maxValidKeys"))]
+#[serde(rename_all = "camelCase")]
+pub struct Rotation {
+    /// Rotate this long after the previous rotation, e.g. `720h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('1m')").message("rotation.every must be at least 1m"))]
+    #[schemars(length(max = 32))]
+    pub every: Option<Duration>,
+    /// Rotate on this cron schedule, e.g. `0 3 1 * *`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(crate::CRON_RULE).message(crate::CRON_MESSAGE))]
+    #[schemars(length(max = 128))]
+    pub schedule: Option<String>,
+    /// IANA time zone for `schedule`.
+    #[serde(default = "utc")]
+    #[schemars(length(min = 1, max = 64))]
+    pub time_zone: String,
+    /// How long the previous key keeps working after a new one becomes active. Make it longer
+    /// than client refresh plus the kubelet's Secret sync (about a minute).
+    #[serde(default = "default_overlap")]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('0s')").message("rotation.overlap must not be negative"))]
+    #[schemars(length(max = 32))]
+    pub overlap: Duration,
+    /// Most keys valid at once, per purpose.
+    #[serde(default = "default_max_valid_keys")]
+    #[schemars(range(min = 1, max = 5))]
+    pub max_valid_keys: i32,
+    /// Pause scheduled rotation (manual rotation and revocation still work).
+    #[serde(default)]
+    pub suspend: bool,
+}
+
+fn utc() -> String {
+    "UTC".to_owned()
+}
+
+fn default_overlap() -> Duration {
+    "24h".parse().expect("valid duration")
+}
+
+fn default_max_valid_keys() -> i32 {
+    2
+}
+
+/// A declarative emergency revoke.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Revocation {
+    /// Key ids to revoke (see `status.keys`).
+    #[schemars(length(min = 1, max = 32))]
+    pub kids: Vec<String>,
+    /// Why, for the audit trail and events.
+    #[schemars(length(min = 1, max = 1024))]
+    pub reason: String,
+}
+
+/// Rotation state as observed. Fingerprints only; key material never appears here.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthPolicyStatus {
+    /// The generation the status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready, Progressing, Degraded, Rotating.
+    #[serde(default)]
+    #[schemars(schema_with = "conditions_schema")]
+    pub conditions: Vec<Condition>,
+    /// Monotonic keyring revision.
+    #[serde(default)]
+    pub revision: i64,
+    /// The kid issuers and clients should use now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_kid: Option<String>,
+    /// Every key the controller tracks.
+    #[serde(default)]
+    pub keys: Vec<KeyStatus>,
+    /// When the last rotation happened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_rotation_time: Option<Time>,
+    /// When the next scheduled rotation is due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_rotation_time: Option<Time>,
+}
+
+/// One key as observed.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyStatus {
+    /// Key id.
+    pub kid: String,
+    /// `apiKey` or `jwt`.
+    pub purpose: KeyPurpose,
+    /// The API key client, for API keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    /// Lifecycle state.
+    pub state: KeyState,
+    /// `sha256:` and 12 hex digits of the key; never the key.
+    pub fingerprint: String,
+    /// When the key was minted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<Time>,
+    /// When it stops being accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Time>,
+}
+
+/// What a key is for.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum KeyPurpose {
+    /// An API key for one client.
+    ApiKey,
+    /// A JWT signing/verification key.
+    Jwt,
+}

@@ -1,0 +1,435 @@
+//! `MailAgent`: one mailbox, one assistant, served over REST, A2A and MCP.
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::api::networking::v1::{NetworkPolicyEgressRule, NetworkPolicyPeer};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::conditions::conditions_schema;
+use crate::contract::{AuthMode, McpAuthMode};
+
+/// A mail assistant for one mailbox: the operator turns it into a ServiceAccount, ConfigMap,
+/// Deployment, Service, PersistentVolumeClaim and NetworkPolicy, hardened to the Pod Security
+/// Standards `restricted` profile, with auth driven by the referenced `AuthPolicy`.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "mailagent.dev",
+    version = "v1alpha1",
+    kind = "MailAgent",
+    namespaced,
+    status = "MailAgentStatus",
+    shortname = "ma",
+    category = "mailagent",
+    derive = "PartialEq",
+    doc = "A mail assistant for one mailbox, served over REST, A2A and MCP.",
+    printcolumn(
+        name = "Provider",
+        type_ = "string",
+        json_path = ".spec.mailbox.provider"
+    ),
+    printcolumn(name = "Auth", type_ = "string", json_path = ".status.authMode"),
+    printcolumn(name = "MCP Auth", type_ = "string", json_path = ".status.mcpAuthMode"),
+    printcolumn(
+        name = "Mutations",
+        type_ = "boolean",
+        json_path = ".spec.mcp.enableMutationTools"
+    ),
+    printcolumn(name = "Suspended", type_ = "boolean", json_path = ".spec.suspend"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        priority = 1,
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[x_kube(validation = Rule::new("self.replicas <= 1 || self.storage.accessMode == 'ReadWriteMany'")
+    .message("replicas above 1 need storage.accessMode ReadWriteMany: the state volume has one writer, and a ReadWriteOnce volume cannot be shared between pods")
+    .field_path(".replicas"))]
+#[x_kube(validation = Rule::new("self.surfaces.rest || self.surfaces.a2a || self.surfaces.mcp")
+    .message("at least one surface (rest, a2a, mcp) must be served; use suspend to take the agent offline")
+    .field_path(".surfaces"))]
+#[serde(rename_all = "camelCase")]
+pub struct MailAgentSpec {
+    /// Container image of the mailagent workload, e.g. `registry.example/mailagent:0.1.0`.
+    #[x_kube(validation = Rule::new("self.size() > 0").message("image must not be empty"))]
+    #[schemars(length(max = 512))]
+    pub image: String,
+
+    /// When the kubelet pulls the image.
+    #[serde(default)]
+    pub image_pull_policy: ImagePullPolicy,
+
+    /// Pods to run. 0 stops the agent like `suspend` does; more than 1 needs ReadWriteMany state
+    /// storage, and the workload then still lets only one pod write state at a time.
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 0, max = 10))]
+    pub replicas: i32,
+
+    /// CPU and memory for the workload container. Defaults: requests 50m CPU and 64Mi memory,
+    /// limit 256Mi memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+
+    /// The `AuthPolicy` in this namespace that decides who may call this agent and with which
+    /// scopes. The agent is not made ready until it exists.
+    pub auth_policy_ref: LocalObjectRef,
+
+    /// The mailbox this agent works on.
+    pub mailbox: Mailbox,
+
+    /// Which front doors to serve. A door turned off has no routes and no Service port.
+    #[serde(default)]
+    pub surfaces: Surfaces,
+
+    /// MCP settings, including the switch for tools that change the world.
+    #[serde(default)]
+    pub mcp: McpSettings,
+
+    /// Per-caller rate limit, applied per principal and per client address.
+    #[serde(default)]
+    pub rate_limit: RateLimit,
+
+    /// Recurring work.
+    #[serde(default)]
+    pub schedules: Schedules,
+
+    /// The state volume (unsubscribe history, digest bookkeeping).
+    #[serde(default)]
+    pub storage: StateStorage,
+
+    /// Who may call in and where the agent may call out.
+    #[serde(default)]
+    pub network: NetworkAccess,
+
+    /// Scale to zero and keep everything else: the runbooks' incident isolation step.
+    #[serde(default)]
+    pub suspend: bool,
+}
+
+fn default_replicas() -> i32 {
+    1
+}
+
+/// A reference to an object in the same namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct LocalObjectRef {
+    /// Name of the object.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// Image pull policy.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum ImagePullPolicy {
+    /// Always pull.
+    Always,
+    /// Pull when the node lacks the image.
+    #[default]
+    IfNotPresent,
+    /// Never pull.
+    Never,
+}
+
+impl ImagePullPolicy {
+    /// The Kubernetes spelling.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ImagePullPolicy::Always => "Always",
+            ImagePullPolicy::IfNotPresent => "IfNotPresent",
+            ImagePullPolicy::Never => "Never",
+        }
+    }
+}
+
+/// The mailbox and how to reach it.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("self.provider != 'gmail' || has(self.credentialsSecretRef)")
+    .message("the gmail provider needs credentialsSecretRef: a Secret with token.json (and optionally client_secret.json)")
+    .field_path(".credentialsSecretRef"))]
+#[serde(rename_all = "camelCase")]
+pub struct Mailbox {
+    /// Where the mail lives.
+    pub provider: MailboxProvider,
+    /// Secret holding the provider credentials; for Gmail the runbooks' `token.json`
+    /// (authorized-user OAuth token with refresh token) and optionally `client_secret.json`.
+    /// Mounted read-only as a directory, never as environment variables.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret_ref: Option<LocalObjectRef>,
+    /// The mailbox owner's address: where digests are sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 254))]
+    pub address: Option<String>,
+}
+
+/// Mailbox providers.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MailboxProvider {
+    /// Gmail through the Gmail API (OAuth token in the credentials Secret).
+    Gmail,
+    /// A Maildir directory on the state volume (`Maildir/`); for trials and tests.
+    Maildir,
+}
+
+impl MailboxProvider {
+    /// The wire name (`MAILBOX_PROVIDER`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            MailboxProvider::Gmail => "gmail",
+            MailboxProvider::Maildir => "maildir",
+        }
+    }
+}
+
+/// The front doors. All are on by default.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct Surfaces {
+    /// REST under `/v1` with an OpenAPI document.
+    #[serde(default = "yes")]
+    pub rest: bool,
+    /// Agent2Agent JSON-RPC at `/a2a` with the agent card.
+    #[serde(default = "yes")]
+    pub a2a: bool,
+    /// MCP Streamable HTTP at `/mcp`.
+    #[serde(default = "yes")]
+    pub mcp: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for Surfaces {
+    fn default() -> Self {
+        Self {
+            rest: true,
+            a2a: true,
+            mcp: true,
+        }
+    }
+}
+
+/// MCP settings.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[x_kube(validation = Rule::new("self.authMode != 'oauth' || (has(self.resourceServerUrl) && self.resourceServerUrl.startsWith('https://'))")
+    .message("mcp.authMode oauth needs resourceServerUrl: the public https:// URL of the MCP endpoint, used as the OAuth resource and audience")
+    .field_path(".resourceServerUrl"))]
+#[serde(rename_all = "camelCase")]
+pub struct McpSettings {
+    /// List and allow tools that send mail or hit unsubscribe endpoints. Off by default; turning
+    /// it off in an incident takes effect in running pods without a restart.
+    #[serde(default)]
+    pub enable_mutation_tools: bool,
+    /// Overrides how MCP callers authenticate. `inherit` takes the `AuthPolicy`'s MCP setting,
+    /// which itself defaults to the policy's mode.
+    #[serde(default)]
+    pub auth_mode: McpAuthMode,
+    /// Public URL of the MCP endpoint (`https://.../mcp`); required for `oauth`, and its host is
+    /// added to the allowed `Host` headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^https?://[^\\\\s/?#]+(/[^\\\\s?#]*)?$')")
+        .message("resourceServerUrl must be an absolute http(s) URL without query or fragment"))]
+    #[schemars(length(max = 2048))]
+    pub resource_server_url: Option<String>,
+    /// Extra `Host` header values the MCP endpoint accepts (DNS rebinding protection); the
+    /// Service's in-cluster names are always accepted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub allowed_hosts: Vec<String>,
+    /// `Origin` header values browsers may call the MCP endpoint from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub allowed_origins: Vec<String>,
+}
+
+/// A GCRA rate limit: a steady rate with a burst allowance.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimit {
+    /// Steady requests per minute.
+    #[serde(default = "default_per_minute")]
+    #[schemars(range(min = 1, max = 100000))]
+    pub per_minute: u32,
+    /// Requests allowed at once above the steady rate.
+    #[serde(default = "default_burst")]
+    #[schemars(range(min = 0, max = 10000))]
+    pub burst: u32,
+}
+
+fn default_per_minute() -> u32 {
+    60
+}
+
+fn default_burst() -> u32 {
+    10
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        Self {
+            per_minute: default_per_minute(),
+            burst: default_burst(),
+        }
+    }
+}
+
+/// Cron schedules, evaluated in `timeZone`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Schedules {
+    /// When to send the unsubscribe digest, as a cron expression (`0 8 * * MON`) or a macro
+    /// (`@daily`). Absent: digests only on demand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(crate::CRON_RULE).message(crate::CRON_MESSAGE))]
+    #[schemars(length(max = 128))]
+    pub digest: Option<String>,
+    /// When to scan and triage the inbox, as a cron expression. Absent: scans only on demand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(crate::CRON_RULE).message(crate::CRON_MESSAGE))]
+    #[schemars(length(max = 128))]
+    pub scan: Option<String>,
+    /// IANA time zone for schedules and working hours, e.g. `Europe/Berlin`.
+    #[serde(default = "default_time_zone")]
+    #[schemars(length(min = 1, max = 64))]
+    pub time_zone: String,
+}
+
+fn default_time_zone() -> String {
+    "UTC".to_owned()
+}
+
+impl Default for Schedules {
+    fn default() -> Self {
+        Self {
+            digest: None,
+            scan: None,
+            time_zone: default_time_zone(),
+        }
+    }
+}
+
+/// The state volume.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("self.accessMode == oldSelf.accessMode")
+    .message("storage.accessMode is immutable: a PersistentVolumeClaim cannot change it; create a new MailAgent")
+    .field_path(".accessMode"))]
+#[x_kube(validation = Rule::new("has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)")
+    .message("storage.storageClassName is immutable: a PersistentVolumeClaim cannot move to another class")
+    .field_path(".storageClassName"))]
+#[serde(rename_all = "camelCase")]
+pub struct StateStorage {
+    /// Requested size; may grow where the storage class allows expansion.
+    #[serde(default = "default_size")]
+    pub size: Quantity,
+    /// Storage class; the cluster default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub storage_class_name: Option<String>,
+    /// Volume access mode. ReadWriteOnce allows one replica.
+    #[serde(default)]
+    pub access_mode: AccessMode,
+    /// What happens to the state volume when the MailAgent is deleted. `Retain` keeps the
+    /// unsubscribe history so a re-created agent never repeats a link.
+    #[serde(default)]
+    pub on_delete: OnDelete,
+}
+
+fn default_size() -> Quantity {
+    Quantity("1Gi".to_owned())
+}
+
+impl Default for StateStorage {
+    fn default() -> Self {
+        Self {
+            size: default_size(),
+            storage_class_name: None,
+            access_mode: AccessMode::default(),
+            on_delete: OnDelete::default(),
+        }
+    }
+}
+
+/// Volume access modes the agent supports.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum AccessMode {
+    /// One node mounts the volume.
+    #[default]
+    ReadWriteOnce,
+    /// Many nodes mount it; needed for more than one replica.
+    ReadWriteMany,
+}
+
+impl AccessMode {
+    /// The Kubernetes spelling.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AccessMode::ReadWriteOnce => "ReadWriteOnce",
+            AccessMode::ReadWriteMany => "ReadWriteMany",
+        }
+    }
+}
+
+/// What happens to the state volume on delete.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum OnDelete {
+    /// Keep the PersistentVolumeClaim (no owner reference).
+    #[default]
+    Retain,
+    /// Delete it with the MailAgent (owned, garbage-collected).
+    Delete,
+}
+
+/// Network access, rendered into a default-deny NetworkPolicy.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkAccess {
+    /// Who may reach the serving port. Absent: pods in the same namespace. An empty list: nobody.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress_from: Option<Vec<NetworkPolicyPeer>>,
+    /// Where the agent may connect. Absent: DNS plus TCP 443 to public addresses (Google APIs
+    /// and one-click unsubscribe endpoints; private, link-local and metadata ranges excluded).
+    /// Given: DNS plus exactly these rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress: Option<Vec<NetworkPolicyEgressRule>>,
+}
+
+/// What the operator observed, not what it hopes.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MailAgentStatus {
+    /// The generation the status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready, Progressing, Degraded, AuthPolicyResolved, CredentialsResolved.
+    #[serde(default)]
+    #[schemars(schema_with = "conditions_schema")]
+    pub conditions: Vec<Condition>,
+    /// The REST/A2A auth mode in force, from the AuthPolicy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_mode: Option<AuthMode>,
+    /// The MCP auth mode in force after overrides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp_auth_mode: Option<McpAuthMode>,
+    /// Pods ready to serve.
+    #[serde(default)]
+    pub ready_replicas: i32,
+    /// In-cluster base URL of the agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Hash of the settings that need a restart; equal to the pod template's annotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_hash: Option<String>,
+}
