@@ -1,4 +1,6 @@
 //! `AuthPolicy`: who may call a MailAgent, with which scopes, and how its keys rotate.
+// `printcolumn(type_ = "string", ...)` repeats by design; clippy reads it as a duplicate attribute.
+#![allow(clippy::duplicated_attributes)]
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::core::Duration;

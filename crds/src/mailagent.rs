@@ -1,4 +1,6 @@
 //! `MailAgent`: one mailbox, one assistant, served over REST, A2A and MCP.
+// `printcolumn(type_ = "string", ...)` repeats by design; clippy reads it as a duplicate attribute.
+#![allow(clippy::duplicated_attributes)]
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::api::networking::v1::{NetworkPolicyEgressRule, NetworkPolicyPeer};
