@@ -356,3 +356,9 @@ pub enum KeyPurpose {
     /// A JWT signing/verification key.
     Jwt,
 }
+
+/// The Secret holding the keyring ([`crate::contract::Keyring`]) that every MailAgent referencing
+/// the policy mounts as a directory.
+pub fn keyring_secret_name(policy: &str) -> String {
+    format!("{policy}-keyring")
+}

@@ -1,0 +1,213 @@
+//! Settings rendered into the ConfigMap, named exactly as the runbooks' environment variables so
+//! the workload reads them the same way in a pod and on a laptop.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::ResourceExt;
+use mailagent_crds::contract::{AuthMode, McpAuthMode, env, paths};
+use mailagent_crds::mailagent::MailboxProvider;
+use mailagent_crds::{AuthPolicySpec, MailAgent};
+use sha2::{Digest, Sha256};
+
+use super::{Inputs, child_meta};
+
+/// Settings the workload re-reads from its mounted config directory while running. They are kept
+/// out of the restart hash, so flipping one (the incident switch) never restarts a pod.
+pub const LIVE_SETTINGS: &[&str] = &[env::MCP_ENABLE_MUTATION_TOOLS];
+
+/// The settings of one agent, with the hash of those that need a restart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RenderedConfig {
+    /// Every setting, name to value.
+    pub settings: BTreeMap<String, String>,
+    /// `sha256:` hash over the settings not in [`LIVE_SETTINGS`].
+    pub restart_hash: String,
+    /// The REST/A2A mode in force.
+    pub auth_mode: AuthMode,
+    /// The MCP mode in force after overrides.
+    pub mcp_auth_mode: McpAuthMode,
+}
+
+/// Renders the settings. With no AuthPolicy the agent fails closed: JWT mode with nothing to
+/// verify against, so no caller authenticates.
+pub fn render_config(inputs: Inputs<'_>) -> RenderedConfig {
+    let spec = &inputs.agent.spec;
+    let auth_mode = inputs.policy.map_or(AuthMode::Jwt, |p| p.mode);
+    let mcp_auth_mode = effective_mcp_mode(spec.mcp.auth_mode, inputs.policy);
+    let mut s = BTreeMap::new();
+    let mut set = |k: &str, v: String| {
+        s.insert(k.to_owned(), v);
+    };
+
+    set(env::AUTH_MODE, auth_mode.to_string());
+    set(env::MCP_AUTH_MODE, mcp_auth_mode.to_string());
+    set(env::MCP_ENABLE_MUTATION_TOOLS, spec.mcp.enable_mutation_tools.to_string());
+    set(env::MAILAGENT_SURFACES, surfaces(inputs.agent));
+    set(env::RATE_LIMIT_PER_MINUTE, spec.rate_limit.per_minute.to_string());
+    set(env::RATE_LIMIT_BURST, spec.rate_limit.burst.to_string());
+    set(env::MAILBOX_PROVIDER, spec.mailbox.provider.as_str().to_owned());
+    set(env::MAILAGENT_TIMEZONE, spec.schedules.time_zone.clone());
+    set(env::MCP_ALLOWED_HOSTS, allowed_hosts(inputs.agent).join(","));
+    if !spec.mcp.allowed_origins.is_empty() {
+        set(env::MCP_ALLOWED_ORIGINS, spec.mcp.allowed_origins.join(","));
+    }
+    if spec.mailbox.provider == MailboxProvider::Maildir {
+        set(env::MAILDIR_PATH, format!("{}/Maildir", paths::STATE_DIR));
+    }
+    let optional = [
+        (env::DIGEST_RECIPIENT, spec.mailbox.address.clone()),
+        (env::DIGEST_SCHEDULE, spec.schedules.digest.clone()),
+        (env::SCAN_SCHEDULE, spec.schedules.scan.clone()),
+        (env::MCP_RESOURCE_SERVER_URL, resource_server_url(inputs)),
+    ];
+    for (name, value) in optional {
+        if let Some(value) = value {
+            set(name, value);
+        }
+    }
+    if let Some(policy) = inputs.policy {
+        jwt_settings(policy, &mut set);
+    }
+
+    let restart_hash = hash(s.iter().filter(|(k, _)| !LIVE_SETTINGS.contains(&k.as_str())));
+    RenderedConfig { settings: s, restart_hash, auth_mode, mcp_auth_mode }
+}
+
+/// The MailAgent's override wins; `inherit` falls back to the policy's MCP mode, then its mode.
+fn effective_mcp_mode(agent: McpAuthMode, policy: Option<&AuthPolicySpec>) -> McpAuthMode {
+    let policy_mcp = policy.map_or(McpAuthMode::Inherit, |p| p.mcp.mode);
+    match (agent, policy_mcp) {
+        (McpAuthMode::Inherit, McpAuthMode::Inherit) => match policy.map_or(AuthMode::Jwt, |p| p.mode) {
+            AuthMode::ApiKey => McpAuthMode::ApiKey,
+            AuthMode::Jwt => McpAuthMode::Jwt,
+            AuthMode::Hybrid => McpAuthMode::Hybrid,
+        },
+        (McpAuthMode::Inherit, from_policy) => from_policy,
+        (from_agent, _) => from_agent,
+    }
+}
+
+fn resource_server_url(inputs: Inputs<'_>) -> Option<String> {
+    let oauth = inputs.policy.and_then(|p| p.mcp.oauth.as_ref());
+    inputs.agent.spec.mcp.resource_server_url.clone().or_else(|| oauth.map(|o| o.resource.clone()))
+}
+
+fn jwt_settings(policy: &AuthPolicySpec, set: &mut impl FnMut(&str, String)) {
+    if let Some(jwt) = &policy.jwt {
+        if let Some(issuer) = &jwt.issuer {
+            set(env::AUTH_JWT_ISSUER, issuer.clone());
+        }
+        set(env::AUTH_JWT_AUDIENCE, jwt.audiences.join(","));
+        set(env::AUTH_JWT_CLOCK_SKEW_SECONDS, seconds(&jwt.clock_skew));
+        set(env::AUTH_JWT_MAX_LIFETIME_SECONDS, seconds(&jwt.max_token_lifetime));
+    }
+    if let Some(oauth) = &policy.mcp.oauth {
+        set(env::MCP_OAUTH_ISSUER, oauth.issuer.clone());
+        if let Some(jwks) = &oauth.jwks_uri {
+            set(env::MCP_OAUTH_JWKS_URL, jwks.clone());
+        }
+    }
+}
+
+fn seconds(duration: &kube::core::Duration) -> String {
+    std::time::Duration::from(*duration).as_secs().to_string()
+}
+
+fn surfaces(agent: &MailAgent) -> String {
+    let s = &agent.spec.surfaces;
+    [("rest", s.rest), ("a2a", s.a2a), ("mcp", s.mcp)]
+        .into_iter()
+        .filter_map(|(name, on)| on.then_some(name))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The in-cluster names of the MCP Service plus any declared hosts, so in-cluster MCP clients
+/// pass the DNS-rebinding check without anyone listing them.
+fn allowed_hosts(agent: &MailAgent) -> Vec<String> {
+    let name = super::service_name(&agent.name_any(), mailagent_crds::contract::Surface::Mcp);
+    let ns = agent.namespace().unwrap_or_default();
+    let mut hosts = vec![name.clone(), format!("{name}.{ns}"), format!("{name}.{ns}.svc"), format!("{name}.{ns}.svc.cluster.local")];
+    if let Some(url) = &agent.spec.mcp.resource_server_url
+        && let Some(host) = url.split("://").nth(1).and_then(|rest| rest.split(['/', '?', '#']).next())
+    {
+        hosts.push(host.to_owned());
+    }
+    hosts.extend(agent.spec.mcp.allowed_hosts.iter().cloned());
+    hosts.dedup();
+    hosts
+}
+
+fn hash<'a>(entries: impl Iterator<Item = (&'a String, &'a String)>) -> String {
+    let mut hasher = Sha256::new();
+    for (k, v) in entries {
+        // Length-prefixed so ("a","bc") and ("ab","c") hash differently.
+        for part in [k, v] {
+            hasher.update((part.len() as u64).to_be_bytes());
+            hasher.update(part.as_bytes());
+        }
+    }
+    format!("sha256:{}", &hex::encode(hasher.finalize())[..16])
+}
+
+/// The ConfigMap mounted at `contract::paths::CONFIG_DIR`.
+pub fn config_map(agent: &MailAgent, config: &RenderedConfig) -> ConfigMap {
+    ConfigMap {
+        metadata: child_meta(agent, config_map_name(&agent.name_any())),
+        data: Some(config.settings.clone()),
+        ..ConfigMap::default()
+    }
+}
+
+/// Name of the agent's settings ConfigMap.
+pub fn config_map_name(agent: &str) -> String {
+    format!("{agent}-config")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::{agent, policy};
+    use super::*;
+
+    #[test]
+    fn settings_use_the_runbook_names_and_inherit_from_the_policy() {
+        let agent = agent("{}");
+        let policy = policy("mode: hybrid\napiKeys: [{name: ci, scopes: [mail:scan]}]\njwt: {audiences: [mailagent]}");
+        let config = render_config(Inputs { agent: &agent, policy: Some(&policy) });
+        let s = &config.settings;
+        assert_eq!(s["AUTH_MODE"], "hybrid");
+        assert_eq!(s["MCP_AUTH_MODE"], "hybrid", "inherit falls through to the policy's mode");
+        assert_eq!(s["MCP_ENABLE_MUTATION_TOOLS"], "false", "mutations are off unless asked for");
+        assert_eq!(s["AUTH_JWT_CLOCK_SKEW_SECONDS"], "30");
+        assert_eq!(s["AUTH_JWT_AUDIENCE"], "mailagent");
+        assert_eq!(s["MAILAGENT_SURFACES"], "rest,a2a,mcp");
+        assert!(s["MCP_ALLOWED_HOSTS"].contains("inbox-mcp.team.svc"));
+    }
+
+    #[test]
+    fn agent_override_beats_policy_and_missing_policy_fails_closed() {
+        let agent = agent("mcp: {authMode: api_key}");
+        let policy = policy("mode: jwt\njwt: {audiences: [a]}\nmcp: {mode: jwt}");
+        let config = render_config(Inputs { agent: &agent, policy: Some(&policy) });
+        assert_eq!(config.mcp_auth_mode, McpAuthMode::ApiKey);
+
+        let orphan = render_config(Inputs { agent: &agent, policy: None });
+        assert_eq!(orphan.auth_mode, AuthMode::Jwt);
+        assert!(!orphan.settings.contains_key("AUTH_JWT_AUDIENCE"), "no audience: no token can verify");
+    }
+
+    #[test]
+    fn the_mutation_switch_does_not_change_the_restart_hash() {
+        let off = agent("{}");
+        let on = agent("mcp: {enableMutationTools: true}");
+        let a = render_config(Inputs { agent: &off, policy: None });
+        let b = render_config(Inputs { agent: &on, policy: None });
+        assert_ne!(a.settings, b.settings);
+        assert_eq!(a.restart_hash, b.restart_hash, "flipping the switch must not roll pods");
+
+        let limited = agent("rateLimit: {perMinute: 5}");
+        let c = render_config(Inputs { agent: &limited, policy: None });
+        assert_ne!(a.restart_hash, c.restart_hash, "a restart-only setting must roll pods");
+    }
+}

@@ -1,0 +1,2 @@
+//! The MailAgent controller.
+pub mod build;

@@ -1,0 +1,2 @@
+//! Controllers, one folder each.
+pub mod mailagent;
