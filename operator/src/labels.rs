@@ -21,7 +21,10 @@ pub const MANAGED_SELECTOR: &str = "app.kubernetes.io/managed-by=mailagent-opera
 pub fn child_labels(agent: &str) -> BTreeMap<String, String> {
     let mut labels = selector_labels(agent);
     labels.insert("app.kubernetes.io/managed-by".into(), MANAGED_BY.into());
-    labels.insert("app.kubernetes.io/component".into(), "mail-assistant".into());
+    labels.insert(
+        "app.kubernetes.io/component".into(),
+        "mail-assistant".into(),
+    );
     labels
 }
 

@@ -1,4 +1,87 @@
-//! The mailagent operator: reconciles `MailAgent` (and, later, `AuthPolicy`) into hardened workloads.
+//! The mailagent operator: reconciles `MailAgent` into hardened workloads.
+//!
+//! `main.rs` is a thin shell over [`run`]; integration tests call the controller directly.
 
 pub mod controller;
+pub mod error;
+pub mod http;
 pub mod labels;
+pub mod leader;
+pub mod metrics;
+pub mod reflect;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+use tracing::info;
+
+/// Command-line and environment settings of the operator.
+#[derive(Clone, Debug, clap::Parser)]
+#[command(
+    name = "mailagent-operator",
+    version,
+    about = "Reconciles MailAgent resources into hardened workloads"
+)]
+pub struct Config {
+    /// Watch one namespace only (default: every namespace).
+    #[arg(long, env = "WATCH_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Address of the metrics and health server.
+    #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:8081")]
+    pub metrics_addr: SocketAddr,
+    /// Elect a leader through a Lease so only one replica writes.
+    #[arg(long, env = "LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+    /// Namespace of the leader-election Lease (default: the pod's namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "mailagent-system")]
+    pub lease_namespace: String,
+    /// This replica's identity in the Lease (default: the pod name).
+    #[arg(long, env = "POD_NAME", default_value = "mailagent-operator-local")]
+    pub identity: String,
+    /// `json` or `text` logs.
+    #[arg(long, env = "LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+/// Runs the operator until SIGTERM or SIGINT.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let client = Client::try_default().await?;
+    let metrics = Arc::new(metrics::Metrics::default());
+    let ready = Arc::new(AtomicBool::new(false));
+    let server = http::serve(config.metrics_addr, metrics.clone(), ready.clone()).await?;
+    info!(addr = %server, "metrics and health server listening");
+
+    let _leadership = if config.leader_election {
+        Some(leader::acquire(client.clone(), &config.lease_namespace, &config.identity).await?)
+    } else {
+        None
+    };
+    ready.store(true, Ordering::Relaxed);
+    let reporter = Reporter {
+        controller: "mailagent-operator".into(),
+        instance: Some(config.identity.clone()),
+    };
+    let recorder = Recorder::new(client.clone(), reporter);
+    let scope = controller::mailagent::Scope {
+        namespace: config.namespace.clone(),
+    };
+    controller::mailagent::run(client, scope, metrics, recorder, shutdown_signal()).await;
+    info!("controller stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("signal handler");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,2 +1,209 @@
-//! The MailAgent controller.
+//! The MailAgent controller: dereference, validate, build, apply, status. Only dereference,
+//! apply and status touch the API; build is pure.
+
+mod apply;
 pub mod build;
+mod dereference;
+mod status;
+mod validate;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::{Future, StreamExt};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::Recorder;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Api, Client, ResourceExt};
+use mailagent_crds::{AuthPolicy, MailAgent};
+use tracing::{info, warn};
+
+use crate::error::{Error, Result, backoff};
+use crate::labels::MANAGED_SELECTOR;
+use crate::metrics::Metrics;
+use crate::reflect::{self, Ready, reflect};
+
+/// Controller name in metrics, events and logs.
+pub const CONTROLLER: &str = "mailagent";
+/// How often an unchanged agent is looked at again (a safety net; watches do the real work).
+pub const RESYNC: Duration = Duration::from_secs(3600);
+/// How soon to look again while waiting for something the controller does not watch.
+pub const RECHECK: Duration = Duration::from_secs(30);
+
+/// Caches of everything the reconcile reads.
+pub struct Stores {
+    pub(crate) policies: Store<AuthPolicy>,
+    pub(crate) service_accounts: Store<ServiceAccount>,
+    pub(crate) config_maps: Store<ConfigMap>,
+    pub(crate) deployments: Store<Deployment>,
+    pub(crate) services: Store<Service>,
+    pub(crate) pvcs: Store<PersistentVolumeClaim>,
+    pub(crate) network_policies: Store<NetworkPolicy>,
+}
+
+impl Stores {
+    async fn ready(&self) {
+        let all: [&dyn Ready; 7] = [
+            &self.policies,
+            &self.service_accounts,
+            &self.config_maps,
+            &self.deployments,
+            &self.services,
+            &self.pvcs,
+            &self.network_policies,
+        ];
+        reflect::all_ready(&all).await;
+    }
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    pub(crate) client: Client,
+    pub(crate) stores: Stores,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) recorder: Recorder,
+    failures: Mutex<HashMap<ObjectRef<MailAgent>, u32>>,
+}
+
+/// Where the controller looks.
+#[derive(Clone, Debug, Default)]
+pub struct Scope {
+    /// One namespace, or every namespace when `None`.
+    pub namespace: Option<String>,
+}
+
+impl Scope {
+    fn api<K>(&self, client: &Client) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        match &self.namespace {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        }
+    }
+}
+
+/// Runs the MailAgent controller until `shutdown` resolves.
+pub fn run(
+    client: Client,
+    scope: Scope,
+    metrics: Arc<Metrics>,
+    recorder: Recorder,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> impl Future<Output = ()> {
+    let policies = reflect(scope.api::<AuthPolicy>(&client), None);
+    let service_accounts = reflect(scope.api::<ServiceAccount>(&client), Some(MANAGED_SELECTOR));
+    let config_maps = reflect(scope.api::<ConfigMap>(&client), Some(MANAGED_SELECTOR));
+    let deployments = reflect(scope.api::<Deployment>(&client), Some(MANAGED_SELECTOR));
+    let services = reflect(scope.api::<Service>(&client), Some(MANAGED_SELECTOR));
+    let pvcs = reflect(
+        scope.api::<PersistentVolumeClaim>(&client),
+        Some(MANAGED_SELECTOR),
+    );
+    let network_policies = reflect(scope.api::<NetworkPolicy>(&client), Some(MANAGED_SELECTOR));
+    let stores = Stores {
+        policies: policies.store.clone(),
+        service_accounts: service_accounts.store,
+        config_maps: config_maps.store,
+        deployments: deployments.store,
+        services: services.store,
+        pvcs: pvcs.store,
+        network_policies: network_policies.store,
+    };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        stores,
+        metrics,
+        recorder,
+        failures: Mutex::default(),
+    });
+
+    let controller = Controller::new(
+        scope.api::<MailAgent>(&client),
+        watcher::Config::default().any_semantic(),
+    );
+    let agents = controller.store();
+    controller
+        .owns_stream(service_accounts.stream)
+        .owns_stream(config_maps.stream)
+        .owns_stream(deployments.stream)
+        .owns_stream(services.stream)
+        .owns_stream(pvcs.stream)
+        .owns_stream(network_policies.stream)
+        // A policy change re-renders every agent that references it.
+        .watches_stream(policies.stream, move |policy: AuthPolicy| {
+            let (name, ns) = (policy.name_any(), policy.namespace());
+            agents
+                .state()
+                .into_iter()
+                .filter(|a| a.spec.auth_policy_ref.name == name && a.namespace() == ns)
+                .map(|a| ObjectRef::from_obj(&*a))
+                .collect::<Vec<_>>()
+        })
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                warn!(%error, "reconcile failed");
+            }
+        })
+}
+
+async fn reconcile(agent: Arc<MailAgent>, ctx: Arc<Context>) -> Result<Action> {
+    let started = Instant::now();
+    ctx.stores.ready().await;
+    let result = reconcile_agent(&agent, &ctx).await;
+    ctx.metrics.reconciled(CONTROLLER, started.elapsed());
+    if result.is_ok() {
+        ctx.failures
+            .lock()
+            .expect("not poisoned")
+            .remove(&ObjectRef::from_obj(&*agent));
+    }
+    result
+}
+
+async fn reconcile_agent(agent: &MailAgent, ctx: &Context) -> Result<Action> {
+    agent
+        .namespace()
+        .ok_or(Error::MissingField("metadata.namespace"))?;
+    let refs = dereference::resolve(agent, ctx).await?;
+    let children = match validate::check(agent) {
+        Ok(()) => {
+            let inputs = build::Inputs {
+                agent,
+                policy: refs.policy.as_ref().map(|p| &p.spec),
+            };
+            let children = build::build(inputs);
+            apply::apply(agent, &children, ctx).await?;
+            Ok(children)
+        }
+        Err(problem) => Err(problem),
+    };
+    status::update(agent, &refs, &children, ctx).await?;
+    Ok(match (&children, &refs) {
+        (Err(_), _) => Action::await_change(),
+        (Ok(_), refs) if !refs.credentials_found => Action::requeue(RECHECK),
+        _ => Action::requeue(RESYNC),
+    })
+}
+
+fn error_policy(agent: Arc<MailAgent>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.failed(CONTROLLER, error.metric_label());
+    if error.is_permanent() {
+        warn!(agent = %agent.name_any(), %error, "permanent error; waiting for a spec change");
+        return Action::await_change();
+    }
+    let mut failures = ctx.failures.lock().expect("not poisoned");
+    let count = failures.entry(ObjectRef::from_obj(&*agent)).or_default();
+    *count += 1;
+    let delay = backoff(*count - 1);
+    info!(agent = %agent.name_any(), %error, retry_in = ?delay, "transient error; backing off");
+    Action::requeue(delay)
+}

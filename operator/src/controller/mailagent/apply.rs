@@ -1,0 +1,106 @@
+//! Server-side apply of the children, skipping any that the cache shows already as desired, and
+//! removal of children that are no longer wanted (a surface turned off).
+
+use std::fmt::Debug;
+
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Api, Resource, ResourceExt};
+use mailagent_crds::MailAgent;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::debug;
+
+use super::Context;
+use super::build::Children;
+use crate::error::{Error, Result};
+use crate::labels::{AGENT_LABEL, FIELD_MANAGER};
+use crate::reflect::is_subset;
+
+/// Brings every child to its desired state and removes unwanted ones.
+pub async fn apply(agent: &MailAgent, children: &Children, ctx: &Context) -> Result<()> {
+    let stores = &ctx.stores;
+    ensure(ctx, &stores.service_accounts, &children.service_account).await?;
+    ensure(ctx, &stores.config_maps, &children.config_map).await?;
+    ensure(ctx, &stores.pvcs, &children.pvc).await?;
+    for service in &children.services {
+        ensure(ctx, &stores.services, service).await?;
+    }
+    ensure(ctx, &stores.network_policies, &children.network_policy).await?;
+    // Last, so pods start only once their config, volume and network rules exist.
+    ensure(ctx, &stores.deployments, &children.deployment).await?;
+    remove_unwanted_services(agent, children, ctx).await
+}
+
+/// Applies `desired` unless the cached live object already satisfies it.
+async fn ensure<K>(ctx: &Context, store: &Store<K>, desired: &K) -> Result<()>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + k8s_openapi::Resource
+        + Clone
+        + Debug
+        + Serialize
+        + DeserializeOwned,
+{
+    let name = desired.name_any();
+    let ns = desired
+        .namespace()
+        .ok_or(Error::MissingField("metadata.namespace"))?;
+    let wanted = serde_json::to_value(desired).expect("k8s-openapi objects serialize");
+    if let Some(live) = store.get(&ObjectRef::new(&name).within(&ns)) {
+        let live = serde_json::to_value(&*live).expect("k8s-openapi objects serialize");
+        if is_subset(&wanted, &live) {
+            return Ok(());
+        }
+    }
+    debug!(kind = <K as k8s_openapi::Resource>::KIND, %ns, %name, "applying");
+    Api::<K>::namespaced(ctx.client.clone(), &ns)
+        .patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&wanted),
+        )
+        .await
+        .map_err(Error::kube("applying a child"))?;
+    ctx.metrics
+        .wrote(<K as k8s_openapi::Resource>::KIND, "apply");
+    Ok(())
+}
+
+/// Deletes this agent's Services whose surface is no longer served.
+async fn remove_unwanted_services(
+    agent: &MailAgent,
+    children: &Children,
+    ctx: &Context,
+) -> Result<()> {
+    let name = agent.name_any();
+    let ns = agent.namespace();
+    let uid = agent.uid();
+    let wanted: Vec<_> = children.services.iter().map(|s| s.name_any()).collect();
+    let unwanted = ctx.stores.services.state().into_iter().filter(|s| {
+        s.namespace() == ns
+            && s.labels().get(AGENT_LABEL) == Some(&name)
+            && s.owner_references()
+                .iter()
+                .any(|o| Some(&o.uid) == uid.as_ref())
+            && !wanted.contains(&s.name_any())
+    });
+    for service in unwanted {
+        let api = Api::<Service>::namespaced(ctx.client.clone(), ns.as_deref().unwrap_or_default());
+        match api
+            .delete(&service.name_any(), &DeleteParams::background())
+            .await
+        {
+            Ok(_) => ctx.metrics.wrote("Service", "delete"),
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(e) => {
+                return Err(Error::kube("removing a Service for a surface turned off")(
+                    e,
+                ));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,404 @@
+//! Status that tells the truth: conditions computed from what was observed, written only when
+//! something changed, and an Event whenever readiness flips.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, Resource, ResourceExt};
+use mailagent_crds::conditions::{self, DesiredCondition, set_condition};
+use mailagent_crds::contract::{Surface, http};
+use mailagent_crds::{MailAgent, MailAgentStatus};
+use tracing::warn;
+
+use super::Context;
+use super::build::{Children, service_name};
+use super::dereference::Refs;
+use crate::error::{Error, Result};
+use crate::labels::FIELD_MANAGER;
+
+/// Computes the status and writes it if it differs from what the object already says.
+pub async fn update(
+    agent: &MailAgent,
+    refs: &Refs,
+    children: &Result<Children, String>,
+    ctx: &Context,
+) -> Result<()> {
+    let ns = agent
+        .namespace()
+        .ok_or(Error::MissingField("metadata.namespace"))?;
+    let deployment = ctx
+        .stores
+        .deployments
+        .get(&ObjectRef::new(&agent.name_any()).within(&ns));
+    let current = agent.status.clone().unwrap_or_default();
+    let desired = compute(
+        agent,
+        refs,
+        children,
+        deployment.as_deref(),
+        &current,
+        Time(k8s_openapi::jiff::Timestamp::now()),
+    );
+    if desired == current {
+        return Ok(());
+    }
+    let patch = serde_json::json!({
+        "apiVersion": MailAgent::api_version(&()),
+        "kind": MailAgent::kind(&()),
+        "status": desired,
+    });
+    Api::<MailAgent>::namespaced(ctx.client.clone(), &ns)
+        .patch_status(
+            &agent.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(Error::kube("writing status"))?;
+    ctx.metrics.wrote("MailAgent", "status");
+    announce_readiness_change(agent, &current, &desired, ctx).await;
+    Ok(())
+}
+
+/// The status as it should read now. Pure, so the condition logic is unit-tested.
+pub fn compute(
+    agent: &MailAgent,
+    refs: &Refs,
+    children: &Result<Children, String>,
+    deployment: Option<&Deployment>,
+    current: &MailAgentStatus,
+    now: Time,
+) -> MailAgentStatus {
+    let generation = agent.metadata.generation;
+    let mut status = current.clone();
+    status.observed_generation = generation;
+    let rollout = rollout(deployment);
+    status.ready_replicas = rollout.ready;
+    if let Ok(children) = children {
+        status.auth_mode = refs.policy.as_ref().map(|_| children.config.auth_mode);
+        status.mcp_auth_mode = refs.policy.as_ref().map(|_| children.config.mcp_auth_mode);
+        status.config_hash = Some(children.config.restart_hash.clone());
+    }
+    status.url = first_url(agent);
+    for condition in conditions(agent, refs, children, &rollout) {
+        set_condition(&mut status.conditions, &condition, generation, now.clone());
+    }
+    status
+}
+
+fn conditions(
+    agent: &MailAgent,
+    refs: &Refs,
+    children: &Result<Children, String>,
+    rollout: &Rollout,
+) -> Vec<DesiredCondition> {
+    use conditions::{AUTH_POLICY_RESOLVED, CREDENTIALS_RESOLVED, DEGRADED, PROGRESSING};
+    let policy_name = &agent.spec.auth_policy_ref.name;
+    let policy = if refs.policy.is_some() {
+        DesiredCondition::ok(
+            AUTH_POLICY_RESOLVED,
+            "Found",
+            format!("AuthPolicy {policy_name} is in force"),
+        )
+    } else {
+        DesiredCondition::not(
+            AUTH_POLICY_RESOLVED,
+            "AuthPolicyNotFound",
+            format!(
+                "AuthPolicy {policy_name} does not exist; the agent runs no pods until it does"
+            ),
+        )
+    };
+    let credentials = match (
+        &agent.spec.mailbox.credentials_secret_ref,
+        refs.credentials_found,
+    ) {
+        (None, _) => DesiredCondition::ok(
+            CREDENTIALS_RESOLVED,
+            "NotNeeded",
+            "the mailbox needs no credentials Secret",
+        ),
+        (Some(s), true) => DesiredCondition::ok(
+            CREDENTIALS_RESOLVED,
+            "Found",
+            format!("Secret {} exists", s.name),
+        ),
+        (Some(s), false) => DesiredCondition::not(
+            CREDENTIALS_RESOLVED,
+            "CredentialsNotFound",
+            format!(
+                "Secret {} does not exist; pods wait for it to mount",
+                s.name
+            ),
+        ),
+    };
+    let degraded = match children {
+        Err(problem) => DesiredCondition::ok(DEGRADED, "InvalidSpec", problem.clone()),
+        Ok(_) => DesiredCondition::not(DEGRADED, "AsExpected", "the spec renders cleanly"),
+    };
+    let progressing = if children.is_ok() && rollout.in_progress {
+        DesiredCondition::ok(
+            PROGRESSING,
+            "RollingOut",
+            format!("{} of {} pods updated", rollout.updated, rollout.wanted),
+        )
+    } else {
+        DesiredCondition::not(PROGRESSING, "Settled", "no rollout in progress")
+    };
+    let ready = readiness(agent, refs, children, rollout);
+    vec![policy, credentials, degraded, progressing, ready]
+}
+
+fn readiness(
+    agent: &MailAgent,
+    refs: &Refs,
+    children: &Result<Children, String>,
+    rollout: &Rollout,
+) -> DesiredCondition {
+    use conditions::READY;
+    if let Err(problem) = children {
+        return DesiredCondition::not(READY, "InvalidSpec", problem.clone());
+    }
+    if refs.policy.is_none() {
+        return DesiredCondition::not(
+            READY,
+            "AuthPolicyNotFound",
+            "no AuthPolicy, no traffic: the agent is scaled to zero",
+        );
+    }
+    if !refs.credentials_found {
+        return DesiredCondition::not(
+            READY,
+            "CredentialsNotFound",
+            "the mailbox credentials Secret is missing",
+        );
+    }
+    if agent.spec.suspend || agent.spec.replicas == 0 {
+        return DesiredCondition::not(
+            READY,
+            "Suspended",
+            "scaled to zero by spec; state and config are kept",
+        );
+    }
+    if rollout.available {
+        return DesiredCondition::ok(
+            READY,
+            "Available",
+            format!("{} of {} pods ready", rollout.ready, rollout.wanted),
+        );
+    }
+    DesiredCondition::not(
+        READY,
+        "PodsNotReady",
+        format!("{} of {} pods ready", rollout.ready, rollout.wanted),
+    )
+}
+
+/// What the Deployment's status says.
+#[derive(Debug, Default)]
+struct Rollout {
+    wanted: i32,
+    ready: i32,
+    updated: i32,
+    in_progress: bool,
+    available: bool,
+}
+
+fn rollout(deployment: Option<&Deployment>) -> Rollout {
+    let Some(deployment) = deployment else {
+        return Rollout::default();
+    };
+    let wanted = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.replicas)
+        .unwrap_or(1);
+    let status = deployment.status.clone().unwrap_or_default();
+    let observed = status.observed_generation >= deployment.metadata.generation;
+    let ready = status.ready_replicas.unwrap_or(0);
+    let updated = status.updated_replicas.unwrap_or(0);
+    Rollout {
+        wanted,
+        ready,
+        updated,
+        in_progress: !observed || updated < wanted,
+        available: observed && wanted > 0 && ready >= wanted && updated >= wanted,
+    }
+}
+
+fn first_url(agent: &MailAgent) -> Option<String> {
+    let s = &agent.spec.surfaces;
+    let surface = [
+        (Surface::Rest, s.rest),
+        (Surface::A2a, s.a2a),
+        (Surface::Mcp, s.mcp),
+    ]
+    .into_iter()
+    .find_map(|(surface, on)| on.then_some(surface))?;
+    let ns = agent.namespace()?;
+    Some(format!(
+        "http://{}.{ns}.svc:{}",
+        service_name(&agent.name_any(), surface),
+        http::PORT
+    ))
+}
+
+async fn announce_readiness_change(
+    agent: &MailAgent,
+    before: &MailAgentStatus,
+    after: &MailAgentStatus,
+    ctx: &Context,
+) {
+    let was = conditions::find(&before.conditions, conditions::READY)
+        .map(|c| (c.status.clone(), c.reason.clone()));
+    let Some(now) = conditions::find(&after.conditions, conditions::READY) else {
+        return;
+    };
+    if was.as_ref() == Some(&(now.status.clone(), now.reason.clone())) {
+        return;
+    }
+    let event = Event {
+        type_: if now.status == "True" {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        },
+        reason: now.reason.clone(),
+        note: Some(now.message.clone()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &agent.object_ref(&())).await {
+        warn!(%error, "could not publish an event");
+    } else {
+        ctx.metrics.wrote("Event", "create");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use k8s_openapi::api::apps::v1::{DeploymentSpec, DeploymentStatus};
+    use mailagent_crds::AuthPolicy;
+
+    use super::super::build::fixtures::{agent, policy};
+    use super::super::build::{Inputs, build};
+    use super::*;
+
+    fn t(secs: i64) -> Time {
+        Time(k8s_openapi::jiff::Timestamp::from_second(secs).unwrap())
+    }
+
+    fn refs(with_policy: bool) -> Refs {
+        let spec = policy("mode: api_key\napiKeys: [{name: ci, scopes: [mail:scan]}]");
+        Refs {
+            policy: with_policy.then(|| Arc::new(AuthPolicy::new("policy", spec))),
+            credentials_found: true,
+        }
+    }
+
+    fn ready_deployment(ready: i32) -> Deployment {
+        let mut d = Deployment {
+            spec: Some(DeploymentSpec {
+                replicas: Some(1),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        d.metadata.generation = Some(2);
+        d.status = Some(DeploymentStatus {
+            observed_generation: Some(2),
+            ready_replicas: Some(ready),
+            updated_replicas: Some(1),
+            ..Default::default()
+        });
+        d
+    }
+
+    fn ready_of(status: &MailAgentStatus) -> (String, String) {
+        let c = conditions::find(&status.conditions, conditions::READY).unwrap();
+        (c.status.clone(), c.reason.clone())
+    }
+
+    #[test]
+    fn ready_only_when_pods_are_ready_and_references_resolve() {
+        let agent = agent("{}");
+        let refs = refs(true);
+        let children = Ok(build(Inputs {
+            agent: &agent,
+            policy: refs.policy.as_ref().map(|p| &p.spec),
+        }));
+        let none = MailAgentStatus::default();
+        let up = compute(
+            &agent,
+            &refs,
+            &children,
+            Some(&ready_deployment(1)),
+            &none,
+            t(1),
+        );
+        assert_eq!(ready_of(&up), ("True".into(), "Available".into()));
+        let down = compute(
+            &agent,
+            &refs,
+            &children,
+            Some(&ready_deployment(0)),
+            &none,
+            t(1),
+        );
+        assert_eq!(ready_of(&down), ("False".into(), "PodsNotReady".into()));
+        assert_eq!(up.observed_generation, Some(1));
+    }
+
+    #[test]
+    fn a_missing_policy_says_so() {
+        let agent = agent("{}");
+        let refs = refs(false);
+        let children = Ok(build(Inputs {
+            agent: &agent,
+            policy: None,
+        }));
+        let status = compute(
+            &agent,
+            &refs,
+            &children,
+            None,
+            &MailAgentStatus::default(),
+            t(1),
+        );
+        assert_eq!(
+            ready_of(&status),
+            ("False".into(), "AuthPolicyNotFound".into())
+        );
+        assert_eq!(
+            status.auth_mode, None,
+            "no mode is in force without a policy"
+        );
+    }
+
+    #[test]
+    fn recomputing_an_unchanged_world_changes_nothing() {
+        let agent = agent("{}");
+        let refs = refs(true);
+        let children = Ok(build(Inputs {
+            agent: &agent,
+            policy: refs.policy.as_ref().map(|p| &p.spec),
+        }));
+        let first = compute(
+            &agent,
+            &refs,
+            &children,
+            None,
+            &MailAgentStatus::default(),
+            t(1),
+        );
+        let second = compute(&agent, &refs, &children, None, &first, t(99));
+        assert_eq!(
+            first, second,
+            "a no-op reconcile must not produce a status write"
+        );
+    }
+}

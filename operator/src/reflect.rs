@@ -1,0 +1,132 @@
+//! Watches that feed both a cache and the controller's triggers, one watch per kind.
+//!
+//! The caches let a reconcile compare desired children with what exists without a GET, which is
+//! what makes a no-op resync (and an operator restart) cost zero API writes and zero reads.
+
+use std::fmt::Debug;
+
+use futures::StreamExt;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Resource};
+use serde::de::DeserializeOwned;
+
+/// A cache and the stream that fills it. The stream must be polled (the controller does) for
+/// the cache to fill.
+pub struct Reflected<K: Resource + 'static>
+where
+    K::DynamicType: std::hash::Hash + Eq + Clone,
+{
+    /// The cache.
+    pub store: Store<K>,
+    /// The object stream, for `Controller::owns_stream` / `watches_stream`.
+    pub stream: futures::stream::BoxStream<'static, Result<K, watcher::Error>>,
+}
+
+/// Watches `api` (optionally by label selector), strips `managedFields` (the bulk of most
+/// objects, never needed here) and caches the result.
+pub fn reflect<K>(api: Api<K>, label_selector: Option<&str>) -> Reflected<K>
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+{
+    let (store, writer) = reflector::store();
+    let mut config = watcher::Config::default().any_semantic();
+    if let Some(selector) = label_selector {
+        config = config.labels(selector);
+    }
+    let stream = watcher(api, config)
+        .default_backoff()
+        .modify(|obj: &mut K| obj.meta_mut().managed_fields = None)
+        .reflect(writer)
+        .applied_objects()
+        .boxed();
+    Reflected { store, stream }
+}
+
+/// Whether every cache has finished its initial list. Reconciling before that would mistake
+/// "not listed yet" for "missing" and write everything again after every restart.
+pub async fn all_ready(stores: &[&dyn Ready]) {
+    for store in stores {
+        store.ready().await;
+    }
+}
+
+/// A cache that can say when it has its initial list.
+#[async_trait::async_trait]
+pub trait Ready: Send + Sync {
+    /// Resolves once the initial list is in.
+    async fn ready(&self);
+}
+
+#[async_trait::async_trait]
+impl<K> Ready for Store<K>
+where
+    K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+{
+    async fn ready(&self) {
+        // Err only when the writer is gone, i.e. the controller is shutting down.
+        let _ = self.wait_until_ready().await;
+    }
+}
+
+/// Whether `desired` is already true of `live`: every field `desired` sets has the same value
+/// in `live`. Fields the API server defaults or other managers own are ignored, so the
+/// comparison holds after a round trip through the server.
+pub fn is_subset(desired: &serde_json::Value, live: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (desired, live) {
+        (Value::Object(d), Value::Object(l)) => d.iter().all(|(k, dv)| {
+            l.get(k).is_some_and(|lv| is_subset(dv, lv)) || is_empty(dv) && l.get(k).is_none()
+        }),
+        (Value::Array(d), Value::Array(l)) => {
+            d.len() == l.len() && d.iter().zip(l).all(|(dv, lv)| is_subset(dv, lv))
+        }
+        (Value::Number(d), Value::Number(l)) => d.as_f64() == l.as_f64(),
+        _ => desired == live,
+    }
+}
+
+/// The server drops empty maps and lists on the way in; treat them as absent.
+fn is_empty(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Object(m) => m.is_empty(),
+        serde_json::Value::Array(a) => a.is_empty(),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_subset;
+    use serde_json::json;
+
+    #[test]
+    fn defaults_added_by_the_server_do_not_count_as_drift() {
+        let desired = json!({"spec": {"replicas": 1, "template": {"containers": [{"name": "a"}]}}});
+        let live = json!({"spec": {"replicas": 1, "progressDeadlineSeconds": 600,
+            "template": {"containers": [{"name": "a", "terminationMessagePath": "/dev/termination-log"}]}}, "status": {}});
+        assert!(is_subset(&desired, &live));
+    }
+
+    #[test]
+    fn a_changed_or_missing_value_is_drift() {
+        let desired = json!({"spec": {"replicas": 1, "ports": [{"port": 80}]}});
+        assert!(!is_subset(
+            &desired,
+            &json!({"spec": {"replicas": 2, "ports": [{"port": 80}]}})
+        ));
+        assert!(!is_subset(&desired, &json!({"spec": {"replicas": 1}})));
+        assert!(!is_subset(
+            &desired,
+            &json!({"spec": {"replicas": 1, "ports": [{"port": 80}, {"port": 81}]}})
+        ));
+    }
+
+    #[test]
+    fn empty_collections_match_absent_ones() {
+        assert!(is_subset(
+            &json!({"spec": {"ingress": []}}),
+            &json!({"spec": {}})
+        ));
+    }
+}
