@@ -1,0 +1,60 @@
+# mailagent: `make help` lists every target.
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+CARGO ?= cargo
+CACHE_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/mailagent
+RUN_DIR ?= $(CURDIR)/.cache/run
+
+##@ General
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make <target>\n"} /^[a-zA-Z_-]+:.*?##/ { printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Development
+.PHONY: build
+build: ## Build every binary (operator, workload, control-plane CLI)
+	$(CARGO) build --workspace --bins
+
+.PHONY: generate
+generate: ## Regenerate the CRD YAML in crds/yaml and the chart from the Rust types
+	$(CARGO) run -q -p mailagent-crds --bin crdgen -- crds/yaml charts/mailagent-operator/crds
+
+.PHONY: fmt
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+.PHONY: lint
+lint: ## rustfmt check and clippy with warnings as errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+.PHONY: control-plane
+control-plane: ## Build (once per machine, cached) kube-apiserver from the Go module proxy
+	hack/control-plane-build.sh
+
+##@ Test
+.PHONY: test
+test: test-unit test-integration test-peers ## Every test: unit, real control plane, real protocol peers
+
+.PHONY: test-unit
+test-unit: ## Unit tests (no I/O beyond loopback)
+	$(CARGO) test --workspace
+
+.PHONY: test-integration
+test-integration: control-plane ## Operator tests against a real kube-apiserver + etcd started here
+	$(CARGO) test -p mailagent-tests -- --test-threads=4
+
+.PHONY: test-peers
+test-peers: ## Interop tests with peers nobody here wrote (MCP/A2A SDKs, Google API emulator)
+	@for script in hack/peers/*/run.sh; do [ -x "$$script" ] || continue; echo "==> $$script"; "$$script"; done
+
+##@ Run
+.PHONY: run
+run: ## Local control plane + operator + sample MailAgent + the workload on the sample mailbox
+	hack/run.sh
+
+.PHONY: bench
+bench: control-plane ## Benchmarks, each printing ratios against a baseline measured in the same run
+	$(CARGO) run --release -p mailagent-tests --bin operator-bench
