@@ -40,7 +40,7 @@ test: test-unit test-integration test-peers ## Every test: unit, real control pl
 
 .PHONY: test-unit
 test-unit: ## Unit tests (no I/O beyond loopback)
-	$(CARGO) test --workspace
+	$(CARGO) test
 
 .PHONY: test-integration
 test-integration: control-plane ## Operator tests against a real kube-apiserver + etcd started here

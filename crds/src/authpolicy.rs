@@ -186,13 +186,13 @@ pub struct JwtSettings {
     #[serde(default = "default_clock_skew")]
     #[x_kube(validation = Rule::new("duration(self) >= duration('0s') && duration(self) <= duration('5m')")
         .message("jwt.clockSkew must be between 0s and 5m"))]
-    #[schemars(length(max = 32))]
+    #[schemars(length(max = 32), regex(pattern = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"))]
     pub clock_skew: Duration,
     /// Longest accepted token lifetime (`exp - iat`).
     #[serde(default = "default_max_lifetime")]
     #[x_kube(validation = Rule::new("duration(self) > duration('0s') && duration(self) <= duration('24h')")
         .message("jwt.maxTokenLifetime must be between 1s and 24h"))]
-    #[schemars(length(max = 32))]
+    #[schemars(length(max = 32), regex(pattern = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"))]
     pub max_token_lifetime: Duration,
     /// Required `typ` header (e.g. `at+jwt`), when set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -246,7 +246,7 @@ pub struct Rotation {
     /// Rotate this long after the previous rotation, e.g. `720h`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("duration(self) >= duration('1m')").message("rotation.every must be at least 1m"))]
-    #[schemars(length(max = 32))]
+    #[schemars(length(max = 32), regex(pattern = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"))]
     pub every: Option<Duration>,
     /// Rotate on this cron schedule, e.g. `0 3 1 * *`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -261,7 +261,7 @@ pub struct Rotation {
     /// than client refresh plus the kubelet's Secret sync (about a minute).
     #[serde(default = "default_overlap")]
     #[x_kube(validation = Rule::new("duration(self) >= duration('0s')").message("rotation.overlap must not be negative"))]
-    #[schemars(length(max = 32))]
+    #[schemars(length(max = 32), regex(pattern = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"))]
     pub overlap: Duration,
     /// Most keys valid at once, per purpose.
     #[serde(default = "default_max_valid_keys")]

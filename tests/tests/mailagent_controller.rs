@@ -1,0 +1,280 @@
+//! The MailAgent controller against a real kube-apiserver, running as the operator's
+//! ServiceAccount under the chart's RBAC.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use mailagent_crds::conditions;
+use mailagent_crds::{AuthPolicy, MailAgent};
+use mailagent_tests::TestNamespace;
+use serde_json::json;
+use support::{RunningController, eventually, wait_for, wait_gone};
+
+const POLICY: &str = "mode: api_key\napiKeys: [{name: ci, scopes: [mail:scan]}]";
+
+async fn apply_yaml<K>(client: &Client, ns: &str, name: &str, spec_yaml: &str)
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
+{
+    let spec: serde_json::Value = serde_yaml::from_str(spec_yaml).unwrap();
+    let body = json!({"apiVersion": K::api_version(&()), "kind": K::kind(&()), "metadata": {"name": name}, "spec": spec});
+    Api::<K>::namespaced(client.clone(), ns)
+        .patch(name, &PatchParams::apply("a-user").force(), &Patch::Apply(&body))
+        .await
+        .unwrap_or_else(|e| panic!("applying {name}: {e}"));
+}
+
+async fn agent_with(client: &Client, ns: &str, extra_yaml: &str) {
+    let mut spec: serde_json::Value = serde_yaml::from_str(extra_yaml).unwrap();
+    let base = json!({"image": "registry.example/mailagent:0.1.0", "authPolicyRef": {"name": "policy"}, "mailbox": {"provider": "maildir"}});
+    for (k, v) in base.as_object().unwrap() {
+        spec.as_object_mut().unwrap().entry(k.clone()).or_insert(v.clone());
+    }
+    apply_yaml::<MailAgent>(client, ns, "inbox", &serde_json::to_string(&spec).unwrap()).await;
+}
+
+fn ready_reason(agent: &MailAgent) -> Option<(String, String)> {
+    let c = conditions::find(&agent.status.as_ref()?.conditions, conditions::READY)?;
+    Some((c.status.clone(), c.reason.clone()))
+}
+
+/// Plays the deployment controller (no kubelet here): marks the current generation rolled out.
+async fn mark_deployment_available(client: &Client, ns: &str) {
+    let api = Api::<Deployment>::namespaced(client.clone(), ns);
+    let d = api.get("inbox").await.unwrap();
+    let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let status = json!({"status": {"observedGeneration": d.metadata.generation, "replicas": replicas,
+        "readyReplicas": replicas, "updatedReplicas": replicas, "availableReplicas": replicas}});
+    api.patch_status("inbox", &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
+}
+
+async fn versions(client: &Client, ns: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let lp = ListParams::default().labels("mailagent.dev/agent=inbox");
+    macro_rules! collect {
+        ($($kind:ty),*) => {$(
+            for o in Api::<$kind>::namespaced(client.clone(), ns).list(&lp).await.unwrap() {
+                out.insert(format!("{}/{}", stringify!($kind), o.name_any()), o.resource_version().unwrap());
+            }
+        )*};
+    }
+    collect!(ServiceAccount, ConfigMap, Deployment, Service, PersistentVolumeClaim, NetworkPolicy);
+    out
+}
+
+async fn converged(client: &Client, ns: &str) -> MailAgent {
+    let agents = Api::<MailAgent>::namespaced(client.clone(), ns);
+    wait_for(&agents, "inbox", |a| {
+        a.status.as_ref().and_then(|s| s.observed_generation) == a.metadata.generation && ready_reason(a).is_some()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_new_mailagent_gets_every_child_hardened_and_owned() {
+    let admin = support::admin().await;
+    let ns = TestNamespace::create(&admin).await;
+    apply_yaml::<AuthPolicy>(&admin, ns.name(), "policy", POLICY).await;
+    agent_with(&admin, ns.name(), "{}").await;
+    let controller = RunningController::start(ns.name()).await;
+
+    let deployments = Api::<Deployment>::namespaced(admin.clone(), ns.name());
+    let deployment = wait_for(&deployments, "inbox", |_| true).await;
+    let pod = deployment.spec.unwrap().template.spec.unwrap();
+    let container = &pod.containers[0];
+    let sc = container.security_context.as_ref().unwrap();
+    assert_eq!((sc.read_only_root_filesystem, sc.allow_privilege_escalation, sc.run_as_non_root), (Some(true), Some(false), Some(true)));
+    assert_eq!(pod.automount_service_account_token, Some(false));
+    assert!(container.env.iter().flatten().all(|e| e.value_from.is_none()), "no secrets in env");
+
+    let sa = wait_for(&Api::<ServiceAccount>::namespaced(admin.clone(), ns.name()), "inbox", |_| true).await;
+    assert_eq!(sa.automount_service_account_token, Some(false));
+    let cm = wait_for(&Api::<ConfigMap>::namespaced(admin.clone(), ns.name()), "inbox-config", |_| true).await;
+    assert_eq!(cm.data.as_ref().unwrap()["AUTH_MODE"], "api_key");
+    assert_eq!(cm.data.as_ref().unwrap()["MCP_ENABLE_MUTATION_TOOLS"], "false");
+    for surface in ["rest", "a2a", "mcp"] {
+        let svc = wait_for(&Api::<Service>::namespaced(admin.clone(), ns.name()), &format!("inbox-{surface}"), |_| true).await;
+        assert_eq!(svc.owner_references()[0].kind, "MailAgent");
+    }
+    let np = wait_for(&Api::<NetworkPolicy>::namespaced(admin.clone(), ns.name()), "inbox", |_| true).await;
+    assert_eq!(np.spec.unwrap().policy_types.unwrap(), ["Ingress", "Egress"]);
+    let pvc = wait_for(&Api::<PersistentVolumeClaim>::namespaced(admin.clone(), ns.name()), "inbox-state", |_| true).await;
+    assert!(pvc.owner_references().is_empty(), "Retain: the state volume must outlive the agent");
+
+    let agent = converged(&admin, ns.name()).await;
+    assert_eq!(ready_reason(&agent), Some(("False".into(), "PodsNotReady".into())));
+    mark_deployment_available(&admin, ns.name()).await;
+    let agents = Api::<MailAgent>::namespaced(admin.clone(), ns.name());
+    let agent = wait_for(&agents, "inbox", |a| ready_reason(a).is_some_and(|(s, _)| s == "True")).await;
+    let status = agent.status.unwrap();
+    assert_eq!(status.auth_mode.map(|m| m.to_string()).as_deref(), Some("api_key"));
+    assert_eq!(status.url.as_deref(), Some(&*format!("http://inbox-rest.{}.svc:8080", ns.name())));
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn a_spec_change_touches_only_the_affected_children() {
+    let admin = support::admin().await;
+    let ns = TestNamespace::create(&admin).await;
+    apply_yaml::<AuthPolicy>(&admin, ns.name(), "policy", POLICY).await;
+    agent_with(&admin, ns.name(), "{}").await;
+    let controller = RunningController::start(ns.name()).await;
+    converged(&admin, ns.name()).await;
+    let before = versions(&admin, ns.name()).await;
+    assert_eq!(before.len(), 8, "{before:?}");
+
+    // A restart-only setting: the ConfigMap and the pod template (hash) change, nothing else.
+    agent_with(&admin, ns.name(), "rateLimit: {perMinute: 5}").await;
+    let cms = Api::<ConfigMap>::namespaced(admin.clone(), ns.name());
+    wait_for(&cms, "inbox-config", |c| c.data.as_ref().unwrap()["RATE_LIMIT_PER_MINUTE"] == "5").await;
+    converged(&admin, ns.name()).await;
+    let after = versions(&admin, ns.name()).await;
+    let changed: Vec<_> = after.iter().filter(|(k, v)| before.get(*k) != Some(v)).map(|(k, _)| k.as_str()).collect();
+    assert_eq!(changed, ["ConfigMap/inbox-config", "Deployment/inbox"]);
+
+    // The incident switch: only the ConfigMap changes; the pod template does not, so no rollout.
+    let hash_before = Api::<Deployment>::namespaced(admin.clone(), ns.name()).get("inbox").await.unwrap().spec.unwrap().template;
+    agent_with(&admin, ns.name(), "rateLimit: {perMinute: 5}\nmcp: {enableMutationTools: true}").await;
+    wait_for(&cms, "inbox-config", |c| c.data.as_ref().unwrap()["MCP_ENABLE_MUTATION_TOOLS"] == "true").await;
+    converged(&admin, ns.name()).await;
+    let again = versions(&admin, ns.name()).await;
+    let changed: Vec<_> = again.iter().filter(|(k, v)| after.get(*k) != Some(v)).map(|(k, _)| k.as_str()).collect();
+    assert_eq!(changed, ["ConfigMap/inbox-config"]);
+    let hash_after = Api::<Deployment>::namespaced(admin.clone(), ns.name()).get("inbox").await.unwrap().spec.unwrap().template;
+    assert_eq!(hash_before, hash_after);
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn turning_a_surface_off_removes_its_service() {
+    let admin = support::admin().await;
+    let ns = TestNamespace::create(&admin).await;
+    apply_yaml::<AuthPolicy>(&admin, ns.name(), "policy", POLICY).await;
+    agent_with(&admin, ns.name(), "{}").await;
+    let controller = RunningController::start(ns.name()).await;
+    let services = Api::<Service>::namespaced(admin.clone(), ns.name());
+    wait_for(&services, "inbox-a2a", |_| true).await;
+
+    agent_with(&admin, ns.name(), "surfaces: {rest: true, a2a: false, mcp: true}").await;
+    wait_gone(&services, "inbox-a2a").await;
+    let cms = Api::<ConfigMap>::namespaced(admin.clone(), ns.name());
+    wait_for(&cms, "inbox-config", |c| c.data.as_ref().unwrap()["MAILAGENT_SURFACES"] == "rest,mcp").await;
+    assert!(services.get_opt("inbox-rest").await.unwrap().is_some() && services.get_opt("inbox-mcp").await.unwrap().is_some());
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn a_noop_resync_and_an_operator_restart_write_nothing() {
+    let admin = support::admin().await;
+    let ns = TestNamespace::create(&admin).await;
+    apply_yaml::<AuthPolicy>(&admin, ns.name(), "policy", POLICY).await;
+    agent_with(&admin, ns.name(), "{}").await;
+    let controller = RunningController::start(ns.name()).await;
+    converged(&admin, ns.name()).await;
+    mark_deployment_available(&admin, ns.name()).await;
+    let agents = Api::<MailAgent>::namespaced(admin.clone(), ns.name());
+    wait_for(&agents, "inbox", |a| ready_reason(a).is_some_and(|(s, _)| s == "True")).await;
+    let settled = versions(&admin, ns.name()).await;
+    let writes = controller.metrics.total_writes();
+    // Children (8) plus status writes (PodsNotReady, then Available) plus events on transitions.
+    assert!(writes <= 8 + 2 + 2, "writes to create one agent: {writes}");
+
+    // A change that is not in the spec (a label) triggers a reconcile that must write nothing.
+    let touch = json!({"metadata": {"labels": {"touched": "yes"}}});
+    agents.patch("inbox", &PatchParams::default(), &Patch::Merge(&touch)).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(controller.metrics.total_writes(), writes, "a no-op reconcile wrote");
+    controller.stop().await;
+
+    // A fresh operator process sees everything for the first time: still nothing to write, and
+    // above all no pod template change (an operator upgrade must not roll every agent).
+    let restarted = RunningController::start(ns.name()).await;
+    eventually("the restarted controller to reconcile", Duration::from_secs(30), || async {
+        Some(restarted.metrics.encode().contains("mailagent_operator_reconciles_total{controller=\"mailagent\"}"))
+    }, |seen| *seen)
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(restarted.metrics.total_writes(), 0, "an operator restart wrote to existing objects");
+    assert_eq!(versions(&admin, ns.name()).await, settled);
+    restarted.stop().await;
+}
+
+#[tokio::test]
+async fn missing_references_are_reported_and_fail_closed() {
+    let admin = support::admin().await;
+    let ns = TestNamespace::create(&admin).await;
+    agent_with(&admin, ns.name(), "mailbox: {provider: gmail, credentialsSecretRef: {name: gmail-token}}").await;
+    let controller = RunningController::start(ns.name()).await;
+    let agents = Api::<MailAgent>::namespaced(admin.clone(), ns.name());
+    let agent = wait_for(&agents, "inbox", |a| ready_reason(a).is_some()).await;
+    assert_eq!(ready_reason(&agent), Some(("False".into(), "AuthPolicyNotFound".into())));
+    let creds = conditions::find(&agent.status.as_ref().unwrap().conditions, conditions::CREDENTIALS_RESOLVED).unwrap();
+    assert_eq!((creds.status.as_str(), creds.reason.as_str()), ("False", "CredentialsNotFound"));
+    let deployments = Api::<Deployment>::namespaced(admin.clone(), ns.name());
+    let d = wait_for(&deployments, "inbox", |_| true).await;
+    assert_eq!(d.spec.unwrap().replicas, Some(0), "no policy, no pods");
+
+    apply_yaml::<AuthPolicy>(&admin, ns.name(), "policy", POLICY).await;
+    wait_for(&deployments, "inbox", |d| d.spec.as_ref().unwrap().replicas == Some(1)).await;
+    let agent = wait_for(&agents, "inbox", |a| ready_reason(a).is_some_and(|(_, r)| r == "CredentialsNotFound")).await;
+    assert_eq!(agent.status.unwrap().auth_mode.map(|m| m.to_string()).as_deref(), Some("api_key"));
+
+    let secret = Secret { metadata: kube::api::ObjectMeta { name: Some("gmail-token".into()), ..Default::default() }, ..Default::default() };
+    Api::<Secret>::namespaced(admin.clone(), ns.name()).create(&PostParams::default(), &secret).await.unwrap();
+    // The Secret is not watched (the operator may only `get` Secrets): found on the next recheck.
+    let agent = eventually("credentials to resolve", Duration::from_secs(45), || async { agents.get("inbox").await.ok() }, |a| {
+        conditions::find(&a.status.as_ref().unwrap().conditions, conditions::CREDENTIALS_RESOLVED).is_some_and(|c| c.status == "True")
+    })
+    .await;
+    assert_eq!(ready_reason(&agent).unwrap().1, "PodsNotReady");
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn suspend_scales_to_zero_and_keeps_everything() {
+    let admin = support::admin().await;
+    let ns = TestNamespace::create(&admin).await;
+    apply_yaml::<AuthPolicy>(&admin, ns.name(), "policy", POLICY).await;
+    agent_with(&admin, ns.name(), "{}").await;
+    let controller = RunningController::start(ns.name()).await;
+    converged(&admin, ns.name()).await;
+    agent_with(&admin, ns.name(), "suspend: true").await;
+    let deployments = Api::<Deployment>::namespaced(admin.clone(), ns.name());
+    wait_for(&deployments, "inbox", |d| d.spec.as_ref().unwrap().replicas == Some(0)).await;
+    let agents = Api::<MailAgent>::namespaced(admin.clone(), ns.name());
+    wait_for(&agents, "inbox", |a| ready_reason(a).is_some_and(|(_, r)| r == "Suspended")).await;
+    assert_eq!(versions(&admin, ns.name()).await.len(), 8, "suspend keeps every child");
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn the_state_volume_is_owned_only_when_asked_to_be_deleted() {
+    let admin = support::admin().await;
+    let ns = TestNamespace::create(&admin).await;
+    apply_yaml::<AuthPolicy>(&admin, ns.name(), "policy", POLICY).await;
+    agent_with(&admin, ns.name(), "storage: {onDelete: Delete}").await;
+    let controller = RunningController::start(ns.name()).await;
+    let pvcs = Api::<PersistentVolumeClaim>::namespaced(admin.clone(), ns.name());
+    let pvc = wait_for(&pvcs, "inbox-state", |p| !p.owner_references().is_empty()).await;
+    assert_eq!(pvc.owner_references()[0].name, "inbox");
+
+    agent_with(&admin, ns.name(), "storage: {onDelete: Retain}").await;
+    wait_for(&pvcs, "inbox-state", |p| p.owner_references().is_empty()).await;
+
+    // Deleting the agent leaves the retained volume (garbage collection follows owner references).
+    Api::<MailAgent>::namespaced(admin.clone(), ns.name()).delete("inbox", &DeleteParams::foreground()).await.unwrap();
+    controller.stop().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(pvcs.get_opt("inbox-state").await.unwrap().is_some(), "Retain must keep the state volume");
+}

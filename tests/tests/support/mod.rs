@@ -1,0 +1,156 @@
+//! Operator-specific test support on top of the control-plane harness: install the CRDs and the
+//! chart's RBAC once, run the controller in-process as the operator's ServiceAccount, wait for
+//! conditions with deadlines.
+
+#![allow(dead_code)] // Each test binary uses a different subset.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::{Api, Client, Resource};
+use mailagent_operator::controller::mailagent;
+use mailagent_operator::metrics::Metrics;
+use serde::de::DeserializeOwned;
+use tokio::sync::OnceCell;
+
+/// The operator's ServiceAccount, as the chart installs it.
+pub const OPERATOR_SA_NAMESPACE: &str = "mailagent-system";
+pub const OPERATOR_SA: &str = "mailagent-operator";
+/// User agent of the in-process controller's client, so audit events can be told apart.
+pub const OPERATOR_USER: &str = "system:serviceaccount:mailagent-system:mailagent-operator";
+
+/// An admin client for the shared control plane, with CRDs and operator RBAC installed once.
+pub async fn admin() -> Client {
+    let client = mailagent_tests::shared().client().await;
+    static SETUP: OnceCell<()> = OnceCell::const_new();
+    SETUP
+        .get_or_init(|| async {
+            mailagent_tests::install_crds(&client, mailagent_crds::crds()).await.expect("CRDs install");
+            install_operator_rbac(&client).await;
+        })
+        .await;
+    client
+}
+
+/// A client that acts as the operator's ServiceAccount: every call is authorised by the chart's
+/// ClusterRole, so a permission the chart forgot fails the test.
+pub async fn operator_client() -> Client {
+    admin().await;
+    mailagent_tests::shared()
+        .impersonating(
+            OPERATOR_USER,
+            &["system:serviceaccounts", &format!("system:serviceaccounts:{OPERATOR_SA_NAMESPACE}"), "system:authenticated"],
+        )
+        .await
+}
+
+/// The chart's ClusterRole rules, loaded from the same file the Helm template includes.
+pub fn chart_rules() -> Vec<PolicyRule> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../charts/mailagent-operator/files/clusterrole-rules.yaml");
+    serde_yaml::from_str(&std::fs::read_to_string(path).expect("rules file")).expect("rules parse")
+}
+
+async fn install_operator_rbac(client: &Client) {
+    let role = ClusterRole {
+        metadata: ObjectMeta { name: Some("mailagent-operator".into()), ..ObjectMeta::default() },
+        rules: Some(chart_rules()),
+        ..ClusterRole::default()
+    };
+    let binding = ClusterRoleBinding {
+        metadata: ObjectMeta { name: Some("mailagent-operator".into()), ..ObjectMeta::default() },
+        role_ref: RoleRef { api_group: "rbac.authorization.k8s.io".into(), kind: "ClusterRole".into(), name: "mailagent-operator".into() },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: OPERATOR_SA.into(),
+            namespace: Some(OPERATOR_SA_NAMESPACE.into()),
+            ..Subject::default()
+        }]),
+    };
+    let pp = PatchParams::apply("mailagent-tests").force();
+    Api::<ClusterRole>::all(client.clone()).patch("mailagent-operator", &pp, &Patch::Apply(&role)).await.expect("role");
+    Api::<ClusterRoleBinding>::all(client.clone())
+        .patch("mailagent-operator", &pp, &Patch::Apply(&binding))
+        .await
+        .expect("binding");
+}
+
+/// A controller running in the background, scoped to one namespace.
+pub struct RunningController {
+    pub metrics: Arc<Metrics>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningController {
+    /// Starts the MailAgent controller as the operator would, limited to `namespace`.
+    pub async fn start(namespace: &str) -> Self {
+        let client = operator_client().await;
+        let metrics = Arc::new(Metrics::default());
+        let recorder = Recorder::new(client.clone(), Reporter { controller: "mailagent-operator".into(), instance: None });
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let scope = mailagent::Scope { namespace: Some(namespace.to_owned()) };
+        let run = mailagent::run(client, scope, metrics.clone(), recorder, async move {
+            let _ = stopped.await;
+        });
+        Self { metrics, stop: Some(stop), task: tokio::spawn(run) }
+    }
+
+    /// Stops the controller gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(20), &mut self.task).await;
+    }
+}
+
+impl Drop for RunningController {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Polls `get` until `check` holds, failing with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut get: F, check: impl Fn(&T) -> bool) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = get().await
+            && check(&value)
+        {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits for a namespaced object to exist and satisfy `check`.
+pub async fn wait_for<K>(api: &Api<K>, name: &str, check: impl Fn(&K) -> bool) -> K
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    eventually(&format!("{} {name}", std::any::type_name::<K>()), Duration::from_secs(60), || async { api.get_opt(name).await.ok().flatten() }, check)
+        .await
+}
+
+/// Waits until an object is gone.
+pub async fn wait_gone<K>(api: &Api<K>, name: &str)
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    eventually(
+        &format!("{} {name} to go", std::any::type_name::<K>()),
+        Duration::from_secs(60),
+        || async { Some(api.get_opt(name).await.ok().flatten().is_none()) },
+        |gone| *gone,
+    )
+    .await;
+}
