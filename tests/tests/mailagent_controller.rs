@@ -187,8 +187,8 @@ async fn a_noop_resync_and_an_operator_restart_write_nothing() {
     wait_for(&agents, "inbox", |a| ready_reason(a).is_some_and(|(s, _)| s == "True")).await;
     let settled = versions(&admin, ns.name()).await;
     let writes = controller.metrics.total_writes();
-    // Children (8) plus status writes (PodsNotReady, then Available) plus events on transitions.
-    assert!(writes <= 8 + 2 + 2, "writes to create one agent: {writes}");
+    // 8 children, the first status, the status flip to Available, and one Event for that flip.
+    assert_eq!(writes, 8 + 2 + 1, "writes to create one agent and see it become ready");
 
     // A change that is not in the spec (a label) triggers a reconcile that must write nothing.
     let touch = json!({"metadata": {"labels": {"touched": "yes"}}});

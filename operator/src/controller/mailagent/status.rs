@@ -256,7 +256,8 @@ async fn announce_readiness_change(
     let Some(now) = conditions::find(&after.conditions, conditions::READY) else {
         return;
     };
-    if was.as_ref() == Some(&(now.status.clone(), now.reason.clone())) {
+    // The first condition is an initial state, not a transition; unchanged ones are noise.
+    if was.is_none() || was.as_ref() == Some(&(now.status.clone(), now.reason.clone())) {
         return;
     }
     let event = Event {
