@@ -58,3 +58,48 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         (StatusCode::SERVICE_UNAVAILABLE, "waiting for leadership")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::{Body, to_bytes};
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn get(router: Router, path: &str) -> (StatusCode, String) {
+        let response = router
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let body = to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_standby_is_alive_but_not_ready() {
+        let ready = Arc::new(AtomicBool::new(false));
+        let router = router(Arc::new(Metrics::default()), ready.clone());
+        assert_eq!(get(router.clone(), "/healthz").await.0, StatusCode::OK);
+        assert_eq!(
+            get(router.clone(), "/readyz").await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        ready.store(true, Ordering::Relaxed);
+        assert_eq!(get(router, "/readyz").await.0, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn metrics_are_exposed_in_text_format() {
+        let metrics = Arc::new(Metrics::default());
+        metrics.reconciled("mailagent", std::time::Duration::from_millis(1));
+        let (status, body) =
+            get(router(metrics, Arc::new(AtomicBool::new(true))), "/metrics").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            body.contains("mailagent_operator_reconcile_duration_seconds_bucket"),
+            "{body}"
+        );
+    }
+}
