@@ -82,8 +82,49 @@ pub fn is_subset(desired: &serde_json::Value, live: &serde_json::Value) -> bool 
             d.len() == l.len() && d.iter().zip(l).all(|(dv, lv)| is_subset(dv, lv))
         }
         (Value::Number(d), Value::Number(l)) => d.as_f64() == l.as_f64(),
+        // The server canonicalises quantities (`0.5` comes back as `500m`, `1024Mi` as `1Gi`).
+        (Value::String(d), Value::String(l)) => d == l || same_quantity(d, l),
         _ => desired == live,
     }
+}
+
+/// Whether two strings are the same Kubernetes quantity written differently.
+fn same_quantity(a: &str, b: &str) -> bool {
+    match (quantity(a), quantity(b)) {
+        (Some(a), Some(b)) => (a - b).abs() <= f64::EPSILON * a.abs().max(b.abs()).max(1.0),
+        _ => false,
+    }
+}
+
+/// Parses a quantity (`500m`, `1.5Gi`, `2e3`) to its value; `None` for anything else.
+fn quantity(s: &str) -> Option<f64> {
+    const SUFFIXES: [(&str, f64); 15] = [
+        ("Ki", 1024.0),
+        ("Mi", 1048576.0),
+        ("Gi", 1073741824.0),
+        ("Ti", 1099511627776.0),
+        ("Pi", 1125899906842624.0),
+        ("Ei", 1152921504606846976.0),
+        ("n", 1e-9),
+        ("u", 1e-6),
+        ("m", 1e-3),
+        ("k", 1e3),
+        ("M", 1e6),
+        ("G", 1e9),
+        ("T", 1e12),
+        ("P", 1e15),
+        ("E", 1e18),
+    ];
+    let (number, scale) = SUFFIXES
+        .iter()
+        .find_map(|(suffix, scale)| s.strip_suffix(suffix).map(|n| (n, *scale)))
+        .unwrap_or((s, 1.0));
+    let starts_numeric =
+        number.starts_with(|c: char| c.is_ascii_digit() || c == '.' || c == '+' || c == '-');
+    if !starts_numeric {
+        return None;
+    }
+    number.parse::<f64>().ok().map(|n| n * scale)
 }
 
 /// The server drops empty maps and lists on the way in; treat them as absent.
@@ -119,6 +160,19 @@ mod tests {
         assert!(!is_subset(
             &desired,
             &json!({"spec": {"replicas": 1, "ports": [{"port": 80}, {"port": 81}]}})
+        ));
+    }
+
+    #[test]
+    fn canonicalised_quantities_are_not_drift() {
+        assert!(is_subset(
+            &json!({"cpu": "0.5", "memory": "1024Mi"}),
+            &json!({"cpu": "500m", "memory": "1Gi"})
+        ));
+        assert!(!is_subset(&json!({"cpu": "0.5"}), &json!({"cpu": "400m"})));
+        assert!(!is_subset(
+            &json!({"name": "http"}),
+            &json!({"name": "https"})
         ));
     }
 
