@@ -1,1 +1,13 @@
-//! Test support: a real local control plane.
+//! Test support: a real local control plane (kube-apiserver + etcd), per-test namespaces, CRD
+//! installation and an audit-log write counter. Used by the integration tests in `tests/tests/`,
+//! by `make run` (through the `mailagent-control-plane` binary) and by `make bench`.
+
+pub mod audit;
+mod namespace;
+mod pki;
+mod plane;
+mod process;
+
+pub use audit::{AuditEvent, AuditLog};
+pub use namespace::{TestNamespace, install_crds, shared};
+pub use plane::ControlPlane;

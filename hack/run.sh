@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# `make run`: the whole product on one machine, on embedded defaults.
+#   1. a local control plane (kube-apiserver built from the Go module proxy, etcd from a crate);
+#   2. the CRDs and the operator (in the foreground of this script's process group);
+#   3. the sample AuthPolicy and MailAgent from hack/samples/;
+#   4. the workload on the sample Maildir, configured from the ConfigMap the operator rendered.
+# Ctrl-C stops everything. Logs go to .cache/run/*.log.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+run_dir="${RUN_DIR:-$root/.cache/run}"
+listen="${MAILAGENT_LISTEN:-127.0.0.1:8080}"
+mkdir -p "$run_dir"
+cd "$root"
+
+pids=()
+cleanup() {
+  echo; echo "stopping..."
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+echo "==> building (first run: a few minutes)"
+hack/control-plane-build.sh >/dev/null
+cargo build -q -p mailagent-operator -p mailagent-service -p mailagent-tests --bins
+bin="${CARGO_TARGET_DIR:-$root/target}/debug"
+
+echo "==> starting the local control plane"
+rm -f "$run_dir/kubeconfig"
+"$bin/mailagent-control-plane" up --dir "$run_dir" >"$run_dir/control-plane.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 120); do [[ -s "$run_dir/kubeconfig" ]] && break; sleep 0.5; done
+[[ -s "$run_dir/kubeconfig" ]] || { tail -20 "$run_dir/control-plane.log"; echo "control plane did not start"; exit 1; }
+export KUBECONFIG="$run_dir/kubeconfig"
+kubectl() { command kubectl --warnings-as-errors=false "$@" 2>&1 | grep -v 'version difference' || true; }
+
+echo "==> installing CRDs"
+kubectl apply --server-side -f crds/yaml/ >/dev/null
+command kubectl wait --for=condition=Established crd/mailagents.mailagent.dev crd/authpolicies.mailagent.dev --timeout=60s >/dev/null 2>&1
+
+echo "==> starting the operator (metrics on 127.0.0.1:8081)"
+"$bin/mailagent-operator" --leader-election=false --metrics-addr 127.0.0.1:8081 >"$run_dir/operator.log" 2>&1 &
+pids+=($!)
+
+echo "==> applying hack/samples/"
+kubectl apply --server-side -f hack/samples/ >/dev/null
+for _ in $(seq 1 60); do
+  command kubectl -n mail get configmap inbox-config >/dev/null 2>&1 && break; sleep 0.5
+done
+
+echo "==> starting the workload on the sample mailbox ($listen)"
+config_dir="$run_dir/config"; rm -rf "$config_dir"; mkdir -p "$config_dir" "$run_dir/state"
+# The settings the operator rendered, as files named after the runbooks' env vars.
+command kubectl -n mail get configmap inbox-config -o json | python3 -c '
+import json, os, sys
+data = json.load(sys.stdin)["data"]
+for k, v in data.items():
+    open(os.path.join(sys.argv[1], k), "w").write(v)
+' "$config_dir"
+# Local dev credentials: generated once, kept in files readable only by you, never printed.
+[[ -s "$run_dir/api-key" ]] || (umask 077; head -c 32 /dev/urandom | base64 | tr -d '/+=' > "$run_dir/api-key")
+[[ -s "$run_dir/jwt-secret" ]] || (umask 077; head -c 32 /dev/urandom | base64 > "$run_dir/jwt-secret")
+MAILAGENT_CONFIG_DIR="$config_dir" \
+MAILAGENT_STATE_DIR="$run_dir/state" \
+MAILDIR_PATH="$root/mail/testdata/Maildir" \
+MAILAGENT_LISTEN="$listen" \
+MCP_ALLOWED_HOSTS="${listen%:*},localhost,127.0.0.1" \
+AGENT_API_KEY_FILE="$run_dir/api-key" \
+AUTH_JWT_SECRET_FILE="$run_dir/jwt-secret" \
+"$bin/mailagent" >"$run_dir/mailagent.log" 2>&1 &
+pids+=($!)
+sleep 2
+
+cat <<MSG
+
+mailagent is running.
+
+  export KUBECONFIG=$run_dir/kubeconfig
+  kubectl get mailagents,authpolicies -A          # the resources
+  kubectl -n mail get deploy,svc,cm,pvc,networkpolicy,sa -l mailagent.dev/agent=inbox
+  kubectl -n mail get mailagent inbox -o jsonpath='{.status.conditions}'
+  curl -s 127.0.0.1:8081/metrics | grep mailagent_operator   # operator metrics
+
+  curl -s http://$listen/health
+  curl -s http://$listen/.well-known/agent-card.json
+  curl -s -H "X-API-Key: \$(cat $run_dir/api-key)" http://$listen/v1/scan
+  Flip the incident switch:  kubectl -n mail patch mailagent inbox --type merge -p '{"spec":{"mcp":{"enableMutationTools":true}}}'
+
+Logs: $run_dir/*.log. Ctrl-C stops everything.
+MSG
+wait

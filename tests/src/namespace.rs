@@ -1,0 +1,86 @@
+//! Per-test isolation: a fresh namespace per test, CRD installation, and a plane shared by every
+//! test in one test binary (starting one costs seconds).
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+
+use crate::ControlPlane;
+
+/// The control plane shared by every test in this binary. Started on first use on a thread of
+/// its own, because each `#[tokio::test]` has its own runtime and the plane must outlive them;
+/// its processes are stopped by their watchdog when the test binary exits.
+pub fn shared() -> &'static ControlPlane {
+    static PLANE: OnceLock<ControlPlane> = OnceLock::new();
+    PLANE.get_or_init(|| {
+        std::thread::spawn(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+            runtime.block_on(ControlPlane::start())
+        })
+        .join()
+        .expect("control-plane thread")
+        .unwrap_or_else(|e| panic!("starting the control plane: {e:#}"))
+    })
+}
+
+/// A namespace for one test, deleted (best effort) when dropped.
+pub struct TestNamespace {
+    name: String,
+    client: Client,
+}
+
+impl TestNamespace {
+    /// Creates a namespace with a unique name.
+    pub async fn create(client: &Client) -> Self {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
+        let name = format!("t{}-{:x}-{}", std::process::id(), nanos, COUNTER.fetch_add(1, Ordering::Relaxed));
+        let ns = Namespace { metadata: kube::api::ObjectMeta { name: Some(name.clone()), ..Default::default() }, ..Default::default() };
+        Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await.expect("creating a test namespace");
+        Self { name, client: client.clone() }
+    }
+
+    /// The namespace's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        // Without a controller-manager the namespace stays Terminating; that is harmless.
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let (api, name) = (Api::<Namespace>::all(self.client.clone()), self.name.clone());
+            handle.spawn(async move { api.delete(&name, &DeleteParams::default()).await });
+        }
+    }
+}
+
+/// Server-side-applies CRDs and waits until each is `Established`.
+pub async fn install_crds(client: &Client, crds: Vec<CustomResourceDefinition>) -> anyhow::Result<()> {
+    let api = Api::<CustomResourceDefinition>::all(client.clone());
+    for crd in &crds {
+        api.patch(&crd.name_any(), &PatchParams::apply("mailagent-tests").force(), &Patch::Apply(crd)).await?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for crd in &crds {
+        loop {
+            let live = api.get(&crd.name_any()).await?;
+            let established = live
+                .status
+                .and_then(|s| s.conditions)
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "Established" && c.status == "True"));
+            if established {
+                break;
+            }
+            anyhow::ensure!(Instant::now() < deadline, "CRD {} not Established after 60s", crd.name_any());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
+}

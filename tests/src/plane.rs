@@ -1,0 +1,225 @@
+//! A real control plane: etcd 3.6 (from the `etcd-bin-vendored` crate) and kube-apiserver
+//! v1.36.3 (built from the Go module proxy by `hack/control-plane-build.sh`), RBAC on, secure
+//! serving with generated certificates, an admin client certificate, and an audit log of writes.
+//!
+//! With `MAILAGENT_TEST_USE_KUBECONFIG=1` the same API hands out clients for the cluster in
+//! `KUBECONFIG` instead of starting anything.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use base64::Engine as _;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+use crate::audit::AuditLog;
+use crate::pki::{Pki, write_private};
+use crate::process::{Process, free_port};
+
+/// How long the API server may take to become ready (2 cores, cold caches).
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A running control plane (or a handle on an external cluster).
+pub struct ControlPlane {
+    kubeconfig: PathBuf,
+    audit_log: Option<PathBuf>,
+    // Field order is drop order: the API server stops before etcd.
+    processes: Vec<Process>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl ControlPlane {
+    /// Starts a fresh plane in a temporary directory (or uses `KUBECONFIG`, see the module docs).
+    pub async fn start() -> anyhow::Result<Self> {
+        if std::env::var("MAILAGENT_TEST_USE_KUBECONFIG").as_deref() == Ok("1") {
+            let kubeconfig = std::env::var("KUBECONFIG").context("MAILAGENT_TEST_USE_KUBECONFIG=1 needs KUBECONFIG")?;
+            return Ok(Self { kubeconfig: kubeconfig.into(), audit_log: None, processes: vec![], _dir: None });
+        }
+        let dir = tempfile::Builder::new().prefix("mailagent-plane-").tempdir()?;
+        let mut plane = Self::start_in(dir.path()).await?;
+        plane._dir = Some(dir);
+        Ok(plane)
+    }
+
+    /// Starts a plane whose files live in `dir`; `dir/kubeconfig` is the admin kubeconfig.
+    pub async fn start_in(dir: &Path) -> anyhow::Result<Self> {
+        let started = Instant::now();
+        let apiserver = kube_apiserver_binary()?;
+        let etcd = etcd_bin_vendored::etcd_bin_path().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let pki = Pki::generate()?;
+        let certs = dir.join("pki");
+        std::fs::create_dir_all(&certs)?;
+        pki.write_server_files(&certs)?;
+
+        let (etcd_client, etcd_peer, secure_port) = (free_port()?, free_port()?, free_port()?);
+        let etcd_url = format!("http://127.0.0.1:{etcd_client}");
+        let peer_url = format!("http://127.0.0.1:{etcd_peer}");
+        let etcd_args = [
+            "--name=default".into(),
+            format!("--data-dir={}", dir.join("etcd").display()),
+            format!("--listen-client-urls={etcd_url}"),
+            format!("--advertise-client-urls={etcd_url}"),
+            format!("--listen-peer-urls={peer_url}"),
+            format!("--initial-advertise-peer-urls={peer_url}"),
+            format!("--initial-cluster=default={peer_url}"),
+            "--unsafe-no-fsync=true".into(),
+            "--log-level=warn".into(),
+        ];
+        let mut processes = vec![Process::spawn("etcd", etcd, &etcd_args, dir.join("etcd.log"))?];
+
+        let audit_policy = dir.join("audit-policy.yaml");
+        std::fs::write(&audit_policy, AUDIT_POLICY)?;
+        let audit_log = dir.join("audit.log");
+        let cert = |name: &str| certs.join(name).display().to_string();
+        let apiserver_args = [
+            format!("--etcd-servers={etcd_url}"),
+            format!("--secure-port={secure_port}"),
+            "--bind-address=127.0.0.1".into(),
+            "--advertise-address=127.0.0.1".into(),
+            format!("--cert-dir={}", certs.display()),
+            format!("--tls-cert-file={}", cert("apiserver.crt")),
+            format!("--tls-private-key-file={}", cert("apiserver.key")),
+            format!("--client-ca-file={}", cert("client-ca.crt")),
+            format!("--service-account-issuer=https://127.0.0.1:{secure_port}"),
+            format!("--service-account-key-file={}", cert("sa.pub")),
+            format!("--service-account-signing-key-file={}", cert("sa.key")),
+            // Room for thousands of Services (benchmarks create three per MailAgent).
+            "--service-cluster-ip-range=10.96.0.0/16".into(),
+            "--authorization-mode=RBAC".into(),
+            // No controller-manager creates the `default` ServiceAccount here.
+            "--disable-admission-plugins=ServiceAccount".into(),
+            "--allow-privileged=false".into(),
+            "--endpoint-reconciler-type=none".into(),
+            format!("--audit-policy-file={}", audit_policy.display()),
+            format!("--audit-log-path={}", audit_log.display()),
+            "--audit-log-format=json".into(),
+            "--audit-log-mode=blocking".into(),
+            "--audit-log-maxsize=0".into(),
+        ];
+        processes.push(Process::spawn("kube-apiserver", &apiserver, &apiserver_args, dir.join("kube-apiserver.log"))?);
+
+        let kubeconfig = dir.join("kubeconfig");
+        write_private(&kubeconfig, &kubeconfig_yaml(&pki, secure_port))?;
+        let plane = Self { kubeconfig, audit_log: Some(audit_log), processes, _dir: None };
+        let plane = plane.wait_ready().await?;
+        tracing::info!(took = ?started.elapsed(), "control plane ready");
+        Ok(plane)
+    }
+
+    async fn wait_ready(mut self) -> anyhow::Result<Self> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if self.processes.iter_mut().any(|p| !p.is_running()) {
+                bail!("a control-plane process exited during startup\n{}", self.log_tails());
+            }
+            if let Ok(client) = self.try_client(None).await {
+                let request = http::Request::get("/readyz").body(Vec::new()).expect("static request");
+                if client.request_text(request).await.is_ok_and(|body| body.trim() == "ok") {
+                    return Ok(self);
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("kube-apiserver not ready after {READY_TIMEOUT:?}\n{}", self.log_tails());
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    fn log_tails(&self) -> String {
+        self.processes.iter().map(|p| p.log_tail(30)).collect::<Vec<_>>().join("\n")
+    }
+
+    /// The admin kubeconfig.
+    pub fn kubeconfig_path(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// The audit log of writes (None against an external cluster).
+    pub fn audit(&self) -> Option<AuditLog> {
+        self.audit_log.clone().map(AuditLog::new)
+    }
+
+    /// An admin client, bound to the calling tokio runtime.
+    pub async fn client(&self) -> Client {
+        self.try_client(None).await.expect("a client for the control plane")
+    }
+
+    /// A client that impersonates `user` in `groups` (RBAC applies as for that user).
+    pub async fn impersonating(&self, user: &str, groups: &[&str]) -> Client {
+        let groups = groups.iter().map(|g| (*g).to_owned()).collect();
+        self.try_client(Some((user.to_owned(), groups))).await.expect("an impersonating client")
+    }
+
+    async fn try_client(&self, impersonate: Option<(String, Vec<String>)>) -> anyhow::Result<Client> {
+        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig)?;
+        let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+        // Tests run many requests in parallel against a 2-core API server.
+        config.read_timeout = Some(Duration::from_secs(60));
+        if let Some((user, groups)) = impersonate {
+            config.auth_info.impersonate = Some(user);
+            config.auth_info.impersonate_groups = Some(groups);
+        }
+        Ok(Client::try_from(config)?)
+    }
+}
+
+/// The kube-apiserver binary: `KUBE_APISERVER_BIN`, or the per-machine cache that
+/// `hack/control-plane-build.sh` fills (building it on the first call).
+fn kube_apiserver_binary() -> anyhow::Result<PathBuf> {
+    if let Ok(path) = std::env::var("KUBE_APISERVER_BIN") {
+        return Ok(path.into());
+    }
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../hack/control-plane-build.sh");
+    let output = std::process::Command::new("bash")
+        .arg(&script)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {}", script.display()))?;
+    if !output.status.success() {
+        bail!("{} failed", script.display());
+    }
+    let dir = String::from_utf8(output.stdout)?.trim().to_owned();
+    Ok(PathBuf::from(dir).join("kube-apiserver"))
+}
+
+fn kubeconfig_yaml(pki: &Pki, port: u16) -> String {
+    let b64 = |pem: &str| base64::engine::general_purpose::STANDARD.encode(pem);
+    format!(
+        "apiVersion: v1
+kind: Config
+clusters:
+- name: mailagent-local
+  cluster:
+    server: https://127.0.0.1:{port}
+    certificate-authority-data: {ca}
+users:
+- name: admin
+  user:
+    client-certificate-data: {cert}
+    client-key-data: {key}
+contexts:
+- name: mailagent-local
+  context: {{cluster: mailagent-local, user: admin}}
+current-context: mailagent-local
+",
+        ca = b64(&pki.serving_ca_pem),
+        cert = b64(&pki.admin_cert_pem),
+        key = b64(&pki.admin_key_pem),
+    )
+}
+
+/// Audit writes only (reads and watches are noise for write counting), at Metadata level so no
+/// request body (and so no Secret value) is ever logged.
+const AUDIT_POLICY: &str = "apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: None
+  verbs: [get, list, watch]
+- level: None
+  resources:
+  - group: coordination.k8s.io
+    resources: [leases]
+- level: Metadata
+";

@@ -1,0 +1,77 @@
+//! Child processes (etcd, kube-apiserver) that never outlive the test binary.
+//!
+//! A shared control plane lives in a `static`, which Rust never drops, so each server runs under
+//! a tiny shell watchdog that stops it as soon as the process that started it is gone. (The
+//! alternative, `PR_SET_PDEATHSIG`, needs `unsafe`, which this workspace forbids.)
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const WATCHDOG: &str = r#"
+"$@" &
+child=$!
+trap 'kill "$child" 2>/dev/null; wait "$child"; exit 0' TERM INT
+while kill -0 "$WATCH_PID" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 0.5; done
+kill "$child" 2>/dev/null
+wait "$child"
+"#;
+
+/// A running server whose output goes to a log file.
+pub struct Process {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Process {
+    /// Starts `program args` under the watchdog, logging to `log`.
+    pub fn spawn(name: &'static str, program: &Path, args: &[String], log: PathBuf) -> std::io::Result<Self> {
+        let out = std::fs::File::create(&log)?;
+        let child = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(WATCHDOG)
+            .arg("sh")
+            .arg(program)
+            .args(args)
+            .env("WATCH_PID", std::process::id().to_string())
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()?;
+        Ok(Self { name, child, log })
+    }
+
+    /// Whether the server is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The last lines of the log, for a startup failure report.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        format!("--- {} ({}) ---\n{}", self.name, self.log.display(), all[all.len().saturating_sub(lines)..].join("\n"))
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        // SIGTERM to the watchdog, which forwards it and waits; SIGKILL if that takes too long.
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free loopback port (bound, then released for the server to take).
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
