@@ -1,3 +1,8 @@
 //! The mail and calendar domain behind every door: providers, triage, unsubscribe discovery and
 //! execution, digest, availability and durable state. No HTTP server here; `mailagent-service`
 //! adapts these capabilities to REST, A2A and MCP.
+
+pub mod api;
+mod assistant;
+
+pub use api::{Assistant, DomainError, maildir_assistant};
