@@ -1,13 +1,16 @@
 //! Test support: a real local control plane (kube-apiserver + etcd), per-test namespaces, CRD
-//! installation and an audit-log write counter. Used by the integration tests in `tests/tests/`,
-//! by `make run` (through the `mailagent-control-plane` binary) and by `make bench`.
+//! installation, deadline-bounded waits and an audit-log write counter. Used by the integration
+//! tests in `tests/tests/`, by `make run` (through the `mailagent-control-plane` binary) and by
+//! `make bench`.
 
 pub mod audit;
 mod namespace;
 mod pki;
 mod plane;
 mod process;
+mod wait;
 
-pub use audit::{AuditEvent, AuditLog};
+pub use audit::{AuditEvent, AuditLog, AuditMark, WriteFilter};
 pub use namespace::{TestNamespace, install_crds, shared};
 pub use plane::ControlPlane;
+pub use wait::await_condition;

@@ -13,7 +13,7 @@ use base64::Engine as _;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
-use crate::audit::AuditLog;
+use crate::audit::{AUDIT_POLICY, AuditLog};
 use crate::pki::{Pki, write_private};
 use crate::process::{Process, free_port};
 
@@ -24,9 +24,19 @@ const READY_TIMEOUT: Duration = Duration::from_secs(120);
 pub struct ControlPlane {
     kubeconfig: PathBuf,
     audit_log: Option<PathBuf>,
-    // Field order is drop order: the API server stops before etcd.
+    /// In start order (etcd first); stopped in reverse by `Drop`.
     processes: Vec<Process>,
-    _dir: Option<tempfile::TempDir>,
+    /// Removed after the processes stop (fields drop after `Drop::drop`).
+    temp_dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        // The API server first: without etcd its graceful shutdown stalls.
+        while let Some(process) = self.processes.pop() {
+            drop(process);
+        }
+    }
 }
 
 impl ControlPlane {
@@ -34,11 +44,11 @@ impl ControlPlane {
     pub async fn start() -> anyhow::Result<Self> {
         if std::env::var("MAILAGENT_TEST_USE_KUBECONFIG").as_deref() == Ok("1") {
             let kubeconfig = std::env::var("KUBECONFIG").context("MAILAGENT_TEST_USE_KUBECONFIG=1 needs KUBECONFIG")?;
-            return Ok(Self { kubeconfig: kubeconfig.into(), audit_log: None, processes: vec![], _dir: None });
+            return Ok(Self { kubeconfig: kubeconfig.into(), audit_log: None, processes: vec![], temp_dir: None });
         }
         let dir = tempfile::Builder::new().prefix("mailagent-plane-").tempdir()?;
         let mut plane = Self::start_in(dir.path()).await?;
-        plane._dir = Some(dir);
+        plane.temp_dir = Some(dir);
         Ok(plane)
     }
 
@@ -101,7 +111,7 @@ impl ControlPlane {
 
         let kubeconfig = dir.join("kubeconfig");
         write_private(&kubeconfig, &kubeconfig_yaml(&pki, secure_port))?;
-        let plane = Self { kubeconfig, audit_log: Some(audit_log), processes, _dir: None };
+        let plane = Self { kubeconfig, audit_log: Some(audit_log), processes, temp_dir: None };
         let plane = plane.wait_ready().await?;
         tracing::info!(took = ?started.elapsed(), "control plane ready");
         Ok(plane)
@@ -133,6 +143,11 @@ impl ControlPlane {
     /// The admin kubeconfig.
     pub fn kubeconfig_path(&self) -> &Path {
         &self.kubeconfig
+    }
+
+    /// Whether this plane was started here (false when it stands for the cluster in `KUBECONFIG`).
+    pub fn is_local(&self) -> bool {
+        !self.processes.is_empty()
     }
 
     /// The audit log of writes (None against an external cluster).
@@ -208,18 +223,3 @@ current-context: mailagent-local
         key = b64(&pki.admin_key_pem),
     )
 }
-
-/// Audit writes only (reads and watches are noise for write counting), at Metadata level so no
-/// request body (and so no Secret value) is ever logged.
-const AUDIT_POLICY: &str = "apiVersion: audit.k8s.io/v1
-kind: Policy
-omitStages: [RequestReceived]
-rules:
-- level: None
-  verbs: [get, list, watch]
-- level: None
-  resources:
-  - group: coordination.k8s.io
-    resources: [leases]
-- level: Metadata
-";

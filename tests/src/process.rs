@@ -8,13 +8,25 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Runs `"$@"` and stops it when the watched process (`WATCH_PID`) is gone or the watchdog gets
+/// SIGTERM. A server gets a few seconds to exit on SIGTERM, then SIGKILL: kube-apiserver can hang
+/// in its graceful shutdown once etcd is gone, and a test server has nothing worth saving.
 const WATCHDOG: &str = r#"
 "$@" &
 child=$!
-trap 'kill "$child" 2>/dev/null; wait "$child"; exit 0' TERM INT
+stop() {
+  kill -TERM "$child" 2>/dev/null
+  for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+    kill -0 "$child" 2>/dev/null || exit 0
+    sleep 0.25
+  done
+  kill -KILL "$child" 2>/dev/null
+  wait "$child"
+  exit 0
+}
+trap stop TERM INT
 while kill -0 "$WATCH_PID" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 0.5; done
-kill "$child" 2>/dev/null
-wait "$child"
+stop
 "#;
 
 /// A running server whose output goes to a log file.
@@ -57,9 +69,10 @@ impl Process {
 
 impl Drop for Process {
     fn drop(&mut self) {
-        // SIGTERM to the watchdog, which forwards it and waits; SIGKILL if that takes too long.
+        // SIGTERM to the watchdog, which stops the server (escalating to SIGKILL itself) and exits.
+        // Killing the watchdog outright would orphan the server, so that is only the last resort.
         let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
             if !matches!(self.child.try_wait(), Ok(None)) {
                 return;
