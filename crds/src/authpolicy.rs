@@ -28,32 +28,11 @@ use crate::contract::{AuthMode, KeyState, McpAuthMode};
     doc = "Auth mode, scopes, API key clients, JWT validation and key rotation for MailAgents.",
     printcolumn(name = "Mode", type_ = "string", json_path = ".spec.mode"),
     printcolumn(name = "MCP", type_ = "string", json_path = ".spec.mcp.mode"),
-    printcolumn(
-        name = "Current Kid",
-        type_ = "string",
-        json_path = ".status.currentKid"
-    ),
-    printcolumn(
-        name = "Revision",
-        type_ = "integer",
-        priority = 1,
-        json_path = ".status.revision"
-    ),
-    printcolumn(
-        name = "Next Rotation",
-        type_ = "date",
-        json_path = ".status.nextRotationTime"
-    ),
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn(name = "Current Kid", type_ = "string", json_path = ".status.currentKid"),
+    printcolumn(name = "Revision", type_ = "integer", priority = 1, json_path = ".status.revision"),
+    printcolumn(name = "Next Rotation", type_ = "date", json_path = ".status.nextRotationTime"),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[x_kube(validation = Rule::new("self.mode == 'api_key' || has(self.jwt)")
     .message("jwt settings are required when mode is jwt or hybrid")
@@ -155,10 +134,7 @@ pub struct OAuthResourceServer {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 pub struct ApiKeyClient {
     /// Client name: a DNS label; becomes the principal and part of the Secret name.
-    #[schemars(
-        length(min = 1, max = 40),
-        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-    )]
+    #[schemars(length(min = 1, max = 40), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
     pub name: String,
     /// What the client may do.
     #[schemars(length(min = 1, max = 6))]

@@ -39,31 +39,13 @@ pub struct DesiredCondition {
 
 impl DesiredCondition {
     /// A condition that holds.
-    pub fn ok(
-        type_: &'static str,
-        reason: impl Into<Cow<'static, str>>,
-        message: impl Into<String>,
-    ) -> Self {
-        Self {
-            type_,
-            status: true,
-            reason: reason.into(),
-            message: message.into(),
-        }
+    pub fn ok(type_: &'static str, reason: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
+        Self { type_, status: true, reason: reason.into(), message: message.into() }
     }
 
     /// A condition that does not hold.
-    pub fn not(
-        type_: &'static str,
-        reason: impl Into<Cow<'static, str>>,
-        message: impl Into<String>,
-    ) -> Self {
-        Self {
-            type_,
-            status: false,
-            reason: reason.into(),
-            message: message.into(),
-        }
+    pub fn not(type_: &'static str, reason: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
+        Self { type_, status: false, reason: reason.into(), message: message.into() }
     }
 }
 
@@ -118,10 +100,7 @@ pub fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Conditio
 pub fn conditions_schema(generator: &mut SchemaGenerator) -> Schema {
     let mut schema = <Vec<Condition>>::json_schema(generator);
     schema.insert("x-kubernetes-list-type".into(), "map".into());
-    schema.insert(
-        "x-kubernetes-list-map-keys".into(),
-        serde_json::json!(["type"]),
-    );
+    schema.insert("x-kubernetes-list-map-keys".into(), serde_json::json!(["type"]));
     schema
 }
 
@@ -138,19 +117,12 @@ mod tests {
         let mut conditions = Vec::new();
         let ready = DesiredCondition::ok(READY, "Available", "serving");
         assert!(set_condition(&mut conditions, &ready, Some(1), at(10)));
-        assert!(
-            !set_condition(&mut conditions, &ready, Some(1), at(20)),
-            "no-op must report no change"
-        );
+        assert!(!set_condition(&mut conditions, &ready, Some(1), at(20)), "no-op must report no change");
         assert_eq!(conditions[0].last_transition_time, at(10));
 
         let reworded = DesiredCondition::ok(READY, "Available", "serving 1 replica");
         assert!(set_condition(&mut conditions, &reworded, Some(2), at(30)));
-        assert_eq!(
-            conditions[0].last_transition_time,
-            at(10),
-            "same status keeps the time"
-        );
+        assert_eq!(conditions[0].last_transition_time, at(10), "same status keeps the time");
         assert_eq!(conditions[0].observed_generation, Some(2));
 
         let down = DesiredCondition::not(READY, "Suspended", "scaled to zero");

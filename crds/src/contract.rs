@@ -193,9 +193,7 @@ wire_enum!(McpAuthMode {
 });
 
 /// A served surface (front door).
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Surface {
     /// REST under `/v1` plus the OpenAPI document.
@@ -211,10 +209,7 @@ wire_enum!(Surface { Rest => "rest", A2a => "a2a", Mcp => "mcp" });
 /// Parses `MCP_ENABLE_MUTATION_TOOLS`. Only an explicit true turns mutations on; anything absent or
 /// unparsable is off, because an incident responder's typo must never re-enable sending mail.
 pub fn mutation_tools_enabled(value: Option<&str>) -> bool {
-    matches!(
-        value.map(|v| v.trim().to_ascii_lowercase()).as_deref(),
-        Some("true" | "1" | "yes" | "on")
-    )
+    matches!(value.map(|v| v.trim().to_ascii_lowercase()).as_deref(), Some("true" | "1" | "yes" | "on"))
 }
 
 /// The lifecycle of one key, modelled on cert-manager's issuance: verifiers learn a key before
@@ -236,10 +231,7 @@ pub enum KeyState {
 impl KeyState {
     /// Whether a verifier accepts credentials made with a key in this state.
     pub const fn accepted(self) -> bool {
-        matches!(
-            self,
-            KeyState::Staged | KeyState::Active | KeyState::Verifying
-        )
+        matches!(self, KeyState::Staged | KeyState::Active | KeyState::Verifying)
     }
 }
 
@@ -318,15 +310,7 @@ mod tests {
 
     #[test]
     fn mutation_switch_fails_closed() {
-        for off in [
-            None,
-            Some(""),
-            Some("false"),
-            Some("0"),
-            Some("flase"),
-            Some("no"),
-            Some("maybe"),
-        ] {
+        for off in [None, Some(""), Some("false"), Some("0"), Some("flase"), Some("no"), Some("maybe")] {
             assert!(!mutation_tools_enabled(off), "{off:?} must mean off");
         }
         for on in ["true", "TRUE", " 1 ", "yes", "on"] {
@@ -358,10 +342,7 @@ mod tests {
             jwt_keys: vec![],
         };
         let json = serde_json::to_string(&keyring).unwrap();
-        assert!(
-            json.contains("\"apiKeys\"") && json.contains("\"mail:scan\""),
-            "{json}"
-        );
+        assert!(json.contains("\"apiKeys\"") && json.contains("\"mail:scan\""), "{json}");
         assert_eq!(serde_json::from_str::<Keyring>(&json).unwrap(), keyring);
     }
 

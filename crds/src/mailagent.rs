@@ -27,35 +27,19 @@ use crate::contract::{AuthMode, McpAuthMode};
     category = "mailagent",
     derive = "PartialEq",
     doc = "A mail assistant for one mailbox, served over REST, A2A and MCP.",
-    printcolumn(
-        name = "Provider",
-        type_ = "string",
-        json_path = ".spec.mailbox.provider"
-    ),
+    printcolumn(name = "Provider", type_ = "string", json_path = ".spec.mailbox.provider"),
     printcolumn(name = "Auth", type_ = "string", json_path = ".status.authMode"),
     printcolumn(name = "MCP Auth", type_ = "string", json_path = ".status.mcpAuthMode"),
-    printcolumn(
-        name = "Mutations",
-        type_ = "boolean",
-        json_path = ".spec.mcp.enableMutationTools"
-    ),
+    printcolumn(name = "Mutations", type_ = "boolean", json_path = ".spec.mcp.enableMutationTools"),
     printcolumn(name = "Suspended", type_ = "boolean", json_path = ".spec.suspend"),
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
-    ),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
     printcolumn(
         name = "Reason",
         type_ = "string",
         priority = 1,
         json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
     ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[x_kube(validation = Rule::new("self.replicas <= 1 || self.storage.accessMode == 'ReadWriteMany'")
     .message("replicas above 1 need storage.accessMode ReadWriteMany: the state volume has one writer, and a ReadWriteOnce volume cannot be shared between pods")
@@ -216,11 +200,7 @@ fn yes() -> bool {
 
 impl Default for Surfaces {
     fn default() -> Self {
-        Self {
-            rest: true,
-            a2a: true,
-            mcp: true,
-        }
+        Self { rest: true, a2a: true, mcp: true }
     }
 }
 
@@ -281,10 +261,7 @@ fn default_burst() -> u32 {
 
 impl Default for RateLimit {
     fn default() -> Self {
-        Self {
-            per_minute: default_per_minute(),
-            burst: default_burst(),
-        }
+        Self { per_minute: default_per_minute(), burst: default_burst() }
     }
 }
 
@@ -315,11 +292,7 @@ fn default_time_zone() -> String {
 
 impl Default for Schedules {
     fn default() -> Self {
-        Self {
-            digest: None,
-            scan: None,
-            time_zone: default_time_zone(),
-        }
+        Self { digest: None, scan: None, time_zone: default_time_zone() }
     }
 }
 

@@ -8,9 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// One permission a caller may hold. Every REST route, A2A skill and MCP tool requires exactly one.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 pub enum Scope {
     /// Calendar availability.
     #[serde(rename = "availability:read")]
@@ -95,20 +93,14 @@ impl std::error::Error for UnknownScope {}
 impl FromStr for Scope {
     type Err = UnknownScope;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Scope::ALL
-            .into_iter()
-            .find(|scope| scope.as_str() == s)
-            .ok_or_else(|| UnknownScope(s.to_owned()))
+        Scope::ALL.into_iter().find(|scope| scope.as_str() == s).ok_or_else(|| UnknownScope(s.to_owned()))
     }
 }
 
 /// Parses an OAuth-style space-separated scope string (the JWT `scope` claim). Unknown names are
 /// ignored rather than rejected: an issuer may grant scopes for other resources in one token.
 pub fn parse_scope_claim(claim: &str) -> Vec<Scope> {
-    let mut scopes: Vec<Scope> = claim
-        .split_ascii_whitespace()
-        .filter_map(|s| s.parse().ok())
-        .collect();
+    let mut scopes: Vec<Scope> = claim.split_ascii_whitespace().filter_map(|s| s.parse().ok()).collect();
     scopes.sort();
     scopes.dedup();
     scopes
@@ -131,10 +123,7 @@ mod tests {
     #[test]
     fn only_execute_and_digest_are_mutations() {
         let mutations: Vec<_> = Scope::ALL.into_iter().filter(|s| s.is_mutation()).collect();
-        assert_eq!(
-            mutations,
-            [Scope::UnsubscribeExecute, Scope::UnsubscribeDigest]
-        );
+        assert_eq!(mutations, [Scope::UnsubscribeExecute, Scope::UnsubscribeDigest]);
     }
 
     #[test]

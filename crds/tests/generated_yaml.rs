@@ -4,10 +4,7 @@
 use std::path::PathBuf;
 
 fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("crds/ has a parent")
-        .to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("crds/ has a parent").to_path_buf()
 }
 
 #[test]
@@ -17,11 +14,7 @@ fn committed_crd_yaml_matches_the_types() {
             let path = repo_root().join(dir).join(&name);
             let committed = std::fs::read_to_string(&path)
                 .unwrap_or_else(|e| panic!("{}: {e}; run `make generate`", path.display()));
-            assert!(
-                committed == expected,
-                "{} is stale; run `make generate` and commit the result",
-                path.display()
-            );
+            assert!(committed == expected, "{} is stale; run `make generate` and commit the result", path.display());
         }
     }
 }
@@ -30,29 +23,11 @@ fn committed_crd_yaml_matches_the_types() {
 fn every_crd_has_status_short_names_and_the_category() {
     for crd in mailagent_crds::crds() {
         let names = &crd.spec.names;
-        assert_eq!(
-            names.categories.as_deref(),
-            Some(&["mailagent".to_owned()][..])
-        );
-        assert!(
-            names.short_names.as_ref().is_some_and(|s| !s.is_empty()),
-            "{} lacks a short name",
-            names.kind
-        );
+        assert_eq!(names.categories.as_deref(), Some(&["mailagent".to_owned()][..]));
+        assert!(names.short_names.as_ref().is_some_and(|s| !s.is_empty()), "{} lacks a short name", names.kind);
         let version = &crd.spec.versions[0];
-        assert!(
-            version
-                .subresources
-                .as_ref()
-                .and_then(|s| s.status.as_ref())
-                .is_some()
-        );
-        assert!(
-            version
-                .additional_printer_columns
-                .as_ref()
-                .is_some_and(|c| c.iter().any(|c| c.name == "Ready"))
-        );
+        assert!(version.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some());
+        assert!(version.additional_printer_columns.as_ref().is_some_and(|c| c.iter().any(|c| c.name == "Ready")));
     }
 }
 
@@ -66,10 +41,7 @@ fn every_schema_property_is_documented() {
         for (name, prop) in props {
             let here = format!("{path}.{name}");
             // Embedded Kubernetes types (NetworkPolicyPeer, ResourceRequirements, Condition) carry upstream docs.
-            if prop.get("description").is_none()
-                && !path.contains("network")
-                && !here.ends_with(".metadata")
-            {
+            if prop.get("description").is_none() && !path.contains("network") && !here.ends_with(".metadata") {
                 missing.push(here.clone());
             }
             walk(&here, prop, missing);
@@ -86,10 +58,6 @@ fn every_schema_property_is_documented() {
             walk(part, &root["properties"][part], &mut missing);
         }
         missing.retain(|m| !m.starts_with("status.conditions[]") && !m.contains(".resources."));
-        assert!(
-            missing.is_empty(),
-            "{}: undocumented fields {missing:?}",
-            crd.spec.names.kind
-        );
+        assert!(missing.is_empty(), "{}: undocumented fields {missing:?}", crd.spec.names.kind);
     }
 }

@@ -39,10 +39,7 @@ impl Error {
             Error::InvalidSpec(_) | Error::MissingField(_) => true,
             // 4xx other than conflict / too-many-requests / not-found means our request is wrong
             // for this object; retrying the same request would fail the same way.
-            Error::Kube {
-                source: kube::Error::Api(status),
-                ..
-            } => {
+            Error::Kube { source: kube::Error::Api(status), .. } => {
                 let code = status.code;
                 (400..500).contains(&code) && ![404, 409, 429].contains(&code)
             }
@@ -53,18 +50,9 @@ impl Error {
     /// A low-cardinality label for metrics.
     pub fn metric_label(&self) -> &'static str {
         match self {
-            Error::Kube {
-                source: kube::Error::Api(s),
-                ..
-            } if s.code == 409 => "conflict",
-            Error::Kube {
-                source: kube::Error::Api(s),
-                ..
-            } if s.code == 403 => "forbidden",
-            Error::Kube {
-                source: kube::Error::Api(s),
-                ..
-            } if s.code == 422 => "invalid",
+            Error::Kube { source: kube::Error::Api(s), .. } if s.code == 409 => "conflict",
+            Error::Kube { source: kube::Error::Api(s), .. } if s.code == 403 => "forbidden",
+            Error::Kube { source: kube::Error::Api(s), .. } if s.code == 422 => "invalid",
             Error::Kube { .. } => "kube",
             Error::InvalidSpec(_) => "invalid_spec",
             Error::MissingField(_) => "missing_field",
@@ -84,10 +72,7 @@ mod tests {
 
     fn api(code: u16) -> Error {
         let status = kube::core::Status::failure("boom", "Reason").with_code(code);
-        Error::Kube {
-            action: "testing",
-            source: kube::Error::Api(Box::new(status)),
-        }
+        Error::Kube { action: "testing", source: kube::Error::Api(Box::new(status)) }
     }
 
     #[test]

@@ -19,11 +19,7 @@ struct AppState {
 }
 
 /// Binds and serves in the background; returns the bound address.
-pub async fn serve(
-    addr: SocketAddr,
-    metrics: Arc<Metrics>,
-    ready: Arc<AtomicBool>,
-) -> std::io::Result<SocketAddr> {
+pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, ready: Arc<AtomicBool>) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let app = router(metrics, ready);
@@ -41,13 +37,7 @@ pub fn router(metrics: Arc<Metrics>, ready: Arc<AtomicBool>) -> Router {
 }
 
 async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        state.metrics.encode(),
-    )
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.encode())
 }
 
 /// Ready once this replica leads (or election is off): a standby is alive but not ready.
@@ -68,10 +58,7 @@ mod tests {
     use super::*;
 
     async fn get(router: Router, path: &str) -> (StatusCode, String) {
-        let response = router
-            .oneshot(Request::get(path).body(Body::empty()).unwrap())
-            .await
-            .unwrap();
+        let response = router.oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
         let status = response.status();
         let body = to_bytes(response.into_body(), 1 << 20).await.unwrap();
         (status, String::from_utf8(body.to_vec()).unwrap())
@@ -82,10 +69,7 @@ mod tests {
         let ready = Arc::new(AtomicBool::new(false));
         let router = router(Arc::new(Metrics::default()), ready.clone());
         assert_eq!(get(router.clone(), "/healthz").await.0, StatusCode::OK);
-        assert_eq!(
-            get(router.clone(), "/readyz").await.0,
-            StatusCode::SERVICE_UNAVAILABLE
-        );
+        assert_eq!(get(router.clone(), "/readyz").await.0, StatusCode::SERVICE_UNAVAILABLE);
         ready.store(true, Ordering::Relaxed);
         assert_eq!(get(router, "/readyz").await.0, StatusCode::OK);
     }
@@ -94,12 +78,8 @@ mod tests {
     async fn metrics_are_exposed_in_text_format() {
         let metrics = Arc::new(Metrics::default());
         metrics.reconciled("mailagent", std::time::Duration::from_millis(1));
-        let (status, body) =
-            get(router(metrics, Arc::new(AtomicBool::new(true))), "/metrics").await;
+        let (status, body) = get(router(metrics, Arc::new(AtomicBool::new(true))), "/metrics").await;
         assert_eq!(status, StatusCode::OK);
-        assert!(
-            body.contains("mailagent_operator_reconcile_duration_seconds_bucket"),
-            "{body}"
-        );
+        assert!(body.contains("mailagent_operator_reconcile_duration_seconds_bucket"), "{body}");
     }
 }

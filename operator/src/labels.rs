@@ -14,6 +14,8 @@ pub const SURFACE_LABEL: &str = "mailagent.dev/surface";
 /// Pod-template annotation holding the hash of settings that need a restart: a real change rolls
 /// the pods, a no-op (or an operator upgrade that renders the same settings) does not.
 pub const CONFIG_HASH_ANNOTATION: &str = "mailagent.dev/config-hash";
+/// Hash of the object as the operator last rendered it; a different hash means apply again.
+pub const APPLIED_HASH_ANNOTATION: &str = "mailagent.dev/applied-hash";
 /// The label selector matching everything this operator manages.
 pub const MANAGED_SELECTOR: &str = "app.kubernetes.io/managed-by=mailagent-operator";
 
@@ -21,10 +23,7 @@ pub const MANAGED_SELECTOR: &str = "app.kubernetes.io/managed-by=mailagent-opera
 pub fn child_labels(agent: &str) -> BTreeMap<String, String> {
     let mut labels = selector_labels(agent);
     labels.insert("app.kubernetes.io/managed-by".into(), MANAGED_BY.into());
-    labels.insert(
-        "app.kubernetes.io/component".into(),
-        "mail-assistant".into(),
-    );
+    labels.insert("app.kubernetes.io/component".into(), "mail-assistant".into());
     labels
 }
 

@@ -10,11 +10,7 @@ use tracing::{error, info};
 pub const LEASE_NAME: &str = "mailagent-operator";
 
 /// Blocks until this replica holds the Lease; the returned task exits the process if it is lost.
-pub async fn acquire(
-    client: Client,
-    namespace: &str,
-    identity: &str,
-) -> anyhow::Result<JoinHandle<()>> {
+pub async fn acquire(client: Client, namespace: &str, identity: &str) -> anyhow::Result<JoinHandle<()>> {
     let manager = LeaseManagerBuilder::new(client, LEASE_NAME)
         .with_namespace(namespace)
         .with_identity(identity)

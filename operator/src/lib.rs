@@ -20,11 +20,7 @@ use tracing::info;
 
 /// Command-line and environment settings of the operator.
 #[derive(Clone, Debug, clap::Parser)]
-#[command(
-    name = "mailagent-operator",
-    version,
-    about = "Reconciles MailAgent resources into hardened workloads"
-)]
+#[command(name = "mailagent-operator", version, about = "Reconciles MailAgent resources into hardened workloads")]
 pub struct Config {
     /// Watch one namespace only (default: every namespace).
     #[arg(long, env = "WATCH_NAMESPACE")]
@@ -60,14 +56,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         None
     };
     ready.store(true, Ordering::Relaxed);
-    let reporter = Reporter {
-        controller: "mailagent-operator".into(),
-        instance: Some(config.identity.clone()),
-    };
+    let reporter = Reporter { controller: "mailagent-operator".into(), instance: Some(config.identity.clone()) };
     let recorder = Recorder::new(client.clone(), reporter);
-    let scope = controller::mailagent::Scope {
-        namespace: config.namespace.clone(),
-    };
+    let scope = controller::mailagent::Scope { namespace: config.namespace.clone() };
     controller::mailagent::run(client, scope, metrics, recorder, shutdown_signal()).await;
     info!("controller stopped");
     Ok(())
@@ -78,8 +69,8 @@ pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("signal handler");
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
         tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
     }
     #[cfg(not(unix))]

@@ -4,8 +4,7 @@ use mailagent_operator::{Config, run};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| "info,kube=warn".into());
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,kube=warn".into());
     let logs = tracing_subscriber::fmt().with_env_filter(filter);
     if config.log_format == "json" {
         logs.json().init()

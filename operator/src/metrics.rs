@@ -46,47 +46,23 @@ impl Default for Metrics {
         });
         let writes = Family::<WriteLabels, Counter>::default();
         registry.register("reconciles", "Reconciliations run", reconciles.clone());
-        registry.register(
-            "reconcile_errors",
-            "Reconciliations that failed, by error kind",
-            failures.clone(),
-        );
-        registry.register(
-            "reconcile_duration_seconds",
-            "Time spent in one reconciliation",
-            duration.clone(),
-        );
-        registry.register(
-            "api_writes",
-            "Writes sent to the API server, by kind and verb",
-            writes.clone(),
-        );
-        Self {
-            registry,
-            reconciles,
-            failures,
-            duration,
-            writes,
-        }
+        registry.register("reconcile_errors", "Reconciliations that failed, by error kind", failures.clone());
+        registry.register("reconcile_duration_seconds", "Time spent in one reconciliation", duration.clone());
+        registry.register("api_writes", "Writes sent to the API server, by kind and verb", writes.clone());
+        Self { registry, reconciles, failures, duration, writes }
     }
 }
 
 impl Metrics {
     /// Records a finished reconciliation.
     pub fn reconciled(&self, controller: &'static str, took: Duration) {
-        self.reconciles
-            .get_or_create(&ControllerLabels { controller })
-            .inc();
-        self.duration
-            .get_or_create(&ControllerLabels { controller })
-            .observe(took.as_secs_f64());
+        self.reconciles.get_or_create(&ControllerLabels { controller }).inc();
+        self.duration.get_or_create(&ControllerLabels { controller }).observe(took.as_secs_f64());
     }
 
     /// Records a failed reconciliation.
     pub fn failed(&self, controller: &'static str, error: &'static str) {
-        self.failures
-            .get_or_create(&ErrorLabels { controller, error })
-            .inc();
+        self.failures.get_or_create(&ErrorLabels { controller, error }).inc();
     }
 
     /// Records one write sent to the API server.
@@ -108,8 +84,7 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
         let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &self.registry)
-            .expect("writing to a String cannot fail");
+        prometheus_client::encoding::text::encode(&mut text, &self.registry).expect("writing to a String cannot fail");
         text
     }
 }
@@ -128,10 +103,9 @@ mod tests {
         metrics.failed("mailagent", "conflict");
         assert_eq!(metrics.total_writes(), 3);
         let text = metrics.encode();
+        assert!(text.contains("mailagent_operator_reconciles_total{controller=\"mailagent\"} 1"), "{text}");
         assert!(
-            text.contains("mailagent_operator_reconciles_total{controller=\"mailagent\"} 1"),
-            "{text}"
+            text.contains("mailagent_operator_reconcile_errors_total{controller=\"mailagent\",error=\"conflict\"} 1")
         );
-        assert!(text.contains("mailagent_operator_reconcile_errors_total{controller=\"mailagent\",error=\"conflict\"} 1"));
     }
 }

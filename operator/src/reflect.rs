@@ -75,12 +75,10 @@ where
 pub fn is_subset(desired: &serde_json::Value, live: &serde_json::Value) -> bool {
     use serde_json::Value;
     match (desired, live) {
-        (Value::Object(d), Value::Object(l)) => d.iter().all(|(k, dv)| {
-            l.get(k).is_some_and(|lv| is_subset(dv, lv)) || is_empty(dv) && l.get(k).is_none()
-        }),
-        (Value::Array(d), Value::Array(l)) => {
-            d.len() == l.len() && d.iter().zip(l).all(|(dv, lv)| is_subset(dv, lv))
+        (Value::Object(d), Value::Object(l)) => {
+            d.iter().all(|(k, dv)| l.get(k).is_some_and(|lv| is_subset(dv, lv)) || is_empty(dv) && l.get(k).is_none())
         }
+        (Value::Array(d), Value::Array(l)) => d.len() == l.len() && d.iter().zip(l).all(|(dv, lv)| is_subset(dv, lv)),
         (Value::Number(d), Value::Number(l)) => d.as_f64() == l.as_f64(),
         // The server canonicalises quantities (`0.5` comes back as `500m`, `1024Mi` as `1Gi`).
         (Value::String(d), Value::String(l)) => d == l || same_quantity(d, l),
@@ -115,24 +113,25 @@ fn quantity(s: &str) -> Option<f64> {
         ("P", 1e15),
         ("E", 1e18),
     ];
-    let (number, scale) = SUFFIXES
-        .iter()
-        .find_map(|(suffix, scale)| s.strip_suffix(suffix).map(|n| (n, *scale)))
-        .unwrap_or((s, 1.0));
-    let starts_numeric =
-        number.starts_with(|c: char| c.is_ascii_digit() || c == '.' || c == '+' || c == '-');
+    let (number, scale) =
+        SUFFIXES.iter().find_map(|(suffix, scale)| s.strip_suffix(suffix).map(|n| (n, *scale))).unwrap_or((s, 1.0));
+    let starts_numeric = number.starts_with(|c: char| c.is_ascii_digit() || c == '.' || c == '+' || c == '-');
     if !starts_numeric {
         return None;
     }
     number.parse::<f64>().ok().map(|n| n * scale)
 }
 
-/// The server drops empty maps and lists on the way in; treat them as absent.
+/// The server drops empty maps and lists, and Go's `omitempty` drops zero values of plain
+/// fields (`readOnly: false`, `""`, `0`); treat them as absent.
 fn is_empty(v: &serde_json::Value) -> bool {
     match v {
         serde_json::Value::Object(m) => m.is_empty(),
         serde_json::Value::Array(a) => a.is_empty(),
-        _ => false,
+        serde_json::Value::Bool(b) => !b,
+        serde_json::Value::String(s) => s.is_empty(),
+        serde_json::Value::Number(n) => n.as_f64() == Some(0.0),
+        serde_json::Value::Null => true,
     }
 }
 
@@ -152,35 +151,20 @@ mod tests {
     #[test]
     fn a_changed_or_missing_value_is_drift() {
         let desired = json!({"spec": {"replicas": 1, "ports": [{"port": 80}]}});
-        assert!(!is_subset(
-            &desired,
-            &json!({"spec": {"replicas": 2, "ports": [{"port": 80}]}})
-        ));
+        assert!(!is_subset(&desired, &json!({"spec": {"replicas": 2, "ports": [{"port": 80}]}})));
         assert!(!is_subset(&desired, &json!({"spec": {"replicas": 1}})));
-        assert!(!is_subset(
-            &desired,
-            &json!({"spec": {"replicas": 1, "ports": [{"port": 80}, {"port": 81}]}})
-        ));
+        assert!(!is_subset(&desired, &json!({"spec": {"replicas": 1, "ports": [{"port": 80}, {"port": 81}]}})));
     }
 
     #[test]
     fn canonicalised_quantities_are_not_drift() {
-        assert!(is_subset(
-            &json!({"cpu": "0.5", "memory": "1024Mi"}),
-            &json!({"cpu": "500m", "memory": "1Gi"})
-        ));
+        assert!(is_subset(&json!({"cpu": "0.5", "memory": "1024Mi"}), &json!({"cpu": "500m", "memory": "1Gi"})));
         assert!(!is_subset(&json!({"cpu": "0.5"}), &json!({"cpu": "400m"})));
-        assert!(!is_subset(
-            &json!({"name": "http"}),
-            &json!({"name": "https"})
-        ));
+        assert!(!is_subset(&json!({"name": "http"}), &json!({"name": "https"})));
     }
 
     #[test]
     fn empty_collections_match_absent_ones() {
-        assert!(is_subset(
-            &json!({"spec": {"ingress": []}}),
-            &json!({"spec": {}})
-        ));
+        assert!(is_subset(&json!({"spec": {"ingress": []}}), &json!({"spec": {}})));
     }
 }

@@ -32,23 +32,28 @@ fn merge(into: &mut Value, patch: Value) {
 
 async fn create<K>(client: &Client, ns: &str, body: &Value) -> Result<(), String>
 where
-    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
 {
     let obj: K = serde_json::from_value(body.clone()).map_err(|e| format!("client-side: {e}"))?;
-    Api::<K>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &obj)
-        .await
-        .map(|_| ())
-        .map_err(|e| match e {
-            kube::Error::Api(s) => s.message,
-            other => other.to_string(),
-        })
+    Api::<K>::namespaced(client.clone(), ns).create(&PostParams::default(), &obj).await.map(|_| ()).map_err(|e| match e
+    {
+        kube::Error::Api(s) => s.message,
+        other => other.to_string(),
+    })
 }
 
 /// Sends raw JSON (so values the Rust types would refuse still reach the server).
 async fn create_raw<K>(client: &Client, ns: &str, body: &Value) -> Result<(), String>
 where
-    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
 {
     let name = body["metadata"]["name"].as_str().unwrap();
     Api::<K>::namespaced(client.clone(), ns)
@@ -63,7 +68,11 @@ where
 
 async fn rejected<K>(body: Value, expected: &str)
 where
-    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
 {
     let admin = support::admin().await;
     let ns = TestNamespace::create(&admin).await;
@@ -90,7 +99,8 @@ async fn valid_samples_are_accepted() {
 
 #[tokio::test]
 async fn oauth_needs_an_https_resource_server_url() {
-    rejected::<MailAgent>(agent(json!({"mcp": {"authMode": "oauth"}})), "mcp.authMode oauth needs resourceServerUrl").await;
+    rejected::<MailAgent>(agent(json!({"mcp": {"authMode": "oauth"}})), "mcp.authMode oauth needs resourceServerUrl")
+        .await;
     rejected::<MailAgent>(
         agent(json!({"mcp": {"authMode": "oauth", "resourceServerUrl": "http://mail.example.com/mcp"}})),
         "mcp.authMode oauth needs resourceServerUrl",
@@ -100,7 +110,11 @@ async fn oauth_needs_an_https_resource_server_url() {
 
 #[tokio::test]
 async fn policy_oauth_mode_needs_its_settings_and_https() {
-    rejected::<AuthPolicy>(policy(json!({"mode": "jwt", "jwt": {"audiences": ["a"]}, "mcp": {"mode": "oauth"}})), "mcp.mode oauth needs mcp.oauth").await;
+    rejected::<AuthPolicy>(
+        policy(json!({"mode": "jwt", "jwt": {"audiences": ["a"]}, "mcp": {"mode": "oauth"}})),
+        "mcp.mode oauth needs mcp.oauth",
+    )
+    .await;
     let oauth = json!({"issuer": "http://issuer.example.com", "resource": "https://m.example.com/mcp"});
     rejected::<AuthPolicy>(
         policy(json!({"mode": "jwt", "jwt": {"audiences": ["a"]}, "mcp": {"mode": "oauth", "oauth": oauth}})),
@@ -123,7 +137,8 @@ async fn overlap_needs_at_least_two_valid_keys() {
 
 #[tokio::test]
 async fn rotation_needs_exactly_one_of_every_and_schedule() {
-    let both = json!({"mode": "jwt", "jwt": {"audiences": ["a"]}, "rotation": {"every": "720h", "schedule": "0 3 1 * *"}});
+    let both =
+        json!({"mode": "jwt", "jwt": {"audiences": ["a"]}, "rotation": {"every": "720h", "schedule": "0 3 1 * *"}});
     rejected::<AuthPolicy>(policy(both), "rotation needs exactly one of every").await;
     let neither = json!({"mode": "jwt", "jwt": {"audiences": ["a"]}, "rotation": {"overlap": "1h"}});
     rejected::<AuthPolicy>(policy(neither), "rotation needs exactly one of every").await;
@@ -144,7 +159,8 @@ async fn durations_must_parse() {
 
 #[tokio::test]
 async fn more_than_one_replica_needs_shared_storage() {
-    rejected::<MailAgent>(agent(json!({"replicas": 2})), "replicas above 1 need storage.accessMode ReadWriteMany").await;
+    rejected::<MailAgent>(agent(json!({"replicas": 2})), "replicas above 1 need storage.accessMode ReadWriteMany")
+        .await;
 }
 
 #[tokio::test]
@@ -168,7 +184,11 @@ async fn enum_values_only() {
 
 #[tokio::test]
 async fn jwt_and_hybrid_need_jwt_settings_and_key_modes_need_clients() {
-    rejected::<AuthPolicy>(policy(json!({"mode": "hybrid", "apiKeys": [{"name": "ci", "scopes": ["mail:scan"]}]})), "jwt settings are required").await;
+    rejected::<AuthPolicy>(
+        policy(json!({"mode": "hybrid", "apiKeys": [{"name": "ci", "scopes": ["mail:scan"]}]})),
+        "jwt settings are required",
+    )
+    .await;
     rejected::<AuthPolicy>(policy(json!({"mode": "api_key"})), "at least one apiKeys client is required").await;
 }
 
@@ -186,12 +206,20 @@ async fn clock_skew_is_bounded() {
 
 #[tokio::test]
 async fn gmail_needs_credentials() {
-    rejected::<MailAgent>(agent(json!({"mailbox": {"provider": "gmail"}})), "the gmail provider needs credentialsSecretRef").await;
+    rejected::<MailAgent>(
+        agent(json!({"mailbox": {"provider": "gmail"}})),
+        "the gmail provider needs credentialsSecretRef",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn some_surface_must_be_served() {
-    rejected::<MailAgent>(agent(json!({"surfaces": {"rest": false, "a2a": false, "mcp": false}})), "at least one surface").await;
+    rejected::<MailAgent>(
+        agent(json!({"surfaces": {"rest": false, "a2a": false, "mcp": false}})),
+        "at least one surface",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -204,12 +232,20 @@ async fn storage_access_mode_and_class_are_immutable() {
     let admin = support::admin().await;
     let ns = TestNamespace::create(&admin).await;
     create_raw::<MailAgent>(&admin, ns.name(), &agent(json!({"storage": {"storageClassName": "fast"}}))).await.unwrap();
-    let err = create_raw::<MailAgent>(&admin, ns.name(), &agent(json!({"storage": {"accessMode": "ReadWriteMany", "storageClassName": "fast"}})))
+    let err = create_raw::<MailAgent>(
+        &admin,
+        ns.name(),
+        &agent(json!({"storage": {"accessMode": "ReadWriteMany", "storageClassName": "fast"}})),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.contains("storage.accessMode is immutable"), "{err}");
+    let err = create_raw::<MailAgent>(&admin, ns.name(), &agent(json!({"storage": {"storageClassName": "slow"}})))
         .await
         .unwrap_err();
-    assert!(err.contains("storage.accessMode is immutable"), "{err}");
-    let err = create_raw::<MailAgent>(&admin, ns.name(), &agent(json!({"storage": {"storageClassName": "slow"}}))).await.unwrap_err();
     assert!(err.contains("storage.storageClassName is immutable"), "{err}");
     // A mutable field still changes.
-    create_raw::<MailAgent>(&admin, ns.name(), &agent(json!({"storage": {"storageClassName": "fast", "size": "2Gi"}}))).await.unwrap();
+    create_raw::<MailAgent>(&admin, ns.name(), &agent(json!({"storage": {"storageClassName": "fast", "size": "2Gi"}})))
+        .await
+        .unwrap();
 }

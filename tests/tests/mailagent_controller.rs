@@ -28,7 +28,8 @@ where
         + std::fmt::Debug,
 {
     let spec: serde_json::Value = serde_yaml::from_str(spec_yaml).unwrap();
-    let body = json!({"apiVersion": K::api_version(&()), "kind": K::kind(&()), "metadata": {"name": name}, "spec": spec});
+    let body =
+        json!({"apiVersion": K::api_version(&()), "kind": K::kind(&()), "metadata": {"name": name}, "spec": spec});
     Api::<K>::namespaced(client.clone(), ns)
         .patch(name, &PatchParams::apply("a-user").force(), &Patch::Apply(&body))
         .await
@@ -94,7 +95,10 @@ async fn a_new_mailagent_gets_every_child_hardened_and_owned() {
     let pod = deployment.spec.unwrap().template.spec.unwrap();
     let container = &pod.containers[0];
     let sc = container.security_context.as_ref().unwrap();
-    assert_eq!((sc.read_only_root_filesystem, sc.allow_privilege_escalation, sc.run_as_non_root), (Some(true), Some(false), Some(true)));
+    assert_eq!(
+        (sc.read_only_root_filesystem, sc.allow_privilege_escalation, sc.run_as_non_root),
+        (Some(true), Some(false), Some(true))
+    );
     assert_eq!(pod.automount_service_account_token, Some(false));
     assert!(container.env.iter().flatten().all(|e| e.value_from.is_none()), "no secrets in env");
 
@@ -104,12 +108,15 @@ async fn a_new_mailagent_gets_every_child_hardened_and_owned() {
     assert_eq!(cm.data.as_ref().unwrap()["AUTH_MODE"], "api_key");
     assert_eq!(cm.data.as_ref().unwrap()["MCP_ENABLE_MUTATION_TOOLS"], "false");
     for surface in ["rest", "a2a", "mcp"] {
-        let svc = wait_for(&Api::<Service>::namespaced(admin.clone(), ns.name()), &format!("inbox-{surface}"), |_| true).await;
+        let svc =
+            wait_for(&Api::<Service>::namespaced(admin.clone(), ns.name()), &format!("inbox-{surface}"), |_| true)
+                .await;
         assert_eq!(svc.owner_references()[0].kind, "MailAgent");
     }
     let np = wait_for(&Api::<NetworkPolicy>::namespaced(admin.clone(), ns.name()), "inbox", |_| true).await;
     assert_eq!(np.spec.unwrap().policy_types.unwrap(), ["Ingress", "Egress"]);
-    let pvc = wait_for(&Api::<PersistentVolumeClaim>::namespaced(admin.clone(), ns.name()), "inbox-state", |_| true).await;
+    let pvc =
+        wait_for(&Api::<PersistentVolumeClaim>::namespaced(admin.clone(), ns.name()), "inbox-state", |_| true).await;
     assert!(pvc.owner_references().is_empty(), "Retain: the state volume must outlive the agent");
 
     let agent = converged(&admin, ns.name()).await;
@@ -144,14 +151,16 @@ async fn a_spec_change_touches_only_the_affected_children() {
     assert_eq!(changed, ["ConfigMap/inbox-config", "Deployment/inbox"]);
 
     // The incident switch: only the ConfigMap changes; the pod template does not, so no rollout.
-    let hash_before = Api::<Deployment>::namespaced(admin.clone(), ns.name()).get("inbox").await.unwrap().spec.unwrap().template;
+    let hash_before =
+        Api::<Deployment>::namespaced(admin.clone(), ns.name()).get("inbox").await.unwrap().spec.unwrap().template;
     agent_with(&admin, ns.name(), "rateLimit: {perMinute: 5}\nmcp: {enableMutationTools: true}").await;
     wait_for(&cms, "inbox-config", |c| c.data.as_ref().unwrap()["MCP_ENABLE_MUTATION_TOOLS"] == "true").await;
     converged(&admin, ns.name()).await;
     let again = versions(&admin, ns.name()).await;
     let changed: Vec<_> = again.iter().filter(|(k, v)| after.get(*k) != Some(v)).map(|(k, _)| k.as_str()).collect();
     assert_eq!(changed, ["ConfigMap/inbox-config"]);
-    let hash_after = Api::<Deployment>::namespaced(admin.clone(), ns.name()).get("inbox").await.unwrap().spec.unwrap().template;
+    let hash_after =
+        Api::<Deployment>::namespaced(admin.clone(), ns.name()).get("inbox").await.unwrap().spec.unwrap().template;
     assert_eq!(hash_before, hash_after);
     controller.stop().await;
 }
@@ -170,7 +179,10 @@ async fn turning_a_surface_off_removes_its_service() {
     wait_gone(&services, "inbox-a2a").await;
     let cms = Api::<ConfigMap>::namespaced(admin.clone(), ns.name());
     wait_for(&cms, "inbox-config", |c| c.data.as_ref().unwrap()["MAILAGENT_SURFACES"] == "rest,mcp").await;
-    assert!(services.get_opt("inbox-rest").await.unwrap().is_some() && services.get_opt("inbox-mcp").await.unwrap().is_some());
+    assert!(
+        services.get_opt("inbox-rest").await.unwrap().is_some()
+            && services.get_opt("inbox-mcp").await.unwrap().is_some()
+    );
     controller.stop().await;
 }
 
@@ -189,7 +201,11 @@ async fn a_noop_resync_and_an_operator_restart_write_nothing() {
     let writes = controller.metrics.total_writes();
     // 8 children, a status write per observed change of the rollout (first status, rollout seen,
     // Available), and one Event for the flip to Ready.
-    assert!((8 + 2..=8 + 3 + 1).contains(&writes), "writes to create one agent and see it become ready: {writes}");
+    assert!(
+        (8 + 2..=8 + 3 + 1).contains(&writes),
+        "writes to create one agent and see it become ready: {writes}\n{:#?}",
+        support::operator_writes(ns.name())
+    );
 
     // A change that is not in the spec (a label) triggers a reconcile that must write nothing.
     let touch = json!({"metadata": {"labels": {"touched": "yes"}}});
@@ -201,9 +217,14 @@ async fn a_noop_resync_and_an_operator_restart_write_nothing() {
     // A fresh operator process sees everything for the first time: still nothing to write, and
     // above all no pod template change (an operator upgrade must not roll every agent).
     let restarted = RunningController::start(ns.name()).await;
-    eventually("the restarted controller to reconcile", Duration::from_secs(30), || async {
-        Some(restarted.metrics.encode().contains("mailagent_operator_reconciles_total{controller=\"mailagent\"}"))
-    }, |seen| *seen)
+    eventually(
+        "the restarted controller to reconcile",
+        Duration::from_secs(30),
+        || async {
+            Some(restarted.metrics.encode().contains("mailagent_operator_reconciles_total{controller=\"mailagent\"}"))
+        },
+        |seen| *seen,
+    )
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(restarted.metrics.total_writes(), 0, "an operator restart wrote to existing objects");
@@ -231,12 +252,21 @@ async fn missing_references_are_reported_and_fail_closed() {
     let agent = wait_for(&agents, "inbox", |a| ready_reason(a).is_some_and(|(_, r)| r == "CredentialsNotFound")).await;
     assert_eq!(agent.status.unwrap().auth_mode.map(|m| m.to_string()).as_deref(), Some("api_key"));
 
-    let secret = Secret { metadata: kube::api::ObjectMeta { name: Some("gmail-token".into()), ..Default::default() }, ..Default::default() };
+    let secret = Secret {
+        metadata: kube::api::ObjectMeta { name: Some("gmail-token".into()), ..Default::default() },
+        ..Default::default()
+    };
     Api::<Secret>::namespaced(admin.clone(), ns.name()).create(&PostParams::default(), &secret).await.unwrap();
     // The Secret is not watched (the operator may only `get` Secrets): found on the next recheck.
-    let agent = eventually("credentials to resolve", Duration::from_secs(45), || async { agents.get("inbox").await.ok() }, |a| {
-        conditions::find(&a.status.as_ref().unwrap().conditions, conditions::CREDENTIALS_RESOLVED).is_some_and(|c| c.status == "True")
-    })
+    let agent = eventually(
+        "credentials to resolve",
+        Duration::from_secs(45),
+        || async { agents.get("inbox").await.ok() },
+        |a| {
+            conditions::find(&a.status.as_ref().unwrap().conditions, conditions::CREDENTIALS_RESOLVED)
+                .is_some_and(|c| c.status == "True")
+        },
+    )
     .await;
     assert_eq!(ready_reason(&agent).unwrap().1, "PodsNotReady");
     controller.stop().await;
@@ -267,7 +297,13 @@ async fn the_state_volume_is_owned_only_when_asked_to_be_deleted() {
     agent_with(&admin, ns.name(), "storage: {onDelete: Delete}").await;
     let controller = RunningController::start(ns.name()).await;
     let pvcs = Api::<PersistentVolumeClaim>::namespaced(admin.clone(), ns.name());
-    let pvc = wait_for(&pvcs, "inbox-state", |p| !p.owner_references().is_empty()).await;
+    let pvc = support::eventually(
+        "an owned state volume",
+        Duration::from_secs(30),
+        || async { pvcs.get_opt("inbox-state").await.ok().flatten() },
+        |p| !p.owner_references().is_empty(),
+    )
+    .await;
     assert_eq!(pvc.owner_references()[0].name, "inbox");
 
     agent_with(&admin, ns.name(), "storage: {onDelete: Retain}").await;

@@ -24,18 +24,26 @@ async fn the_operator_cannot_read_or_write_secret_values() {
     let (_, operator, ns) = setup().await;
     let secrets = Api::<Secret>::namespaced(operator, ns.name());
     assert!(forbidden(secrets.list(&ListParams::default()).await), "listing Secrets must be forbidden");
-    let secret = Secret { metadata: kube::api::ObjectMeta { name: Some("x".into()), ..Default::default() }, ..Default::default() };
+    let secret = Secret {
+        metadata: kube::api::ObjectMeta { name: Some("x".into()), ..Default::default() },
+        ..Default::default()
+    };
     assert!(forbidden(secrets.create(&PostParams::default(), &secret).await), "creating Secrets must be forbidden");
 }
 
 #[tokio::test]
 async fn the_operator_cannot_delete_state_volumes_or_config() {
     let (admin, operator, ns) = setup().await;
-    let cm = ConfigMap { metadata: kube::api::ObjectMeta { name: Some("c".into()), ..Default::default() }, ..Default::default() };
+    let cm = ConfigMap {
+        metadata: kube::api::ObjectMeta { name: Some("c".into()), ..Default::default() },
+        ..Default::default()
+    };
     Api::<ConfigMap>::namespaced(admin, ns.name()).create(&PostParams::default(), &cm).await.unwrap();
     let result = Api::<ConfigMap>::namespaced(operator.clone(), ns.name()).delete("c", &DeleteParams::default()).await;
     assert!(forbidden(result), "deleting ConfigMaps must be forbidden");
-    let result = Api::<PersistentVolumeClaim>::namespaced(operator, ns.name()).delete("inbox-state", &DeleteParams::default()).await;
+    let result = Api::<PersistentVolumeClaim>::namespaced(operator, ns.name())
+        .delete("inbox-state", &DeleteParams::default())
+        .await;
     assert!(forbidden(result), "deleting PVCs must be forbidden: retained state is never the operator's to delete");
 }
 
@@ -50,9 +58,14 @@ async fn the_operator_writes_status_not_spec() {
         .unwrap();
     let api = Api::<MailAgent>::namespaced(operator, ns.name());
     let spec_change = json!({"spec": {"suspend": true}});
-    assert!(forbidden(api.patch("inbox", &PatchParams::default(), &Patch::Merge(&spec_change)).await), "the operator must not edit user intent");
+    assert!(
+        forbidden(api.patch("inbox", &PatchParams::default(), &Patch::Merge(&spec_change)).await),
+        "the operator must not edit user intent"
+    );
     let status = json!({"status": {"readyReplicas": 0}});
-    api.patch_status("inbox", &PatchParams::default(), &Patch::Merge(&status)).await.expect("status is the operator's to write");
+    api.patch_status("inbox", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .expect("status is the operator's to write");
 }
 
 #[test]

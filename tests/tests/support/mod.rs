@@ -43,7 +43,11 @@ pub async fn operator_client() -> Client {
     mailagent_tests::shared()
         .impersonating(
             OPERATOR_USER,
-            &["system:serviceaccounts", &format!("system:serviceaccounts:{OPERATOR_SA_NAMESPACE}"), "system:authenticated"],
+            &[
+                "system:serviceaccounts",
+                &format!("system:serviceaccounts:{OPERATOR_SA_NAMESPACE}"),
+                "system:authenticated",
+            ],
         )
         .await
 }
@@ -62,7 +66,11 @@ async fn install_operator_rbac(client: &Client) {
     };
     let binding = ClusterRoleBinding {
         metadata: ObjectMeta { name: Some("mailagent-operator".into()), ..ObjectMeta::default() },
-        role_ref: RoleRef { api_group: "rbac.authorization.k8s.io".into(), kind: "ClusterRole".into(), name: "mailagent-operator".into() },
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: "ClusterRole".into(),
+            name: "mailagent-operator".into(),
+        },
         subjects: Some(vec![Subject {
             kind: "ServiceAccount".into(),
             name: OPERATOR_SA.into(),
@@ -90,7 +98,8 @@ impl RunningController {
     pub async fn start(namespace: &str) -> Self {
         let client = operator_client().await;
         let metrics = Arc::new(Metrics::default());
-        let recorder = Recorder::new(client.clone(), Reporter { controller: "mailagent-operator".into(), instance: None });
+        let recorder =
+            Recorder::new(client.clone(), Reporter { controller: "mailagent-operator".into(), instance: None });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let scope = mailagent::Scope { namespace: Some(namespace.to_owned()) };
         let run = mailagent::run(client, scope, metrics.clone(), recorder, async move {
@@ -127,7 +136,11 @@ where
         {
             return value;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}; operator writes by namespace: {:#?}",
+            all_operator_writes()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -137,8 +150,13 @@ pub async fn wait_for<K>(api: &Api<K>, name: &str, check: impl Fn(&K) -> bool) -
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
 {
-    eventually(&format!("{} {name}", std::any::type_name::<K>()), Duration::from_secs(60), || async { api.get_opt(name).await.ok().flatten() }, check)
-        .await
+    eventually(
+        &format!("{} {name}", std::any::type_name::<K>()),
+        Duration::from_secs(60),
+        || async { api.get_opt(name).await.ok().flatten() },
+        check,
+    )
+    .await
 }
 
 /// Waits until an object is gone.
@@ -153,4 +171,28 @@ where
         |gone| *gone,
     )
     .await;
+}
+
+/// The operator's writes in `namespace` according to the API server's audit log, one line each,
+/// for assertion messages.
+pub fn operator_writes(namespace: &str) -> Vec<String> {
+    let Some(audit) = mailagent_tests::shared().audit() else { return vec![] };
+    audit
+        .writes_by(OPERATOR_USER, namespace)
+        .into_iter()
+        .map(|e| {
+            let sub = e.subresource.map(|s| format!("/{s}")).unwrap_or_default();
+            format!("{} {}{} {} -> {}", e.verb, e.resource, sub, e.name.unwrap_or_default(), e.code.unwrap_or_default())
+        })
+        .collect()
+}
+
+fn all_operator_writes() -> Vec<String> {
+    let Some(audit) = mailagent_tests::shared().audit() else { return vec![] };
+    audit
+        .writes()
+        .into_iter()
+        .filter(|e| e.username == OPERATOR_USER)
+        .map(|e| format!("{:?} {} {} {:?} -> {:?}", e.namespace, e.verb, e.resource, e.name, e.code))
+        .collect()
 }

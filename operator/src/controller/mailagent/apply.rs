@@ -4,6 +4,7 @@
 use std::fmt::Debug;
 
 use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -16,11 +17,12 @@ use tracing::debug;
 use super::Context;
 use super::build::Children;
 use crate::error::{Error, Result};
-use crate::labels::{AGENT_LABEL, FIELD_MANAGER};
+use crate::labels::{AGENT_LABEL, APPLIED_HASH_ANNOTATION, FIELD_MANAGER};
 use crate::reflect::is_subset;
 
-/// Brings every child to its desired state and removes unwanted ones.
-pub async fn apply(agent: &MailAgent, children: &Children, ctx: &Context) -> Result<()> {
+/// Brings every child to its desired state and removes unwanted ones. Returns the live
+/// Deployment, for a status that does not wait for the cache to see our own write.
+pub async fn apply(agent: &MailAgent, children: &Children, ctx: &Context) -> Result<Deployment> {
     let stores = &ctx.stores;
     ensure(ctx, &stores.service_accounts, &children.service_account).await?;
     ensure(ctx, &stores.config_maps, &children.config_map).await?;
@@ -30,12 +32,19 @@ pub async fn apply(agent: &MailAgent, children: &Children, ctx: &Context) -> Res
     }
     ensure(ctx, &stores.network_policies, &children.network_policy).await?;
     // Last, so pods start only once their config, volume and network rules exist.
-    ensure(ctx, &stores.deployments, &children.deployment).await?;
-    remove_unwanted_services(agent, children, ctx).await
+    let deployment = ensure(ctx, &stores.deployments, &children.deployment).await?;
+    remove_unwanted_services(agent, children, ctx).await?;
+    Ok(deployment)
 }
 
-/// Applies `desired` unless the cached live object already satisfies it.
-async fn ensure<K>(ctx: &Context, store: &Store<K>, desired: &K) -> Result<()>
+/// Applies `desired` unless the cached object already is what we want; returns the live object.
+///
+/// "Already is" needs two checks. The applied-hash annotation says whether our rendering changed
+/// since the last apply; only it can see a field we must now *remove* (an owner reference when
+/// `onDelete` becomes `Retain`), which a comparison of present fields never would. The subset
+/// comparison says whether someone else changed a field we own since; server-side apply then
+/// takes it back.
+async fn ensure<K>(ctx: &Context, store: &Store<K>, desired: &K) -> Result<K>
 where
     K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
         + k8s_openapi::Resource
@@ -45,36 +54,34 @@ where
         + DeserializeOwned,
 {
     let name = desired.name_any();
-    let ns = desired
-        .namespace()
-        .ok_or(Error::MissingField("metadata.namespace"))?;
-    let wanted = serde_json::to_value(desired).expect("k8s-openapi objects serialize");
-    if let Some(live) = store.get(&ObjectRef::new(&name).within(&ns)) {
-        let live = serde_json::to_value(&*live).expect("k8s-openapi objects serialize");
-        if is_subset(&wanted, &live) {
-            return Ok(());
+    let ns = desired.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
+    let mut wanted = serde_json::to_value(desired).expect("k8s-openapi objects serialize");
+    let hash = rendering_hash(&wanted);
+    wanted["metadata"]["annotations"][APPLIED_HASH_ANNOTATION] = serde_json::Value::String(hash.clone());
+    if let Some(cached) = store.get(&ObjectRef::new(&name).within(&ns)) {
+        let same_rendering = cached.annotations().get(APPLIED_HASH_ANNOTATION) == Some(&hash);
+        let live = serde_json::to_value(&*cached).expect("k8s-openapi objects serialize");
+        if same_rendering && is_subset(&wanted, &live) {
+            return Ok((*cached).clone());
         }
     }
     debug!(kind = <K as k8s_openapi::Resource>::KIND, %ns, %name, "applying");
-    Api::<K>::namespaced(ctx.client.clone(), &ns)
-        .patch(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&wanted),
-        )
+    let live = Api::<K>::namespaced(ctx.client.clone(), &ns)
+        .patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&wanted))
         .await
         .map_err(Error::kube("applying a child"))?;
-    ctx.metrics
-        .wrote(<K as k8s_openapi::Resource>::KIND, "apply");
-    Ok(())
+    ctx.metrics.wrote(<K as k8s_openapi::Resource>::KIND, "apply");
+    Ok(live)
+}
+
+/// A short hash of a rendered object (serde_json writes maps in key order, so it is stable).
+fn rendering_hash(object: &serde_json::Value) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(object.to_string().as_bytes())[..8])
 }
 
 /// Deletes this agent's Services whose surface is no longer served.
-async fn remove_unwanted_services(
-    agent: &MailAgent,
-    children: &Children,
-    ctx: &Context,
-) -> Result<()> {
+async fn remove_unwanted_services(agent: &MailAgent, children: &Children, ctx: &Context) -> Result<()> {
     let name = agent.name_any();
     let ns = agent.namespace();
     let uid = agent.uid();
@@ -82,23 +89,16 @@ async fn remove_unwanted_services(
     let unwanted = ctx.stores.services.state().into_iter().filter(|s| {
         s.namespace() == ns
             && s.labels().get(AGENT_LABEL) == Some(&name)
-            && s.owner_references()
-                .iter()
-                .any(|o| Some(&o.uid) == uid.as_ref())
+            && s.owner_references().iter().any(|o| Some(&o.uid) == uid.as_ref())
             && !wanted.contains(&s.name_any())
     });
     for service in unwanted {
         let api = Api::<Service>::namespaced(ctx.client.clone(), ns.as_deref().unwrap_or_default());
-        match api
-            .delete(&service.name_any(), &DeleteParams::background())
-            .await
-        {
+        match api.delete(&service.name_any(), &DeleteParams::background()).await {
             Ok(_) => ctx.metrics.wrote("Service", "delete"),
             Err(kube::Error::Api(status)) if status.code == 404 => {}
             Err(e) => {
-                return Err(Error::kube("removing a Service for a surface turned off")(
-                    e,
-                ));
+                return Err(Error::kube("removing a Service for a surface turned off")(e));
             }
         }
     }

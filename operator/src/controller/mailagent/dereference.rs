@@ -21,9 +21,7 @@ pub struct Refs {
 
 /// Resolves the agent's references.
 pub async fn resolve(agent: &MailAgent, ctx: &Context) -> Result<Refs> {
-    let ns = agent
-        .namespace()
-        .ok_or(Error::MissingField("metadata.namespace"))?;
+    let ns = agent.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
     let policy_ref = ObjectRef::new(&agent.spec.auth_policy_ref.name).within(&ns);
     let policy = ctx.stores.policies.get(&policy_ref);
     let credentials_found = match &agent.spec.mailbox.credentials_secret_ref {
@@ -34,8 +32,5 @@ pub async fn resolve(agent: &MailAgent, ctx: &Context) -> Result<Refs> {
             .map_err(Error::kube("looking up the credentials Secret"))?
             .is_some(),
     };
-    Ok(Refs {
-        policy,
-        credentials_found,
-    })
+    Ok(Refs { policy, credentials_found })
 }

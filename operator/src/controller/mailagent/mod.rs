@@ -20,7 +20,7 @@ use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
-use mailagent_crds::{AuthPolicy, MailAgent};
+use mailagent_crds::{AuthPolicy, MailAgent, MailAgentStatus};
 use tracing::{info, warn};
 
 use crate::error::{Error, Result, backoff};
@@ -67,7 +67,31 @@ pub struct Context {
     pub(crate) stores: Stores,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) recorder: Recorder,
+    agents: Store<MailAgent>,
     failures: Mutex<HashMap<ObjectRef<MailAgent>, u32>>,
+    /// The status last written per agent (with the agent's uid), because a reconcile can run
+    /// before the watch delivers our own write: computing from the stale copy would write (and
+    /// announce) the same change twice.
+    written: Mutex<HashMap<ObjectRef<MailAgent>, (String, MailAgentStatus)>>,
+}
+
+impl Context {
+    pub(crate) fn written_status(&self, agent: &MailAgent) -> Option<MailAgentStatus> {
+        let written = self.written.lock().expect("not poisoned");
+        let (uid, status) = written.get(&ObjectRef::from_obj(agent))?;
+        (Some(uid) == agent.metadata.uid.as_ref()).then(|| status.clone())
+    }
+
+    pub(crate) fn remember_status(&self, agent: &MailAgent, status: MailAgentStatus) {
+        let Some(uid) = agent.metadata.uid.clone() else { return };
+        let mut written = self.written.lock().expect("not poisoned");
+        written.insert(ObjectRef::from_obj(agent), (uid, status));
+        // Forget deleted agents now and then, so the memo stays the size of the fleet.
+        if written.len() > 2 * self.agents.state().len() + 16 {
+            let live: std::collections::HashSet<_> = self.agents.state().iter().map(|a| ObjectRef::from_obj(&**a)).collect();
+            written.retain(|key, _| live.contains(key));
+        }
+    }
 }
 
 /// Where the controller looks.
@@ -102,10 +126,7 @@ pub fn run(
     let config_maps = reflect(scope.api::<ConfigMap>(&client), Some(MANAGED_SELECTOR));
     let deployments = reflect(scope.api::<Deployment>(&client), Some(MANAGED_SELECTOR));
     let services = reflect(scope.api::<Service>(&client), Some(MANAGED_SELECTOR));
-    let pvcs = reflect(
-        scope.api::<PersistentVolumeClaim>(&client),
-        Some(MANAGED_SELECTOR),
-    );
+    let pvcs = reflect(scope.api::<PersistentVolumeClaim>(&client), Some(MANAGED_SELECTOR));
     let network_policies = reflect(scope.api::<NetworkPolicy>(&client), Some(MANAGED_SELECTOR));
     let stores = Stores {
         policies: policies.store.clone(),
@@ -116,19 +137,18 @@ pub fn run(
         pvcs: pvcs.store,
         network_policies: network_policies.store,
     };
+
+    let controller = Controller::new(scope.api::<MailAgent>(&client), watcher::Config::default().any_semantic());
+    let agents = controller.store();
     let ctx = Arc::new(Context {
         client: client.clone(),
         stores,
         metrics,
         recorder,
+        agents: agents.clone(),
         failures: Mutex::default(),
+        written: Mutex::default(),
     });
-
-    let controller = Controller::new(
-        scope.api::<MailAgent>(&client),
-        watcher::Config::default().any_semantic(),
-    );
-    let agents = controller.store();
     controller
         .owns_stream(service_accounts.stream)
         .owns_stream(config_maps.stream)
@@ -161,32 +181,24 @@ async fn reconcile(agent: Arc<MailAgent>, ctx: Arc<Context>) -> Result<Action> {
     let result = reconcile_agent(&agent, &ctx).await;
     ctx.metrics.reconciled(CONTROLLER, started.elapsed());
     if result.is_ok() {
-        ctx.failures
-            .lock()
-            .expect("not poisoned")
-            .remove(&ObjectRef::from_obj(&*agent));
+        ctx.failures.lock().expect("not poisoned").remove(&ObjectRef::from_obj(&*agent));
     }
     result
 }
 
 async fn reconcile_agent(agent: &MailAgent, ctx: &Context) -> Result<Action> {
-    agent
-        .namespace()
-        .ok_or(Error::MissingField("metadata.namespace"))?;
+    agent.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
     let refs = dereference::resolve(agent, ctx).await?;
-    let children = match validate::check(agent) {
+    let (children, deployment) = match validate::check(agent) {
         Ok(()) => {
-            let inputs = build::Inputs {
-                agent,
-                policy: refs.policy.as_ref().map(|p| &p.spec),
-            };
+            let inputs = build::Inputs { agent, policy: refs.policy.as_ref().map(|p| &p.spec) };
             let children = build::build(inputs);
-            apply::apply(agent, &children, ctx).await?;
-            Ok(children)
+            let deployment = apply::apply(agent, &children, ctx).await?;
+            (Ok(children), Some(deployment))
         }
-        Err(problem) => Err(problem),
+        Err(problem) => (Err(problem), None),
     };
-    status::update(agent, &refs, &children, ctx).await?;
+    status::update(agent, &refs, &children, deployment, ctx).await?;
     Ok(match (&children, &refs) {
         (Err(_), _) => Action::await_change(),
         (Ok(_), refs) if !refs.credentials_found => Action::requeue(RECHECK),

@@ -19,28 +19,23 @@ use crate::error::{Error, Result};
 use crate::labels::FIELD_MANAGER;
 
 /// Computes the status and writes it if it differs from what the object already says.
+///
+/// `deployment` is the live Deployment as the apply step left it (the cache may not have seen that
+/// write yet); `None` falls back to the cache.
 pub async fn update(
     agent: &MailAgent,
     refs: &Refs,
     children: &Result<Children, String>,
+    deployment: Option<Deployment>,
     ctx: &Context,
 ) -> Result<()> {
-    let ns = agent
-        .namespace()
-        .ok_or(Error::MissingField("metadata.namespace"))?;
-    let deployment = ctx
-        .stores
-        .deployments
-        .get(&ObjectRef::new(&agent.name_any()).within(&ns));
-    let current = agent.status.clone().unwrap_or_default();
-    let desired = compute(
-        agent,
-        refs,
-        children,
-        deployment.as_deref(),
-        &current,
-        Time(k8s_openapi::jiff::Timestamp::now()),
-    );
+    let ns = agent.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
+    let deployment = deployment
+        .or_else(|| ctx.stores.deployments.get(&ObjectRef::new(&agent.name_any()).within(&ns)).map(|d| (*d).clone()));
+    // The cached object can lag behind our own last status write; what we wrote is newer.
+    let current = ctx.written_status(agent).or_else(|| agent.status.clone()).unwrap_or_default();
+    let desired =
+        compute(agent, refs, children, deployment.as_ref(), &current, Time(k8s_openapi::jiff::Timestamp::now()));
     if desired == current {
         return Ok(());
     }
@@ -50,14 +45,11 @@ pub async fn update(
         "status": desired,
     });
     Api::<MailAgent>::namespaced(ctx.client.clone(), &ns)
-        .patch_status(
-            &agent.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
+        .patch_status(&agent.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
         .await
         .map_err(Error::kube("writing status"))?;
     ctx.metrics.wrote("MailAgent", "status");
+    ctx.remember_status(agent, desired.clone());
     announce_readiness_change(agent, &current, &desired, ctx).await;
     Ok(())
 }
@@ -97,41 +89,21 @@ fn conditions(
     use conditions::{AUTH_POLICY_RESOLVED, CREDENTIALS_RESOLVED, DEGRADED, PROGRESSING};
     let policy_name = &agent.spec.auth_policy_ref.name;
     let policy = if refs.policy.is_some() {
-        DesiredCondition::ok(
-            AUTH_POLICY_RESOLVED,
-            "Found",
-            format!("AuthPolicy {policy_name} is in force"),
-        )
+        DesiredCondition::ok(AUTH_POLICY_RESOLVED, "Found", format!("AuthPolicy {policy_name} is in force"))
     } else {
         DesiredCondition::not(
             AUTH_POLICY_RESOLVED,
             "AuthPolicyNotFound",
-            format!(
-                "AuthPolicy {policy_name} does not exist; the agent runs no pods until it does"
-            ),
+            format!("AuthPolicy {policy_name} does not exist; the agent runs no pods until it does"),
         )
     };
-    let credentials = match (
-        &agent.spec.mailbox.credentials_secret_ref,
-        refs.credentials_found,
-    ) {
-        (None, _) => DesiredCondition::ok(
-            CREDENTIALS_RESOLVED,
-            "NotNeeded",
-            "the mailbox needs no credentials Secret",
-        ),
-        (Some(s), true) => DesiredCondition::ok(
-            CREDENTIALS_RESOLVED,
-            "Found",
-            format!("Secret {} exists", s.name),
-        ),
+    let credentials = match (&agent.spec.mailbox.credentials_secret_ref, refs.credentials_found) {
+        (None, _) => DesiredCondition::ok(CREDENTIALS_RESOLVED, "NotNeeded", "the mailbox needs no credentials Secret"),
+        (Some(s), true) => DesiredCondition::ok(CREDENTIALS_RESOLVED, "Found", format!("Secret {} exists", s.name)),
         (Some(s), false) => DesiredCondition::not(
             CREDENTIALS_RESOLVED,
             "CredentialsNotFound",
-            format!(
-                "Secret {} does not exist; pods wait for it to mount",
-                s.name
-            ),
+            format!("Secret {} does not exist; pods wait for it to mount", s.name),
         ),
     };
     let degraded = match children {
@@ -169,31 +141,15 @@ fn readiness(
         );
     }
     if !refs.credentials_found {
-        return DesiredCondition::not(
-            READY,
-            "CredentialsNotFound",
-            "the mailbox credentials Secret is missing",
-        );
+        return DesiredCondition::not(READY, "CredentialsNotFound", "the mailbox credentials Secret is missing");
     }
     if agent.spec.suspend || agent.spec.replicas == 0 {
-        return DesiredCondition::not(
-            READY,
-            "Suspended",
-            "scaled to zero by spec; state and config are kept",
-        );
+        return DesiredCondition::not(READY, "Suspended", "scaled to zero by spec; state and config are kept");
     }
     if rollout.available {
-        return DesiredCondition::ok(
-            READY,
-            "Available",
-            format!("{} of {} pods ready", rollout.ready, rollout.wanted),
-        );
+        return DesiredCondition::ok(READY, "Available", format!("{} of {} pods ready", rollout.ready, rollout.wanted));
     }
-    DesiredCondition::not(
-        READY,
-        "PodsNotReady",
-        format!("{} of {} pods ready", rollout.ready, rollout.wanted),
-    )
+    DesiredCondition::not(READY, "PodsNotReady", format!("{} of {} pods ready", rollout.ready, rollout.wanted))
 }
 
 /// What the Deployment's status says.
@@ -210,11 +166,7 @@ fn rollout(deployment: Option<&Deployment>) -> Rollout {
     let Some(deployment) = deployment else {
         return Rollout::default();
     };
-    let wanted = deployment
-        .spec
-        .as_ref()
-        .and_then(|s| s.replicas)
-        .unwrap_or(1);
+    let wanted = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let status = deployment.status.clone().unwrap_or_default();
     let observed = status.observed_generation >= deployment.metadata.generation;
     let ready = status.ready_replicas.unwrap_or(0);
@@ -230,19 +182,11 @@ fn rollout(deployment: Option<&Deployment>) -> Rollout {
 
 fn first_url(agent: &MailAgent) -> Option<String> {
     let s = &agent.spec.surfaces;
-    let surface = [
-        (Surface::Rest, s.rest),
-        (Surface::A2a, s.a2a),
-        (Surface::Mcp, s.mcp),
-    ]
-    .into_iter()
-    .find_map(|(surface, on)| on.then_some(surface))?;
+    let surface = [(Surface::Rest, s.rest), (Surface::A2a, s.a2a), (Surface::Mcp, s.mcp)]
+        .into_iter()
+        .find_map(|(surface, on)| on.then_some(surface))?;
     let ns = agent.namespace()?;
-    Some(format!(
-        "http://{}.{ns}.svc:{}",
-        service_name(&agent.name_any(), surface),
-        http::PORT
-    ))
+    Some(format!("http://{}.{ns}.svc:{}", service_name(&agent.name_any(), surface), http::PORT))
 }
 
 async fn announce_readiness_change(
@@ -251,8 +195,7 @@ async fn announce_readiness_change(
     after: &MailAgentStatus,
     ctx: &Context,
 ) {
-    let was = conditions::find(&before.conditions, conditions::READY)
-        .map(|c| (c.status.clone(), c.reason.clone()));
+    let was = conditions::find(&before.conditions, conditions::READY).map(|c| (c.status.clone(), c.reason.clone()));
     let Some(now) = conditions::find(&after.conditions, conditions::READY) else {
         return;
     };
@@ -261,11 +204,7 @@ async fn announce_readiness_change(
         return;
     }
     let event = Event {
-        type_: if now.status == "True" {
-            EventType::Normal
-        } else {
-            EventType::Warning
-        },
+        type_: if now.status == "True" { EventType::Normal } else { EventType::Warning },
         reason: now.reason.clone(),
         note: Some(now.message.clone()),
         action: "Reconcile".into(),
@@ -295,20 +234,12 @@ mod tests {
 
     fn refs(with_policy: bool) -> Refs {
         let spec = policy("mode: api_key\napiKeys: [{name: ci, scopes: [mail:scan]}]");
-        Refs {
-            policy: with_policy.then(|| Arc::new(AuthPolicy::new("policy", spec))),
-            credentials_found: true,
-        }
+        Refs { policy: with_policy.then(|| Arc::new(AuthPolicy::new("policy", spec))), credentials_found: true }
     }
 
     fn ready_deployment(ready: i32) -> Deployment {
-        let mut d = Deployment {
-            spec: Some(DeploymentSpec {
-                replicas: Some(1),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
+        let mut d =
+            Deployment { spec: Some(DeploymentSpec { replicas: Some(1), ..Default::default() }), ..Default::default() };
         d.metadata.generation = Some(2);
         d.status = Some(DeploymentStatus {
             observed_generation: Some(2),
@@ -328,28 +259,11 @@ mod tests {
     fn ready_only_when_pods_are_ready_and_references_resolve() {
         let agent = agent("{}");
         let refs = refs(true);
-        let children = Ok(build(Inputs {
-            agent: &agent,
-            policy: refs.policy.as_ref().map(|p| &p.spec),
-        }));
+        let children = Ok(build(Inputs { agent: &agent, policy: refs.policy.as_ref().map(|p| &p.spec) }));
         let none = MailAgentStatus::default();
-        let up = compute(
-            &agent,
-            &refs,
-            &children,
-            Some(&ready_deployment(1)),
-            &none,
-            t(1),
-        );
+        let up = compute(&agent, &refs, &children, Some(&ready_deployment(1)), &none, t(1));
         assert_eq!(ready_of(&up), ("True".into(), "Available".into()));
-        let down = compute(
-            &agent,
-            &refs,
-            &children,
-            Some(&ready_deployment(0)),
-            &none,
-            t(1),
-        );
+        let down = compute(&agent, &refs, &children, Some(&ready_deployment(0)), &none, t(1));
         assert_eq!(ready_of(&down), ("False".into(), "PodsNotReady".into()));
         assert_eq!(up.observed_generation, Some(1));
     }
@@ -358,48 +272,19 @@ mod tests {
     fn a_missing_policy_says_so() {
         let agent = agent("{}");
         let refs = refs(false);
-        let children = Ok(build(Inputs {
-            agent: &agent,
-            policy: None,
-        }));
-        let status = compute(
-            &agent,
-            &refs,
-            &children,
-            None,
-            &MailAgentStatus::default(),
-            t(1),
-        );
-        assert_eq!(
-            ready_of(&status),
-            ("False".into(), "AuthPolicyNotFound".into())
-        );
-        assert_eq!(
-            status.auth_mode, None,
-            "no mode is in force without a policy"
-        );
+        let children = Ok(build(Inputs { agent: &agent, policy: None }));
+        let status = compute(&agent, &refs, &children, None, &MailAgentStatus::default(), t(1));
+        assert_eq!(ready_of(&status), ("False".into(), "AuthPolicyNotFound".into()));
+        assert_eq!(status.auth_mode, None, "no mode is in force without a policy");
     }
 
     #[test]
     fn recomputing_an_unchanged_world_changes_nothing() {
         let agent = agent("{}");
         let refs = refs(true);
-        let children = Ok(build(Inputs {
-            agent: &agent,
-            policy: refs.policy.as_ref().map(|p| &p.spec),
-        }));
-        let first = compute(
-            &agent,
-            &refs,
-            &children,
-            None,
-            &MailAgentStatus::default(),
-            t(1),
-        );
+        let children = Ok(build(Inputs { agent: &agent, policy: refs.policy.as_ref().map(|p| &p.spec) }));
+        let first = compute(&agent, &refs, &children, None, &MailAgentStatus::default(), t(1));
         let second = compute(&agent, &refs, &children, None, &first, t(99));
-        assert_eq!(
-            first, second,
-            "a no-op reconcile must not produce a status write"
-        );
+        assert_eq!(first, second, "a no-op reconcile must not produce a status write");
     }
 }

@@ -42,25 +42,13 @@ pub fn render_config(inputs: Inputs<'_>) -> RenderedConfig {
 
     set(env::AUTH_MODE, auth_mode.to_string());
     set(env::MCP_AUTH_MODE, mcp_auth_mode.to_string());
-    set(
-        env::MCP_ENABLE_MUTATION_TOOLS,
-        spec.mcp.enable_mutation_tools.to_string(),
-    );
+    set(env::MCP_ENABLE_MUTATION_TOOLS, spec.mcp.enable_mutation_tools.to_string());
     set(env::MAILAGENT_SURFACES, surfaces(inputs.agent));
-    set(
-        env::RATE_LIMIT_PER_MINUTE,
-        spec.rate_limit.per_minute.to_string(),
-    );
+    set(env::RATE_LIMIT_PER_MINUTE, spec.rate_limit.per_minute.to_string());
     set(env::RATE_LIMIT_BURST, spec.rate_limit.burst.to_string());
-    set(
-        env::MAILBOX_PROVIDER,
-        spec.mailbox.provider.as_str().to_owned(),
-    );
+    set(env::MAILBOX_PROVIDER, spec.mailbox.provider.as_str().to_owned());
     set(env::MAILAGENT_TIMEZONE, spec.schedules.time_zone.clone());
-    set(
-        env::MCP_ALLOWED_HOSTS,
-        allowed_hosts(inputs.agent).join(","),
-    );
+    set(env::MCP_ALLOWED_HOSTS, allowed_hosts(inputs.agent).join(","));
     if !spec.mcp.allowed_origins.is_empty() {
         set(env::MCP_ALLOWED_ORIGINS, spec.mcp.allowed_origins.join(","));
     }
@@ -82,29 +70,19 @@ pub fn render_config(inputs: Inputs<'_>) -> RenderedConfig {
         jwt_settings(policy, &mut set);
     }
 
-    let restart_hash = hash(
-        s.iter()
-            .filter(|(k, _)| !LIVE_SETTINGS.contains(&k.as_str())),
-    );
-    RenderedConfig {
-        settings: s,
-        restart_hash,
-        auth_mode,
-        mcp_auth_mode,
-    }
+    let restart_hash = hash(s.iter().filter(|(k, _)| !LIVE_SETTINGS.contains(&k.as_str())));
+    RenderedConfig { settings: s, restart_hash, auth_mode, mcp_auth_mode }
 }
 
 /// The MailAgent's override wins; `inherit` falls back to the policy's MCP mode, then its mode.
 fn effective_mcp_mode(agent: McpAuthMode, policy: Option<&AuthPolicySpec>) -> McpAuthMode {
     let policy_mcp = policy.map_or(McpAuthMode::Inherit, |p| p.mcp.mode);
     match (agent, policy_mcp) {
-        (McpAuthMode::Inherit, McpAuthMode::Inherit) => {
-            match policy.map_or(AuthMode::Jwt, |p| p.mode) {
-                AuthMode::ApiKey => McpAuthMode::ApiKey,
-                AuthMode::Jwt => McpAuthMode::Jwt,
-                AuthMode::Hybrid => McpAuthMode::Hybrid,
-            }
-        }
+        (McpAuthMode::Inherit, McpAuthMode::Inherit) => match policy.map_or(AuthMode::Jwt, |p| p.mode) {
+            AuthMode::ApiKey => McpAuthMode::ApiKey,
+            AuthMode::Jwt => McpAuthMode::Jwt,
+            AuthMode::Hybrid => McpAuthMode::Hybrid,
+        },
         (McpAuthMode::Inherit, from_policy) => from_policy,
         (from_agent, _) => from_agent,
     }
@@ -112,13 +90,7 @@ fn effective_mcp_mode(agent: McpAuthMode, policy: Option<&AuthPolicySpec>) -> Mc
 
 fn resource_server_url(inputs: Inputs<'_>) -> Option<String> {
     let oauth = inputs.policy.and_then(|p| p.mcp.oauth.as_ref());
-    inputs
-        .agent
-        .spec
-        .mcp
-        .resource_server_url
-        .clone()
-        .or_else(|| oauth.map(|o| o.resource.clone()))
+    inputs.agent.spec.mcp.resource_server_url.clone().or_else(|| oauth.map(|o| o.resource.clone()))
 }
 
 fn jwt_settings(policy: &AuthPolicySpec, set: &mut impl FnMut(&str, String)) {
@@ -128,10 +100,7 @@ fn jwt_settings(policy: &AuthPolicySpec, set: &mut impl FnMut(&str, String)) {
         }
         set(env::AUTH_JWT_AUDIENCE, jwt.audiences.join(","));
         set(env::AUTH_JWT_CLOCK_SKEW_SECONDS, seconds(&jwt.clock_skew));
-        set(
-            env::AUTH_JWT_MAX_LIFETIME_SECONDS,
-            seconds(&jwt.max_token_lifetime),
-        );
+        set(env::AUTH_JWT_MAX_LIFETIME_SECONDS, seconds(&jwt.max_token_lifetime));
     }
     if let Some(oauth) = &policy.mcp.oauth {
         set(env::MCP_OAUTH_ISSUER, oauth.issuer.clone());
@@ -166,10 +135,7 @@ fn allowed_hosts(agent: &MailAgent) -> Vec<String> {
         format!("{name}.{ns}.svc.cluster.local"),
     ];
     if let Some(url) = &agent.spec.mcp.resource_server_url
-        && let Some(host) = url
-            .split("://")
-            .nth(1)
-            .and_then(|rest| rest.split(['/', '?', '#']).next())
+        && let Some(host) = url.split("://").nth(1).and_then(|rest| rest.split(['/', '?', '#']).next())
     {
         hosts.push(host.to_owned());
     }
@@ -212,23 +178,12 @@ mod tests {
     #[test]
     fn settings_use_the_runbook_names_and_inherit_from_the_policy() {
         let agent = agent("{}");
-        let policy = policy(
-            "mode: hybrid\napiKeys: [{name: ci, scopes: [mail:scan]}]\njwt: {audiences: [mailagent]}",
-        );
-        let config = render_config(Inputs {
-            agent: &agent,
-            policy: Some(&policy),
-        });
+        let policy = policy("mode: hybrid\napiKeys: [{name: ci, scopes: [mail:scan]}]\njwt: {audiences: [mailagent]}");
+        let config = render_config(Inputs { agent: &agent, policy: Some(&policy) });
         let s = &config.settings;
         assert_eq!(s["AUTH_MODE"], "hybrid");
-        assert_eq!(
-            s["MCP_AUTH_MODE"], "hybrid",
-            "inherit falls through to the policy's mode"
-        );
-        assert_eq!(
-            s["MCP_ENABLE_MUTATION_TOOLS"], "false",
-            "mutations are off unless asked for"
-        );
+        assert_eq!(s["MCP_AUTH_MODE"], "hybrid", "inherit falls through to the policy's mode");
+        assert_eq!(s["MCP_ENABLE_MUTATION_TOOLS"], "false", "mutations are off unless asked for");
         assert_eq!(s["AUTH_JWT_CLOCK_SKEW_SECONDS"], "30");
         assert_eq!(s["AUTH_JWT_AUDIENCE"], "mailagent");
         assert_eq!(s["MAILAGENT_SURFACES"], "rest,a2a,mcp");
@@ -239,49 +194,25 @@ mod tests {
     fn agent_override_beats_policy_and_missing_policy_fails_closed() {
         let agent = agent("mcp: {authMode: api_key}");
         let policy = policy("mode: jwt\njwt: {audiences: [a]}\nmcp: {mode: jwt}");
-        let config = render_config(Inputs {
-            agent: &agent,
-            policy: Some(&policy),
-        });
+        let config = render_config(Inputs { agent: &agent, policy: Some(&policy) });
         assert_eq!(config.mcp_auth_mode, McpAuthMode::ApiKey);
 
-        let orphan = render_config(Inputs {
-            agent: &agent,
-            policy: None,
-        });
+        let orphan = render_config(Inputs { agent: &agent, policy: None });
         assert_eq!(orphan.auth_mode, AuthMode::Jwt);
-        assert!(
-            !orphan.settings.contains_key("AUTH_JWT_AUDIENCE"),
-            "no audience: no token can verify"
-        );
+        assert!(!orphan.settings.contains_key("AUTH_JWT_AUDIENCE"), "no audience: no token can verify");
     }
 
     #[test]
     fn the_mutation_switch_does_not_change_the_restart_hash() {
         let off = agent("{}");
         let on = agent("mcp: {enableMutationTools: true}");
-        let a = render_config(Inputs {
-            agent: &off,
-            policy: None,
-        });
-        let b = render_config(Inputs {
-            agent: &on,
-            policy: None,
-        });
+        let a = render_config(Inputs { agent: &off, policy: None });
+        let b = render_config(Inputs { agent: &on, policy: None });
         assert_ne!(a.settings, b.settings);
-        assert_eq!(
-            a.restart_hash, b.restart_hash,
-            "flipping the switch must not roll pods"
-        );
+        assert_eq!(a.restart_hash, b.restart_hash, "flipping the switch must not roll pods");
 
         let limited = agent("rateLimit: {perMinute: 5}");
-        let c = render_config(Inputs {
-            agent: &limited,
-            policy: None,
-        });
-        assert_ne!(
-            a.restart_hash, c.restart_hash,
-            "a restart-only setting must roll pods"
-        );
+        let c = render_config(Inputs { agent: &limited, policy: None });
+        assert_ne!(a.restart_hash, c.restart_hash, "a restart-only setting must roll pods");
     }
 }

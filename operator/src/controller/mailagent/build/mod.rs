@@ -73,9 +73,7 @@ pub(crate) fn child_meta(agent: &MailAgent, name: String) -> ObjectMeta {
 
 /// The controller owner reference to the agent (garbage collection, watches).
 pub(crate) fn owner_ref(agent: &MailAgent) -> OwnerReference {
-    agent
-        .controller_owner_ref(&())
-        .expect("a MailAgent from the API server has a name and uid")
+    agent.controller_owner_ref(&()).expect("a MailAgent from the API server has a name and uid")
 }
 
 #[cfg(test)]
@@ -102,8 +100,7 @@ pub(crate) mod fixtures {
     }
 
     fn merge(into: &mut serde_json::Value, defaults: serde_json::Value) {
-        if let (Some(into), serde_json::Value::Object(defaults)) = (into.as_object_mut(), defaults)
-        {
+        if let (Some(into), serde_json::Value::Object(defaults)) = (into.as_object_mut(), defaults) {
             for (k, v) in defaults {
                 into.entry(k).or_insert(v);
             }

@@ -6,8 +6,8 @@
 
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::api::networking::v1::{
-    IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
-    NetworkPolicyPort, NetworkPolicySpec,
+    IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
+    NetworkPolicySpec,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -46,10 +46,7 @@ pub fn services(agent: &MailAgent) -> Vec<Service> {
         .into_iter()
         .map(|surface| {
             let mut metadata = child_meta(agent, service_name(&name, surface));
-            metadata
-                .labels
-                .get_or_insert_default()
-                .insert(SURFACE_LABEL.into(), surface.to_string());
+            metadata.labels.get_or_insert_default().insert(SURFACE_LABEL.into(), surface.to_string());
             Service {
                 metadata,
                 spec: Some(ServiceSpec {
@@ -77,10 +74,7 @@ pub fn network_policy(agent: &MailAgent) -> NetworkPolicy {
     let network = &agent.spec.network;
     let from = network.ingress_from.clone().unwrap_or_else(|| {
         // Same namespace: an empty pod selector in a peer means "every pod in this namespace".
-        vec![NetworkPolicyPeer {
-            pod_selector: Some(LabelSelector::default()),
-            ..NetworkPolicyPeer::default()
-        }]
+        vec![NetworkPolicyPeer { pod_selector: Some(LabelSelector::default()), ..NetworkPolicyPeer::default() }]
     });
     let ingress = if from.is_empty() {
         vec![]
@@ -107,11 +101,7 @@ pub fn network_policy(agent: &MailAgent) -> NetworkPolicy {
 }
 
 fn tcp(port: IntOrString) -> NetworkPolicyPort {
-    NetworkPolicyPort {
-        port: Some(port),
-        protocol: Some("TCP".into()),
-        end_port: None,
-    }
+    NetworkPolicyPort { port: Some(port), protocol: Some("TCP".into()), end_port: None }
 }
 
 /// DNS to the cluster resolver only (kube-system, `k8s-app: kube-dns`), UDP and TCP 53.
@@ -127,11 +117,7 @@ fn dns_egress() -> NetworkPolicyEgressRule {
             ..NetworkPolicyPeer::default()
         }]),
         ports: Some(vec![
-            NetworkPolicyPort {
-                port: Some(IntOrString::Int(53)),
-                protocol: Some("UDP".into()),
-                end_port: None,
-            },
+            NetworkPolicyPort { port: Some(IntOrString::Int(53)), protocol: Some("UDP".into()), end_port: None },
             tcp(IntOrString::Int(53)),
         ]),
     }
@@ -142,24 +128,14 @@ fn dns_egress() -> NetworkPolicyEgressRule {
 /// so a hostile link cannot reach in-cluster or node services even if the app-level guard failed.
 fn default_egress() -> Vec<NetworkPolicyEgressRule> {
     let block = |cidr: &str, except: &[&str]| NetworkPolicyPeer {
-        ip_block: Some(IPBlock {
-            cidr: cidr.into(),
-            except: Some(except.iter().map(|s| (*s).to_owned()).collect()),
-        }),
+        ip_block: Some(IPBlock { cidr: cidr.into(), except: Some(except.iter().map(|s| (*s).to_owned()).collect()) }),
         ..NetworkPolicyPeer::default()
     };
     vec![NetworkPolicyEgressRule {
         to: Some(vec![
             block(
                 "0.0.0.0/0",
-                &[
-                    "10.0.0.0/8",
-                    "100.64.0.0/10",
-                    "127.0.0.0/8",
-                    "169.254.0.0/16",
-                    "172.16.0.0/12",
-                    "192.168.0.0/16",
-                ],
+                &["10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16"],
             ),
             block("::/0", &["::1/128", "fc00::/7", "fe80::/10"]),
         ]),
@@ -174,17 +150,10 @@ mod tests {
 
     #[test]
     fn one_service_per_served_surface() {
-        let names = |yaml: &str| {
-            services(&agent(yaml))
-                .into_iter()
-                .map(|s| s.metadata.name.unwrap())
-                .collect::<Vec<_>>()
-        };
+        let names =
+            |yaml: &str| services(&agent(yaml)).into_iter().map(|s| s.metadata.name.unwrap()).collect::<Vec<_>>();
         assert_eq!(names("{}"), ["inbox-rest", "inbox-a2a", "inbox-mcp"]);
-        assert_eq!(
-            names("surfaces: {rest: false, a2a: false, mcp: true}"),
-            ["inbox-mcp"]
-        );
+        assert_eq!(names("surfaces: {rest: false, a2a: false, mcp: true}"), ["inbox-mcp"]);
     }
 
     #[test]
@@ -193,29 +162,14 @@ mod tests {
         assert_eq!(policy.policy_types.unwrap(), ["Ingress", "Egress"]);
         let ingress = policy.ingress.unwrap();
         assert_eq!(ingress.len(), 1);
-        assert_eq!(
-            ingress[0].ports.as_ref().unwrap()[0].port,
-            Some(IntOrString::String("http".into()))
-        );
+        assert_eq!(ingress[0].ports.as_ref().unwrap()[0].port, Some(IntOrString::String("http".into())));
         let egress = policy.egress.unwrap();
         assert_eq!(egress.len(), 2, "DNS plus HTTPS");
         let https = &egress[1].to.as_ref().unwrap()[0].ip_block.as_ref().unwrap();
-        assert!(
-            https
-                .except
-                .as_ref()
-                .unwrap()
-                .contains(&"169.254.0.0/16".to_owned()),
-            "metadata range excluded"
-        );
+        assert!(https.except.as_ref().unwrap().contains(&"169.254.0.0/16".to_owned()), "metadata range excluded");
 
-        let closed = network_policy(&agent("network: {ingressFrom: [], egress: []}"))
-            .spec
-            .unwrap();
-        assert!(
-            closed.ingress.unwrap().is_empty(),
-            "an empty list admits nobody"
-        );
+        let closed = network_policy(&agent("network: {ingressFrom: [], egress: []}")).spec.unwrap();
+        assert!(closed.ingress.unwrap().is_empty(), "an empty list admits nobody");
         assert_eq!(closed.egress.unwrap().len(), 1, "only DNS");
     }
 }

@@ -3,9 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{
-    PersistentVolumeClaim, PersistentVolumeClaimSpec, VolumeResourceRequirements,
-};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, PersistentVolumeClaimSpec, VolumeResourceRequirements};
 use kube::ResourceExt;
 use mailagent_crds::MailAgent;
 use mailagent_crds::mailagent::OnDelete;
@@ -48,22 +46,14 @@ mod tests {
     fn retained_state_is_not_owned_and_deleted_state_is() {
         assert!(pvc(&agent("{}")).metadata.owner_references.is_none());
         let owned = pvc(&agent("storage: {onDelete: Delete}"));
-        assert_eq!(
-            owned.metadata.owner_references.unwrap()[0].kind,
-            "MailAgent"
-        );
+        assert_eq!(owned.metadata.owner_references.unwrap()[0].kind, "MailAgent");
     }
 
     #[test]
     fn size_class_and_mode_come_from_the_spec() {
-        let claim = pvc(&agent("storage: {size: 5Gi, storageClassName: fast}"))
-            .spec
-            .unwrap();
+        let claim = pvc(&agent("storage: {size: 5Gi, storageClassName: fast}")).spec.unwrap();
         assert_eq!(claim.access_modes.unwrap(), ["ReadWriteOnce"]);
         assert_eq!(claim.storage_class_name.as_deref(), Some("fast"));
-        assert_eq!(
-            claim.resources.unwrap().requests.unwrap()["storage"].0,
-            "5Gi"
-        );
+        assert_eq!(claim.resources.unwrap().requests.unwrap()["storage"].0, "5Gi");
     }
 }

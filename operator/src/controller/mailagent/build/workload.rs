@@ -5,10 +5,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
-    HTTPGetAction, PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec,
-    Probe, ResourceRequirements, SeccompProfile, SecretVolumeSource, SecurityContext,
-    ServiceAccount, Volume, VolumeMount,
+    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, HTTPGetAction,
+    PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
+    SeccompProfile, SecretVolumeSource, SecurityContext, ServiceAccount, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -41,11 +40,7 @@ pub fn deployment(inputs: Inputs<'_>, config: &RenderedConfig) -> Deployment {
     let name = agent.name_any();
     let spec = &agent.spec;
     // Suspended or without an AuthPolicy: keep everything, run nothing (fail closed).
-    let replicas = if spec.suspend || inputs.policy.is_none() {
-        0
-    } else {
-        spec.replicas
-    };
+    let replicas = if spec.suspend || inputs.policy.is_none() { 0 } else { spec.replicas };
     // A ReadWriteOnce volume cannot be mounted by an old and a new pod on two nodes, and the
     // state has one writer: replace pods instead of surging.
     let strategy = match spec.storage.access_mode {
@@ -59,14 +54,8 @@ pub fn deployment(inputs: Inputs<'_>, config: &RenderedConfig) -> Deployment {
         spec: Some(DeploymentSpec {
             replicas: Some(replicas),
             revision_history_limit: Some(3),
-            selector: LabelSelector {
-                match_labels: Some(selector_labels(&name)),
-                ..LabelSelector::default()
-            },
-            strategy: Some(DeploymentStrategy {
-                type_: Some(strategy.into()),
-                ..DeploymentStrategy::default()
-            }),
+            selector: LabelSelector { match_labels: Some(selector_labels(&name)), ..LabelSelector::default() },
+            strategy: Some(DeploymentStrategy { type_: Some(strategy.into()), ..DeploymentStrategy::default() }),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(pod_labels),
@@ -107,11 +96,7 @@ fn pod_spec(agent: &MailAgent) -> PodSpec {
 
 fn container(agent: &MailAgent) -> Container {
     let spec = &agent.spec;
-    let env_var = |name: &str, value: String| EnvVar {
-        name: name.into(),
-        value: Some(value),
-        ..EnvVar::default()
-    };
+    let env_var = |name: &str, value: String| EnvVar { name: name.into(), value: Some(value), ..EnvVar::default() };
     Container {
         name: "mailagent".into(),
         image: Some(spec.image.clone()),
@@ -127,10 +112,7 @@ fn container(agent: &MailAgent) -> Container {
         env: Some(vec![
             env_var(env::MAILAGENT_CONFIG_DIR, paths::CONFIG_DIR.into()),
             env_var(env::MAILAGENT_KEYRING_DIR, paths::KEYRING_DIR.into()),
-            env_var(
-                env::MAILAGENT_CREDENTIALS_DIR,
-                paths::CREDENTIALS_DIR.into(),
-            ),
+            env_var(env::MAILAGENT_CREDENTIALS_DIR, paths::CREDENTIALS_DIR.into()),
             env_var(env::MAILAGENT_STATE_DIR, paths::STATE_DIR.into()),
             env_var(env::MAILAGENT_LISTEN, format!("0.0.0.0:{}", http::PORT)),
             env_var(env::LOG_FORMAT, "json".into()),
@@ -141,10 +123,7 @@ fn container(agent: &MailAgent) -> Container {
             read_only_root_filesystem: Some(true),
             run_as_non_root: Some(true),
             privileged: Some(false),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".into()]),
-                ..Capabilities::default()
-            }),
+            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Capabilities::default() }),
             seccomp_profile: Some(runtime_default()),
             ..SecurityContext::default()
         }),
@@ -197,10 +176,7 @@ fn volumes(agent: &MailAgent) -> Vec<Volume> {
             }),
             ..Volume::default()
         },
-        secret(
-            "keyring",
-            keyring_secret_name(&agent.spec.auth_policy_ref.name),
-        ),
+        secret("keyring", keyring_secret_name(&agent.spec.auth_policy_ref.name)),
         Volume {
             name: "state".into(),
             persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
@@ -240,19 +216,13 @@ fn probe(path: &str, period: i32, failures: i32) -> Probe {
 }
 
 fn runtime_default() -> SeccompProfile {
-    SeccompProfile {
-        type_: "RuntimeDefault".into(),
-        ..SeccompProfile::default()
-    }
+    SeccompProfile { type_: "RuntimeDefault".into(), ..SeccompProfile::default() }
 }
 
 fn default_resources() -> ResourceRequirements {
     let q = |s: &str| Quantity(s.into());
     ResourceRequirements {
-        requests: Some(BTreeMap::from([
-            ("cpu".into(), q("50m")),
-            ("memory".into(), q("64Mi")),
-        ])),
+        requests: Some(BTreeMap::from([("cpu".into(), q("50m")), ("memory".into(), q("64Mi"))])),
         limits: Some(BTreeMap::from([("memory".into(), q("256Mi"))])),
         ..ResourceRequirements::default()
     }
@@ -267,16 +237,7 @@ mod tests {
     fn pod(yaml: &str) -> PodSpec {
         let agent = agent(yaml);
         let policy = policy("mode: api_key\napiKeys: [{name: ci, scopes: [mail:scan]}]");
-        build(Inputs {
-            agent: &agent,
-            policy: Some(&policy),
-        })
-        .deployment
-        .spec
-        .unwrap()
-        .template
-        .spec
-        .unwrap()
+        build(Inputs { agent: &agent, policy: Some(&policy) }).deployment.spec.unwrap().template.spec.unwrap()
     }
 
     #[test]
@@ -284,35 +245,18 @@ mod tests {
         let pod = pod("{}");
         let pod_sc = pod.security_context.as_ref().unwrap();
         assert_eq!(pod_sc.run_as_non_root, Some(true));
-        assert_eq!(
-            pod_sc.seccomp_profile.as_ref().unwrap().type_,
-            "RuntimeDefault"
-        );
+        assert_eq!(pod_sc.seccomp_profile.as_ref().unwrap().type_, "RuntimeDefault");
         assert_eq!(pod.automount_service_account_token, Some(false));
-        let all = pod
-            .containers
-            .iter()
-            .chain(pod.init_containers.iter().flatten());
+        let all = pod.containers.iter().chain(pod.init_containers.iter().flatten());
         for c in all {
             let sc = c.security_context.as_ref().unwrap();
             assert_eq!(sc.allow_privilege_escalation, Some(false), "{}", c.name);
             assert_eq!(sc.read_only_root_filesystem, Some(true), "{}", c.name);
             assert_eq!(sc.run_as_non_root, Some(true), "{}", c.name);
-            assert_eq!(
-                sc.capabilities.as_ref().unwrap().drop.as_deref(),
-                Some(&["ALL".to_owned()][..])
-            );
+            assert_eq!(sc.capabilities.as_ref().unwrap().drop.as_deref(), Some(&["ALL".to_owned()][..]));
             assert!(sc.capabilities.as_ref().unwrap().add.is_none());
             assert_eq!(sc.seccomp_profile.as_ref().unwrap().type_, "RuntimeDefault");
-            assert!(
-                c.resources
-                    .as_ref()
-                    .unwrap()
-                    .limits
-                    .as_ref()
-                    .unwrap()
-                    .contains_key("memory")
-            );
+            assert!(c.resources.as_ref().unwrap().limits.as_ref().unwrap().contains_key("memory"));
             assert!(c.liveness_probe.is_some() && c.readiness_probe.is_some());
         }
         assert!(pod.volumes.iter().flatten().all(|v| v.host_path.is_none()));
@@ -322,27 +266,11 @@ mod tests {
     fn secrets_are_directories_never_env_or_subpath() {
         let pod = pod("mailbox: {provider: gmail, credentialsSecretRef: {name: gmail-token}}");
         let c = &pod.containers[0];
-        assert!(
-            c.env.iter().flatten().all(|e| e.value_from.is_none()),
-            "no secretKeyRef env"
-        );
+        assert!(c.env.iter().flatten().all(|e| e.value_from.is_none()), "no secretKeyRef env");
         assert!(c.env_from.is_none());
-        assert!(
-            c.volume_mounts
-                .iter()
-                .flatten()
-                .all(|m| m.sub_path.is_none())
-        );
-        let secrets: Vec<_> = pod
-            .volumes
-            .iter()
-            .flatten()
-            .filter_map(|v| v.secret.as_ref())
-            .collect();
-        let names: Vec<_> = secrets
-            .iter()
-            .filter_map(|s| s.secret_name.as_deref())
-            .collect();
+        assert!(c.volume_mounts.iter().flatten().all(|m| m.sub_path.is_none()));
+        let secrets: Vec<_> = pod.volumes.iter().flatten().filter_map(|v| v.secret.as_ref()).collect();
+        let names: Vec<_> = secrets.iter().filter_map(|s| s.secret_name.as_deref()).collect();
         assert_eq!(names, ["policy-keyring", "gmail-token"]);
     }
 
@@ -350,10 +278,7 @@ mod tests {
     fn suspend_and_a_missing_policy_scale_to_zero() {
         let replicas = |agent: &MailAgent, with_policy: bool| {
             let policy = policy("mode: api_key\napiKeys: [{name: ci, scopes: [mail:scan]}]");
-            let inputs = Inputs {
-                agent,
-                policy: with_policy.then_some(&policy),
-            };
+            let inputs = Inputs { agent, policy: with_policy.then_some(&policy) };
             build(inputs).deployment.spec.unwrap().replicas
         };
         assert_eq!(replicas(&agent("{}"), true), Some(1));
@@ -365,22 +290,9 @@ mod tests {
     fn single_writer_storage_recreates_instead_of_surging() {
         let strategy = |yaml: &str| {
             let agent = agent(yaml);
-            build(Inputs {
-                agent: &agent,
-                policy: None,
-            })
-            .deployment
-            .spec
-            .unwrap()
-            .strategy
-            .unwrap()
-            .type_
-            .unwrap()
+            build(Inputs { agent: &agent, policy: None }).deployment.spec.unwrap().strategy.unwrap().type_.unwrap()
         };
         assert_eq!(strategy("{}"), "Recreate");
-        assert_eq!(
-            strategy("replicas: 2\nstorage: {accessMode: ReadWriteMany}"),
-            "RollingUpdate"
-        );
+        assert_eq!(strategy("replicas: 2\nstorage: {accessMode: ReadWriteMany}"), "RollingUpdate");
     }
 }
