@@ -57,4 +57,5 @@ run: ## Local control plane + operator + sample MailAgent + the workload on the 
 
 .PHONY: bench
 bench: control-plane ## Benchmarks, each printing ratios against a baseline measured in the same run
+	$(CARGO) build --release -p mailagent-operator
 	$(CARGO) run --release -p mailagent-tests --bin operator-bench

@@ -29,7 +29,10 @@ async fn main() -> anyhow::Result<()> {
     let admin = plane.client().await;
     mailagent_tests::install_crds(&admin, mailagent_crds::crds()).await?;
 
-    println!("{:>6} {:>12} {:>12} {:>7} {:>14} {:>12} {:>10}", "agents", "baseline_s", "operator_s", "ratio", "writes/agent", "children", "rss_mib");
+    println!(
+        "{:>6} {:>12} {:>12} {:>7} {:>14} {:>12} {:>10}",
+        "agents", "baseline_s", "operator_s", "ratio", "writes/agent", "children", "rss_mib"
+    );
     for n in sizes {
         let baseline = baseline_loop(&admin, n).await?;
         let run = operator_run(&admin, plane.kubeconfig_path(), &operator_bin, n).await?;
@@ -68,8 +71,10 @@ async fn namespace_with_agents(admin: &Client, ns: &str, n: usize) -> anyhow::Re
     Api::<k8s_openapi::api::core::v1::Namespace>::all(admin.clone())
         .patch(ns, &PatchParams::apply(MANAGER), &Patch::Apply(&namespace))
         .await?;
-    let policy: AuthPolicy = serde_json::from_value(json!({"apiVersion": "mailagent.dev/v1alpha1", "kind": "AuthPolicy",
-        "metadata": {"name": "policy"}, "spec": {"mode": "api_key", "apiKeys": [{"name": "ci", "scopes": ["mail:scan"]}]}}))?;
+    let policy: AuthPolicy = serde_json::from_value(
+        json!({"apiVersion": "mailagent.dev/v1alpha1", "kind": "AuthPolicy",
+        "metadata": {"name": "policy"}, "spec": {"mode": "api_key", "apiKeys": [{"name": "ci", "scopes": ["mail:scan"]}]}}),
+    )?;
     Api::<AuthPolicy>::namespaced(admin.clone(), ns).create(&PostParams::default(), &policy).await?;
     let agents = Api::<MailAgent>::namespaced(admin.clone(), ns);
     futures::stream::iter(0..n)
@@ -111,7 +116,9 @@ async fn baseline_loop(admin: &Client, n: usize) -> anyhow::Result<Duration> {
         apply!(k8s_openapi::api::networking::v1::NetworkPolicy, children.network_policy);
         apply!(k8s_openapi::api::apps::v1::Deployment, children.deployment);
         let status = json!({"apiVersion": "mailagent.dev/v1alpha1", "kind": "MailAgent", "status": {"observedGeneration": agent.metadata.generation}});
-        Api::<MailAgent>::namespaced(admin.clone(), &ns).patch_status(&agent.name_any(), &pp, &Patch::Apply(&status)).await?;
+        Api::<MailAgent>::namespaced(admin.clone(), &ns)
+            .patch_status(&agent.name_any(), &pp, &Patch::Apply(&status))
+            .await?;
     }
     Ok(started.elapsed())
 }
@@ -123,7 +130,12 @@ struct OperatorRun {
 }
 
 /// The operator binary as a process, converging `n` agents that already exist.
-async fn operator_run(admin: &Client, kubeconfig: &std::path::Path, bin: &std::path::Path, n: usize) -> anyhow::Result<OperatorRun> {
+async fn operator_run(
+    admin: &Client,
+    kubeconfig: &std::path::Path,
+    bin: &std::path::Path,
+    n: usize,
+) -> anyhow::Result<OperatorRun> {
     let ns = format!("bench-operator-{n}");
     namespace_with_agents(admin, &ns, n).await?;
     let port = free_port()?;
@@ -138,7 +150,11 @@ async fn operator_run(admin: &Client, kubeconfig: &std::path::Path, bin: &std::p
     let agents = Api::<MailAgent>::namespaced(admin.clone(), &ns);
     loop {
         let list = agents.list(&ListParams::default()).await?;
-        let done = list.items.iter().filter(|a| a.status.as_ref().and_then(|s| s.observed_generation) == a.metadata.generation).count();
+        let done = list
+            .items
+            .iter()
+            .filter(|a| a.status.as_ref().and_then(|s| s.observed_generation) == a.metadata.generation)
+            .count();
         if done == n {
             break;
         }
