@@ -4,5 +4,10 @@
 
 pub mod api;
 mod assistant;
+pub mod dkim;
+pub mod list_unsubscribe;
+pub mod message;
+pub mod records;
+pub mod state;
 
 pub use api::{Assistant, DomainError, maildir_assistant};
