@@ -4,6 +4,8 @@
 //! `make bench`.
 
 pub mod audit;
+mod binaries;
+mod controller_manager;
 mod namespace;
 mod pki;
 mod plane;
@@ -12,5 +14,5 @@ mod wait;
 
 pub use audit::{AuditEvent, AuditLog, AuditMark, WriteFilter};
 pub use namespace::{TestNamespace, install_crds, shared};
-pub use plane::ControlPlane;
+pub use plane::{ControlPlane, PlaneOptions};
 pub use wait::await_condition;

@@ -16,9 +16,18 @@ use kube::{Client, Config};
 use crate::audit::{AUDIT_POLICY, AuditLog};
 use crate::pki::{Pki, write_private};
 use crate::process::{Process, free_port};
+use crate::{binaries, controller_manager};
 
 /// How long the API server may take to become ready (2 cores, cold caches).
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What to run besides etcd and kube-apiserver.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PlaneOptions {
+    /// Also run kube-controller-manager (garbage collector, namespace, deployment and replicaset
+    /// controllers), as `make run` does. Off for tests: see `controller_manager`.
+    pub controller_manager: bool,
+}
 
 /// A running control plane (or a handle on an external cluster).
 pub struct ControlPlane {
@@ -52,10 +61,16 @@ impl ControlPlane {
         Ok(plane)
     }
 
-    /// Starts a plane whose files live in `dir`; `dir/kubeconfig` is the admin kubeconfig.
+    /// Starts a plane whose files live in `dir`; `dir/kubeconfig` is the admin kubeconfig. It appears
+    /// (atomically) only once the plane is ready, so a script may wait for the file.
     pub async fn start_in(dir: &Path) -> anyhow::Result<Self> {
+        Self::start_in_with(dir, PlaneOptions::default()).await
+    }
+
+    /// Like `start_in`, with more than the API server when `options` asks for it.
+    pub async fn start_in_with(dir: &Path, options: PlaneOptions) -> anyhow::Result<Self> {
         let started = Instant::now();
-        let apiserver = kube_apiserver_binary()?;
+        let apiserver = binaries::kube_apiserver()?;
         let etcd = etcd_bin_vendored::etcd_bin_path().map_err(|e| anyhow::anyhow!("{e}"))?;
         let pki = Pki::generate()?;
         let certs = dir.join("pki");
@@ -109,28 +124,51 @@ impl ControlPlane {
         ];
         processes.push(Process::spawn("kube-apiserver", &apiserver, &apiserver_args, dir.join("kube-apiserver.log"))?);
 
-        let kubeconfig = dir.join("kubeconfig");
+        // The components' own copy; `dir/kubeconfig` is published when everything is up.
+        let kubeconfig = certs.join("admin.kubeconfig");
         write_private(&kubeconfig, &kubeconfig_yaml(&pki, secure_port))?;
         let plane = Self { kubeconfig, audit_log: Some(audit_log), processes, temp_dir: None };
-        let plane = plane.wait_ready().await?;
-        tracing::info!(took = ?started.elapsed(), "control plane ready");
+        let mut plane = plane.wait_ready().await?;
+        tracing::info!(took = ?started.elapsed(), "kube-apiserver ready");
+
+        if options.controller_manager {
+            let port = free_port()?;
+            let args = controller_manager::args(&plane.kubeconfig, &certs, port);
+            let log = dir.join("kube-controller-manager.log");
+            let binary = binaries::kube_controller_manager()?;
+            plane.processes.push(Process::spawn("kube-controller-manager", &binary, &args, log)?);
+            plane = plane.wait_healthy("kube-controller-manager", port).await?;
+            tracing::info!(took = ?started.elapsed(), "kube-controller-manager healthy");
+        }
+        plane.kubeconfig = publish(&plane.kubeconfig, &dir.join("kubeconfig"))?;
         Ok(plane)
     }
 
-    async fn wait_ready(mut self) -> anyhow::Result<Self> {
+    async fn wait_ready(self) -> anyhow::Result<Self> {
+        self.wait_for_ok("kube-apiserver", None, "/readyz").await
+    }
+
+    /// Waits for a component that serves on `port` with the API server's certificate.
+    async fn wait_healthy(self, name: &str, port: u16) -> anyhow::Result<Self> {
+        self.wait_for_ok(name, Some(port), "/healthz").await
+    }
+
+    /// Polls `path` (on the API server, or on `port`) until it answers `ok`, failing with the
+    /// servers' log tails when one exits or the deadline passes.
+    async fn wait_for_ok(mut self, name: &str, port: Option<u16>, path: &str) -> anyhow::Result<Self> {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             if self.processes.iter_mut().any(|p| !p.is_running()) {
                 bail!("a control-plane process exited during startup\n{}", self.log_tails());
             }
-            if let Ok(client) = self.try_client(None).await {
-                let request = http::Request::get("/readyz").body(Vec::new()).expect("static request");
+            if let Ok(client) = self.try_client_on(port).await {
+                let request = http::Request::get(path).body(Vec::new()).expect("static request");
                 if client.request_text(request).await.is_ok_and(|body| body.trim() == "ok") {
                     return Ok(self);
                 }
             }
             if Instant::now() > deadline {
-                bail!("kube-apiserver not ready after {READY_TIMEOUT:?}\n{}", self.log_tails());
+                bail!("{name} not ready after {READY_TIMEOUT:?}\n{}", self.log_tails());
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
@@ -167,35 +205,39 @@ impl ControlPlane {
     }
 
     async fn try_client(&self, impersonate: Option<(String, Vec<String>)>) -> anyhow::Result<Client> {
-        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig)?;
-        let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
-        // Tests run many requests in parallel against a 2-core API server.
-        config.read_timeout = Some(Duration::from_secs(60));
+        let mut config = self.config().await?;
         if let Some((user, groups)) = impersonate {
             config.auth_info.impersonate = Some(user);
             config.auth_info.impersonate_groups = Some(groups);
         }
         Ok(Client::try_from(config)?)
     }
+
+    /// An admin client for the API server, or for another local component on `port` that serves
+    /// with the API server's certificate (so the same CA verifies it).
+    async fn try_client_on(&self, port: Option<u16>) -> anyhow::Result<Client> {
+        let mut config = self.config().await?;
+        if let Some(port) = port {
+            config.cluster_url = format!("https://127.0.0.1:{port}").parse()?;
+        }
+        Ok(Client::try_from(config)?)
+    }
+
+    async fn config(&self) -> anyhow::Result<Config> {
+        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig)?;
+        let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+        // Tests run many requests in parallel against a 2-core API server.
+        config.read_timeout = Some(Duration::from_secs(60));
+        Ok(config)
+    }
 }
 
-/// The kube-apiserver binary: `KUBE_APISERVER_BIN`, or the per-machine cache that
-/// `hack/control-plane-build.sh` fills (building it on the first call).
-fn kube_apiserver_binary() -> anyhow::Result<PathBuf> {
-    if let Ok(path) = std::env::var("KUBE_APISERVER_BIN") {
-        return Ok(path.into());
-    }
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../hack/control-plane-build.sh");
-    let output = std::process::Command::new("bash")
-        .arg(&script)
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .with_context(|| format!("running {}", script.display()))?;
-    if !output.status.success() {
-        bail!("{} failed", script.display());
-    }
-    let dir = String::from_utf8(output.stdout)?.trim().to_owned();
-    Ok(PathBuf::from(dir).join("kube-apiserver"))
+/// Copies `from` to `to` by way of a rename, so a reader never sees a half-written file.
+fn publish(from: &Path, to: &Path) -> anyhow::Result<PathBuf> {
+    let partial = to.with_extension("partial");
+    write_private(&partial, &std::fs::read_to_string(from)?)?;
+    std::fs::rename(&partial, to)?;
+    Ok(to.to_owned())
 }
 
 fn kubeconfig_yaml(pki: &Pki, port: u16) -> String {
