@@ -32,6 +32,7 @@ pub fn shared() -> &'static ControlPlane {
 pub struct TestNamespace {
     name: String,
     client: Client,
+    deleted: bool,
 }
 
 impl TestNamespace {
@@ -49,24 +50,45 @@ impl TestNamespace {
             .create(&PostParams::default(), &ns)
             .await
             .expect("creating a test namespace");
-        Self { name, client: client.clone() }
+        Self { name, client: client.clone(), deleted: false }
     }
 
     /// The namespace's name.
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// Deletes the namespace now. Without a controller-manager it stays Terminating; harmless.
+    pub async fn delete(mut self) -> kube::Result<()> {
+        let api = Api::<Namespace>::all(self.client.clone());
+        api.delete(&self.name, &DeleteParams::default()).await?;
+        self.deleted = true;
+        Ok(())
+    }
 }
 
 impl Drop for TestNamespace {
     fn drop(&mut self) {
-        // Without a controller-manager the namespace stays Terminating; that is harmless.
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            let (api, name) = (Api::<Namespace>::all(self.client.clone()), self.name.clone());
-            handle.spawn(async move { api.delete(&name, &DeleteParams::default()).await });
+        // Best effort. A task spawned on a `#[tokio::test]` runtime that is about to shut down may
+        // never run, so on a multi-thread runtime the delete happens here and now (bounded); on a
+        // current-thread one blocking would deadlock the client, so it is only spawned.
+        if self.deleted {
+            return;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
+        let (api, name) = (Api::<Namespace>::all(self.client.clone()), self.name.clone());
+        let delete = async move {
+            let _ = tokio::time::timeout(DELETE_TIMEOUT, api.delete(&name, &DeleteParams::default())).await;
+        };
+        match handle.runtime_flavor() {
+            tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(|| handle.block_on(delete)),
+            _ => drop(handle.spawn(delete)),
         }
     }
 }
+
+/// How long a dropped `TestNamespace` waits for its delete.
+const DELETE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Server-side-applies CRDs and waits until each is `Established`.
 pub async fn install_crds(client: &Client, crds: Vec<CustomResourceDefinition>) -> anyhow::Result<()> {

@@ -102,3 +102,14 @@ async fn dropping_a_plane_stops_its_servers_and_removes_its_files() {
     assert!(!dir.exists(), "{} is left behind", dir.display());
     assert!(client.apiserver_version().await.is_err(), "the API server still answers after drop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_test_namespace_is_deleted() {
+    let admin = shared().client().await;
+    let ns = TestNamespace::create(&admin).await;
+    let name = ns.name().to_owned();
+    drop(ns);
+    let live = Api::<Namespace>::all(admin).get_opt(&name).await.expect("reading the namespace");
+    // Without a controller-manager a deleted namespace stays Terminating instead of going away.
+    assert!(live.is_none_or(|ns| ns.metadata.deletion_timestamp.is_some()), "{name} was not deleted on drop");
+}
