@@ -4,10 +4,19 @@
 
 pub mod api;
 mod assistant;
+pub mod calendar;
+pub mod candidates;
+pub mod digest;
 pub mod dkim;
+pub mod guard;
+pub mod intervals;
 pub mod list_unsubscribe;
 pub mod message;
+pub mod outgoing;
+pub mod provider;
 pub mod records;
 pub mod state;
+pub mod triage;
+pub mod unsubscribe;
 
 pub use api::{Assistant, DomainError, maildir_assistant};

@@ -46,8 +46,13 @@ pub struct SentLinks {
     pub links: BTreeMap<String, SentLink>,
 }
 
+impl SentLinks {
+    /// The version this build writes.
+    pub const SCHEMA_VERSION: u32 = 1;
+}
+
 impl StateDocument for SentLinks {
-    const SCHEMA: u32 = 1;
+    const SCHEMA: u32 = Self::SCHEMA_VERSION;
     fn schema(&self) -> u32 {
         self.schema
     }
@@ -97,8 +102,13 @@ pub struct UnsubscribedMethods {
     pub senders: BTreeMap<String, MethodRecord>,
 }
 
+impl UnsubscribedMethods {
+    /// The version this build writes.
+    pub const SCHEMA_VERSION: u32 = 1;
+}
+
 impl StateDocument for UnsubscribedMethods {
-    const SCHEMA: u32 = 1;
+    const SCHEMA: u32 = Self::SCHEMA_VERSION;
     fn schema(&self) -> u32 {
         self.schema
     }
