@@ -3,14 +3,15 @@
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::wait::conditions;
 use kube::{Api, Client, ResourceExt};
 
-use crate::ControlPlane;
+use crate::{ControlPlane, await_condition};
 
 /// The control plane shared by every test in this binary. Started on first use on a thread of
 /// its own, because each `#[tokio::test]` has its own runtime and the plane must outlive them;
@@ -96,20 +97,11 @@ pub async fn install_crds(client: &Client, crds: Vec<CustomResourceDefinition>) 
     for crd in &crds {
         api.patch(&crd.name_any(), &PatchParams::apply("mailagent-tests").force(), &Patch::Apply(crd)).await?;
     }
-    let deadline = Instant::now() + Duration::from_secs(60);
     for crd in &crds {
-        loop {
-            let live = api.get(&crd.name_any()).await?;
-            let established = live
-                .status
-                .and_then(|s| s.conditions)
-                .is_some_and(|c| c.iter().any(|c| c.type_ == "Established" && c.status == "True"));
-            if established {
-                break;
-            }
-            anyhow::ensure!(Instant::now() < deadline, "CRD {} not Established after 60s", crd.name_any());
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        await_condition(&api, &crd.name_any(), conditions::is_crd_established(), CRD_TIMEOUT).await?;
     }
     Ok(())
 }
+
+/// How long a CRD may take to be served (2 cores, a busy API server).
+const CRD_TIMEOUT: Duration = Duration::from_secs(60);
