@@ -144,6 +144,9 @@ impl GuardedClient {
     /// Sends the RFC 8058 one-click POST to `uri` after checking it.
     pub async fn one_click(&self, uri: &str) -> Result<PostResult, Refusal> {
         let (url, address) = self.check(uri).await?;
+        // reqwest is built without a bundled crypto provider; ring is ours. A provider already
+        // installed by the service is fine too.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut builder = reqwest::Client::builder()
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
@@ -260,3 +263,7 @@ fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
         _ => return None,
     })
 }
+
+#[cfg(test)]
+#[path = "guard_tests.rs"]
+mod tests;
