@@ -132,11 +132,14 @@ fn http(status: &str, headers: &str, body: &[u8]) -> Vec<u8> {
     out
 }
 
+/// What a case's result must look like.
+type Expectation = fn(&PostResult) -> bool;
+
 #[tokio::test]
 async fn answers_are_judged_strictly() {
     let (internal, hits) = internal_service().await;
     let redirect = format!("location: http://{internal}/\r\n");
-    let cases: Vec<(Vec<u8>, fn(&PostResult) -> bool)> = vec![
+    let cases: Vec<(Vec<u8>, Expectation)> = vec![
         (http("200 OK", "", b"done"), |r| matches!(r, PostResult::Accepted(200))),
         (http("204 No Content", "", b""), |r| matches!(r, PostResult::Accepted(204))),
         (http("302 Found", &redirect, b""), |r| matches!(r, PostResult::NotCompliant(_))),
