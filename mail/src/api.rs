@@ -469,6 +469,61 @@ pub trait Assistant: Send + Sync {
     ) -> Result<MeetingIntervalsResponse, DomainError>;
     /// Counters for the service's `/metrics`.
     fn metrics(&self) -> DomainMetrics;
+    /// Sends the scheduled digest if a slot is due at `now` and was not sent yet (the progress
+    /// survives restarts). `None` when nothing was due or no schedule is configured.
+    async fn run_due_digest(&self, _now: DateTime<Utc>) -> Result<Option<DigestResponse>, DomainError> {
+        Ok(None)
+    }
+    /// The next scheduled digest after `now`, if a schedule is configured.
+    fn next_digest(&self, _now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        None
+    }
+}
+
+/// Runs the digest schedule until the task is dropped: wakes at each slot (and at least every
+/// minute, so clock jumps are noticed) and sends what is due. Returns at once when no schedule
+/// is configured. The service spawns this next to its servers.
+pub async fn run_digest_schedule(assistant: Arc<dyn Assistant>) {
+    loop {
+        let now = Utc::now();
+        let Some(next) = assistant.next_digest(now) else { return };
+        let wait = (next - now).to_std().unwrap_or_default().min(std::time::Duration::from_secs(60));
+        tokio::time::sleep(wait).await;
+        match assistant.run_due_digest(Utc::now()).await {
+            Ok(Some(digest)) => tracing::info!(candidates = digest.candidates, "scheduled digest sent"),
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, "scheduled digest failed"),
+        }
+    }
+}
+
+/// Settings beyond the mailbox and the state directory (the service fills them from
+/// `DIGEST_RECIPIENT`, `DIGEST_SCHEDULE` and `MAILAGENT_TIMEZONE`).
+#[derive(Debug, Clone)]
+pub struct AssistantOptions {
+    /// Where digests go; defaults to the mailbox owner.
+    pub digest_recipient: Option<String>,
+    /// Cron expression (5 fields, or 6/7 with seconds) for the digest, read in `time_zone`.
+    pub digest_schedule: Option<String>,
+    /// The zone used when a request names none, and for the schedule.
+    pub time_zone: chrono_tz::Tz,
+    /// A local iCalendar file for availability.
+    pub calendar_ics: Option<std::path::PathBuf>,
+}
+
+impl Default for AssistantOptions {
+    fn default() -> Self {
+        Self { digest_recipient: None, digest_schedule: None, time_zone: chrono_tz::Tz::UTC, calendar_ics: None }
+    }
+}
+
+/// Like [`maildir_assistant`] with explicit options. An invalid schedule is an `InvalidInput`.
+pub fn maildir_assistant_with(
+    maildir: &Path,
+    state_dir: &Path,
+    options: AssistantOptions,
+) -> Result<Arc<dyn Assistant>, DomainError> {
+    Ok(Arc::new(crate::assistant::open_maildir_with(maildir, state_dir, options)?))
 }
 
 /// Builds an assistant over a local Maildir with state under `state_dir` (the files

@@ -1,7 +1,7 @@
 //! The assistant that wires providers, triage, unsubscribe, digest and calendar together.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -18,6 +18,7 @@ use crate::message::MessageMeta;
 use crate::provider::maildir::MaildirProvider;
 use crate::provider::{History, MailProvider, ProviderError};
 use crate::records::UnsubscribedMethods;
+use crate::schedule::{DIGEST_SCHEDULE_FILE, DigestSchedule, ScheduleProgress};
 use crate::state::StateFile;
 use crate::triage::classify;
 use crate::unsubscribe::{Executor, state_error};
@@ -29,23 +30,6 @@ const MAX_EXPLAIN: u32 = 1_000;
 const TOP_SENDERS: usize = 20;
 /// The calendar file looked for inside the Maildir root when none is configured.
 pub const DEFAULT_ICS_NAME: &str = "calendar.ics";
-
-/// Settings beyond the mailbox and the state directory.
-#[derive(Debug, Clone)]
-pub struct AssistantOptions {
-    /// Where digests go; defaults to the mailbox owner.
-    pub digest_recipient: Option<String>,
-    /// The zone used when a request names none.
-    pub time_zone: Tz,
-    /// A local iCalendar file for availability.
-    pub calendar_ics: Option<PathBuf>,
-}
-
-impl Default for AssistantOptions {
-    fn default() -> Self {
-        Self { digest_recipient: None, time_zone: Tz::UTC, calendar_ics: None }
-    }
-}
 
 /// What the last scan knows, kept between scans so the next one fetches only what changed.
 #[derive(Debug, Default)]
@@ -63,6 +47,8 @@ pub(crate) struct LocalAssistant {
     sent_links: StateFile,
     methods: StateFile,
     index: tokio::sync::Mutex<ScanIndex>,
+    schedule: Option<DigestSchedule>,
+    schedule_progress: StateFile,
     /// One mutation at a time: two concurrent executions of one candidate must not both pass
     /// the "never twice" check.
     mutations: tokio::sync::Mutex<()>,
@@ -90,7 +76,7 @@ pub(crate) fn open_maildir_with(
 ) -> Result<LocalAssistant, DomainError> {
     let provider = MaildirProvider::open(maildir, state_dir.join("outbox"), Some("me@localhost".into()))
         .map_err(|e| DomainError::InvalidInput(e.to_string()))?;
-    Ok(LocalAssistant::new(Box::new(provider), state_dir, options, GuardedClient::default()))
+    LocalAssistant::new(Box::new(provider), state_dir, options, GuardedClient::default())
 }
 
 fn provider_error(error: ProviderError) -> DomainError {
@@ -113,17 +99,21 @@ impl LocalAssistant {
         state_dir: &Path,
         options: AssistantOptions,
         http: GuardedClient,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, DomainError> {
+        let schedule =
+            options.digest_schedule.as_deref().map(|e| DigestSchedule::parse(e, options.time_zone)).transpose()?;
+        Ok(Self {
             provider,
             options,
             http,
             sent_links: StateFile::new(state_dir.join(files::SENT_UNSUBSCRIBE_LINKS)),
             methods: StateFile::new(state_dir.join(files::UNSUBSCRIBED_METHODS)),
             index: tokio::sync::Mutex::new(ScanIndex::default()),
+            schedule,
+            schedule_progress: StateFile::new(state_dir.join(DIGEST_SCHEDULE_FILE)),
             mutations: tokio::sync::Mutex::new(()),
             counters: Counters::default(),
-        }
+        })
     }
 
     /// Brings the index up to date; returns (fetched, incremental, full-scan reason, units).
@@ -338,7 +328,7 @@ impl Assistant for LocalAssistant {
             subject: subject.clone(),
             body: body.clone(),
             candidates: open.len() as u32,
-            next_scheduled: None,
+            next_scheduled: self.next_digest(chrono::Utc::now()),
         };
         if !request.dry_run {
             let _one_at_a_time = self.mutations.lock().await;
@@ -361,6 +351,58 @@ impl Assistant for LocalAssistant {
     ) -> Result<MeetingIntervalsResponse, DomainError> {
         let zone = self.zone(request.time_zone.as_deref())?;
         calendar::meeting_intervals(&self.calendars(), zone, &request).await
+    }
+
+    async fn run_due_digest(&self, now: chrono::DateTime<chrono::Utc>) -> Result<Option<DigestResponse>, DomainError> {
+        let Some(schedule) = &self.schedule else { return Ok(None) };
+        let progress: ScheduleProgress = self.schedule_progress.load().map_err(state_error)?;
+        let Some(slot) = (match progress.last_slot {
+            Some(_) => schedule.due(&progress, now),
+            None => {
+                // First start: slots before now are not owed.
+                self.schedule_progress
+                    .update(|p: &mut ScheduleProgress| {
+                        p.schema = 1;
+                        p.last_slot.get_or_insert(now);
+                    })
+                    .await
+                    .map_err(state_error)?;
+                None
+            }
+        }) else {
+            return Ok(None);
+        };
+        // Claim the slot durably before sending (at most once), re-checking under the lock.
+        let claimed = self
+            .schedule_progress
+            .update(|p: &mut ScheduleProgress| {
+                if p.last_slot.is_some_and(|last| last >= slot) {
+                    return false;
+                }
+                p.schema = 1;
+                p.last_slot = Some(slot);
+                p.last_outcome = None;
+                true
+            })
+            .await
+            .map_err(state_error)?;
+        if !claimed {
+            return Ok(None);
+        }
+        let result = self.digest(DigestRequest { dry_run: false }).await;
+        let outcome = match &result {
+            Ok(_) => "sent".to_string(),
+            Err(error) => error.to_string(),
+        };
+        self.schedule_progress
+            .update(|p: &mut ScheduleProgress| p.last_outcome = Some(outcome))
+            .await
+            .map_err(state_error)?;
+        result.map(Some)
+    }
+
+    fn next_digest(&self, now: chrono::DateTime<chrono::Utc>) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.schedule.as_ref()?.next_after(now)
     }
 
     fn metrics(&self) -> DomainMetrics {

@@ -15,8 +15,11 @@ pub mod message;
 pub mod outgoing;
 pub mod provider;
 pub mod records;
+pub mod schedule;
 pub mod state;
 pub mod triage;
 pub mod unsubscribe;
 
-pub use api::{Assistant, DomainError, maildir_assistant};
+pub use api::{
+    Assistant, AssistantOptions, DomainError, maildir_assistant, maildir_assistant_with, run_digest_schedule,
+};

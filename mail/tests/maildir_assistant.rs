@@ -128,3 +128,24 @@ async fn digest_and_availability() {
         .await;
     assert!(matches!(bad, Err(DomainError::InvalidInput(_))));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_schedule_survives_a_restart_and_never_sends_twice() {
+    use chrono::{Duration, Utc};
+    use mailagent_mail::{AssistantOptions, maildir_assistant_with};
+    let (_dir, maildir, state) = sample();
+    let options = || AssistantOptions { digest_schedule: Some("0 8 * * *".into()), ..AssistantOptions::default() };
+    let start = Utc::now();
+    let assistant = maildir_assistant_with(&maildir, &state, options()).unwrap();
+    assert!(assistant.run_due_digest(start).await.unwrap().is_none(), "the first start owes nothing");
+    let later = start + Duration::days(3);
+    assert!(assistant.run_due_digest(later).await.unwrap().is_some_and(|d| d.sent));
+    assert!(assistant.run_due_digest(later).await.unwrap().is_none());
+    drop(assistant);
+    let restarted = maildir_assistant_with(&maildir, &state, options()).unwrap();
+    assert!(restarted.run_due_digest(later).await.unwrap().is_none(), "no double send after a restart");
+    assert!(restarted.run_due_digest(later + Duration::days(1)).await.unwrap().is_some());
+    assert_eq!(std::fs::read_dir(state.join("outbox/new")).unwrap().count(), 2);
+    let bad = AssistantOptions { digest_schedule: Some("whenever".into()), ..AssistantOptions::default() };
+    assert!(matches!(maildir_assistant_with(&maildir, &state, bad), Err(DomainError::InvalidInput(_))));
+}

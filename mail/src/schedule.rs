@@ -1,0 +1,117 @@
+//! The digest schedule: a cron expression read in the configured time zone, with the last slot
+//! stored in `data/digest_schedule.json` so a restart neither repeats nor replays a digest.
+//!
+//! At most once: a slot is claimed durably before the digest is sent, so a crash between the
+//! claim and the send skips that slot rather than sending twice. After downtime only the latest
+//! missed slot runs (one digest, not one per missed slot).
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+use crate::api::DomainError;
+use crate::state::StateDocument;
+
+/// Where the schedule's progress is stored, relative to the state directory.
+pub const DIGEST_SCHEDULE_FILE: &str = "data/digest_schedule.json";
+
+/// A parsed schedule.
+#[derive(Debug, Clone)]
+pub struct DigestSchedule {
+    cron: cron::Schedule,
+    zone: Tz,
+}
+
+impl DigestSchedule {
+    /// Parses a 5-field (minute hour day month weekday) or 6/7-field (with seconds) expression.
+    pub fn parse(expression: &str, zone: Tz) -> Result<Self, DomainError> {
+        let fields = expression.split_whitespace().count();
+        let full = if fields == 5 { format!("0 {expression}") } else { expression.to_string() };
+        let cron = cron::Schedule::from_str(&full).map_err(|e| {
+            DomainError::InvalidInput(format!("digest schedule {expression:?} is not a cron expression: {e}"))
+        })?;
+        Ok(Self { cron, zone })
+    }
+
+    /// The first slot strictly after `after`.
+    pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.cron.after(&after.with_timezone(&self.zone)).next().map(|d| d.with_timezone(&Utc))
+    }
+
+    /// The slot to run now, if any: the latest slot after the last claimed one and not after `now`.
+    pub fn due(&self, progress: &ScheduleProgress, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let last = progress.last_slot?;
+        let mut due = None;
+        for slot in self.cron.after(&last.with_timezone(&self.zone)) {
+            let slot = slot.with_timezone(&Utc);
+            if slot > now {
+                break;
+            }
+            due = Some(slot);
+        }
+        due
+    }
+}
+
+/// `data/digest_schedule.json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleProgress {
+    /// Schema version.
+    pub schema: u32,
+    /// The last slot claimed (or the moment the schedule started, so past slots never replay).
+    pub last_slot: Option<DateTime<Utc>>,
+    /// How the last claimed slot ended (`sent` or an error).
+    #[serde(default)]
+    pub last_outcome: Option<String>,
+}
+
+impl StateDocument for ScheduleProgress {
+    const SCHEMA: u32 = 1;
+    fn schema(&self) -> u32 {
+        self.schema
+    }
+    fn from_legacy(_value: serde_json::Value) -> Option<Self> {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn slots_follow_the_zone_across_dst() {
+        let schedule = DigestSchedule::parse("0 8 * * *", "Europe/Berlin".parse().unwrap()).unwrap();
+        // 08:00 Berlin is 07:00Z in winter and 06:00Z in summer (switch on 29 March 2026).
+        assert_eq!(schedule.next_after(at("2026-03-28T12:00:00Z")), Some(at("2026-03-29T06:00:00Z")));
+        assert_eq!(schedule.next_after(at("2026-03-27T12:00:00Z")), Some(at("2026-03-28T07:00:00Z")));
+    }
+
+    #[test]
+    fn only_the_latest_missed_slot_runs_and_never_twice() {
+        let schedule = DigestSchedule::parse("0 8 * * *", Tz::UTC).unwrap();
+        let mut progress =
+            ScheduleProgress { schema: 1, last_slot: Some(at("2026-01-01T08:00:00Z")), last_outcome: None };
+        assert_eq!(schedule.due(&progress, at("2026-01-01T20:00:00Z")), None);
+        assert_eq!(schedule.due(&progress, at("2026-01-04T09:00:00Z")), Some(at("2026-01-04T08:00:00Z")));
+        progress.last_slot = Some(at("2026-01-04T08:00:00Z"));
+        assert_eq!(schedule.due(&progress, at("2026-01-04T09:00:00Z")), None);
+        assert_eq!(
+            schedule.due(&ScheduleProgress::default(), at("2026-01-04T09:00:00Z")),
+            None,
+            "no baseline, no replay"
+        );
+    }
+
+    #[test]
+    fn bad_expressions_are_refused() {
+        assert!(DigestSchedule::parse("every day", Tz::UTC).is_err());
+        assert!(DigestSchedule::parse("61 * * * *", Tz::UTC).is_err());
+    }
+}
