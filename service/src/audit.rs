@@ -1,0 +1,21 @@
+//! The audit trail: one JSON line per authentication attempt and per mutation, on the tracing
+//! target `audit`. Only names, kids, outcomes and reasons: never a key, token, body or address list.
+
+use crate::auth::{AuthFailure, Door, Principal};
+
+pub fn authenticated(door: Door, principal: &Principal, client: &str) {
+    tracing::info!(target: "audit", event = "authn", door = door.as_str(), outcome = "allow", principal = %principal.name, kid = %principal.kid, client);
+}
+
+pub fn rejected(door: Door, failure: AuthFailure, client: &str) {
+    tracing::info!(target: "audit", event = "authn", door = door.as_str(), outcome = "deny", reason = failure.reason(), client);
+}
+
+pub fn forbidden(door: Door, principal: &Principal, capability: &str, reason: &str) {
+    tracing::info!(target: "audit", event = "authz", door = door.as_str(), outcome = "deny", principal = %principal.name, capability, reason);
+}
+
+/// A mutation was attempted; `target` is the candidate key (a list id or sender, never a link).
+pub fn mutation(door: Door, principal: &Principal, capability: &str, target: &str, outcome: &str) {
+    tracing::info!(target: "audit", event = "mutation", door = door.as_str(), principal = %principal.name, capability, target, outcome);
+}

@@ -1,0 +1,272 @@
+//! Who is calling, and may they do this: the one decision every door (REST, A2A, MCP) calls.
+
+pub mod api_key;
+pub mod jwks;
+pub mod jwt;
+pub mod keys;
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, RwLock};
+
+use axum::http::HeaderMap;
+use chrono::Utc;
+use mailagent_crds::Scope;
+use mailagent_crds::contract::AuthMode;
+
+use crate::settings::{EffectiveMode, JwtPolicy, OauthSettings, Settings};
+use jwks::JwksCache;
+use keys::{ENV_KID, KeySet};
+
+/// The header an API key arrives in.
+pub const API_KEY_HEADER: &str = "x-api-key";
+/// Authorization headers longer than this are refused before parsing.
+const MAX_AUTHORIZATION_BYTES: usize = jwt::MAX_TOKEN_BYTES + 16;
+
+/// A front door.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Door {
+    Rest,
+    A2a,
+    Mcp,
+}
+
+impl Door {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Door::Rest => "rest",
+            Door::A2a => "a2a",
+            Door::Mcp => "mcp",
+        }
+    }
+}
+
+/// How the caller proved who they are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    ApiKey,
+    Jwt,
+    Oauth,
+}
+
+/// An authenticated caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    /// Client name (API key) or `sub` / `client_id` (token); safe to log.
+    pub name: String,
+    /// The key that vouched for the caller.
+    pub kid: String,
+    pub method: Method,
+    pub scopes: BTreeSet<Scope>,
+    /// Token `exp` (seconds since the epoch), for tokens.
+    pub expires_at: Option<i64>,
+}
+
+impl Principal {
+    /// Whether the caller holds `scope` (deny by default).
+    pub fn may(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope)
+    }
+
+    /// The rate-limit bucket: one per key and caller.
+    pub fn bucket(&self) -> String {
+        format!("{}/{}", self.kid, self.name)
+    }
+}
+
+/// Why a request was not authenticated. Every variant answers 401; the reason goes to the
+/// `X-Auth-Failure` header, metrics and the audit log, never more detail than this.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AuthFailure {
+    #[error("missing_credentials")]
+    MissingCredentials,
+    #[error("malformed")]
+    Malformed,
+    #[error("too_large")]
+    TooLarge,
+    #[error("invalid_api_key")]
+    InvalidApiKey,
+    #[error("revoked_key")]
+    RevokedKey,
+    #[error("expired_key")]
+    ExpiredKey,
+    #[error("unknown_kid")]
+    UnknownKid,
+    #[error("algorithm_not_allowed")]
+    AlgorithmNotAllowed,
+    #[error("bad_signature")]
+    BadSignature,
+    #[error("forbidden_header")]
+    ForbiddenHeader,
+    #[error("wrong_type")]
+    WrongType,
+    #[error("expired")]
+    Expired,
+    #[error("not_yet_valid")]
+    NotYetValid,
+    #[error("wrong_audience")]
+    WrongAudience,
+    #[error("wrong_issuer")]
+    WrongIssuer,
+    #[error("missing_claim")]
+    MissingClaim,
+    #[error("lifetime_too_long")]
+    LifetimeTooLong,
+    #[error("issuer_unavailable")]
+    IssuerUnavailable,
+}
+
+impl AuthFailure {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::MissingCredentials => "missing_credentials",
+            Self::Malformed => "malformed",
+            Self::TooLarge => "too_large",
+            Self::InvalidApiKey => "invalid_api_key",
+            Self::RevokedKey => "revoked_key",
+            Self::ExpiredKey => "expired_key",
+            Self::UnknownKid => "unknown_kid",
+            Self::AlgorithmNotAllowed => "algorithm_not_allowed",
+            Self::BadSignature => "bad_signature",
+            Self::ForbiddenHeader => "forbidden_header",
+            Self::WrongType => "wrong_type",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::WrongAudience => "wrong_audience",
+            Self::WrongIssuer => "wrong_issuer",
+            Self::MissingClaim => "missing_claim",
+            Self::LifetimeTooLong => "lifetime_too_long",
+            Self::IssuerUnavailable => "issuer_unavailable",
+        }
+    }
+}
+
+/// The decision function and everything it reads. Cheap to share (`Arc`).
+#[derive(Debug)]
+pub struct Authenticator {
+    keys: RwLock<Arc<KeySet>>,
+    rest_mode: AuthMode,
+    mcp_mode: EffectiveMode,
+    jwt: JwtPolicy,
+    oauth: Option<(OauthSettings, JwksCache)>,
+}
+
+impl Authenticator {
+    pub fn new(settings: &Settings, keys: KeySet) -> Self {
+        let EffectiveMode::Local(rest_mode) = settings.mode_for(Door::Rest) else {
+            unreachable!("AUTH_MODE is never oauth")
+        };
+        Self {
+            keys: RwLock::new(Arc::new(keys)),
+            rest_mode,
+            mcp_mode: settings.mode_for(Door::Mcp),
+            jwt: settings.jwt.clone(),
+            oauth: settings.oauth.clone().map(|o| {
+                let cache = JwksCache::new(o.jwks_url.clone());
+                (o, cache)
+            }),
+        }
+    }
+
+    /// Swaps in a freshly loaded key set; in-flight requests keep the one they started with.
+    pub fn replace_keys(&self, keys: KeySet) {
+        *self.keys.write().expect("keys lock") = Arc::new(keys);
+    }
+
+    pub fn keys(&self) -> Arc<KeySet> {
+        self.keys.read().expect("keys lock").clone()
+    }
+
+    /// The mode `door` applies.
+    pub fn mode(&self, door: Door) -> EffectiveMode {
+        match door {
+            Door::Mcp => self.mcp_mode,
+            _ => EffectiveMode::Local(self.rest_mode),
+        }
+    }
+
+    /// The OAuth settings, when MCP is a resource server.
+    pub fn oauth(&self) -> Option<&OauthSettings> {
+        self.oauth.as_ref().map(|(settings, _)| settings)
+    }
+
+    /// Who is calling `door` with these headers.
+    pub async fn authenticate(&self, door: Door, headers: &HeaderMap) -> Result<Principal, AuthFailure> {
+        let api_key = headers.get(API_KEY_HEADER).map(|v| v.as_bytes());
+        let bearer = bearer_token(headers)?;
+        match self.mode(door) {
+            EffectiveMode::Local(AuthMode::ApiKey) => {
+                api_key::verify(&self.keys(), api_key.ok_or(AuthFailure::MissingCredentials)?)
+            }
+            EffectiveMode::Local(AuthMode::Jwt) => {
+                self.verify_local_jwt(bearer.ok_or(AuthFailure::MissingCredentials)?)
+            }
+            EffectiveMode::Local(AuthMode::Hybrid) => match (api_key, bearer) {
+                (None, None) => Err(AuthFailure::MissingCredentials),
+                (Some(key), None) => api_key::verify(&self.keys(), key),
+                (None, Some(token)) => self.verify_local_jwt(token),
+                // API key first; a bearer token is the fallback when the key does not verify.
+                (Some(key), Some(token)) => {
+                    api_key::verify(&self.keys(), key).or_else(|_| self.verify_local_jwt(token))
+                }
+            },
+            EffectiveMode::Oauth => self.verify_oauth(bearer.ok_or(AuthFailure::MissingCredentials)?).await,
+        }
+    }
+
+    fn verify_local_jwt(&self, token: &str) -> Result<Principal, AuthFailure> {
+        let header = jwt::inspect(token)?;
+        let keys = self.keys();
+        let kid = header.kid.as_deref().unwrap_or(ENV_KID);
+        let key = keys.jwt_keys.get(kid).ok_or(AuthFailure::UnknownKid)?;
+        if !key.state.accepted() {
+            return Err(AuthFailure::RevokedKey);
+        }
+        if key.not_after.is_some_and(|t| t <= Utc::now()) {
+            return Err(AuthFailure::ExpiredKey);
+        }
+        let rules = jwt::ClaimRules {
+            issuer: self.jwt.issuer.clone(),
+            audiences: self.jwt.audiences.clone(),
+            leeway: self.jwt.clock_skew,
+            max_lifetime: self.jwt.max_lifetime,
+            method: Method::Jwt,
+        };
+        jwt::verify(token, &header, kid, key.alg, &key.key, &rules)
+    }
+
+    async fn verify_oauth(&self, token: &str) -> Result<Principal, AuthFailure> {
+        let (settings, cache) = self.oauth.as_ref().ok_or(AuthFailure::IssuerUnavailable)?;
+        let header = jwt::inspect(token)?;
+        let kid = header.kid.as_deref().ok_or(AuthFailure::UnknownKid)?;
+        let (alg, key) = cache
+            .key(kid)
+            .await
+            .map_err(|error| {
+                tracing::warn!(%error, "JWKS fetch failed");
+                AuthFailure::IssuerUnavailable
+            })?
+            .ok_or(AuthFailure::UnknownKid)?;
+        let rules = jwt::ClaimRules {
+            issuer: Some(settings.issuer.clone()),
+            audiences: vec![settings.resource.clone()],
+            leeway: self.jwt.clock_skew,
+            max_lifetime: self.jwt.max_lifetime,
+            method: Method::Oauth,
+        };
+        jwt::verify(token, &header, kid, alg, &key, &rules)
+    }
+}
+
+/// The bearer token, if an `Authorization: Bearer` header is present.
+fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, AuthFailure> {
+    let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else { return Ok(None) };
+    if value.len() > MAX_AUTHORIZATION_BYTES {
+        return Err(AuthFailure::TooLarge);
+    }
+    let text = value.to_str().map_err(|_| AuthFailure::Malformed)?;
+    let (scheme, token) = text.split_once(' ').ok_or(AuthFailure::Malformed)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(AuthFailure::Malformed);
+    }
+    Ok(Some(token.trim()))
+}

@@ -1,0 +1,87 @@
+//! `/v1` routes: one POST per capability, thin over [`Capability::call`].
+
+use std::sync::Arc;
+
+use axum::extract::{Extension, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use mailagent_mail::api::DomainError;
+use serde_json::{Value, json};
+
+use crate::app::App;
+use crate::audit;
+use crate::auth::{Door, Principal};
+use crate::capability::{CallError, Capability};
+
+/// The routes (authentication is layered on by the caller).
+pub fn routes() -> Router<Arc<App>> {
+    Capability::ALL.into_iter().fold(Router::new(), |router, capability| {
+        router.route(
+            capability.path(),
+            axum::routing::post(move |state: State<Arc<App>>, principal: Extension<Principal>, body: Json<Value>| {
+                call(capability, state, principal, body)
+            }),
+        )
+    })
+}
+
+async fn call(
+    capability: Capability,
+    State(app): State<Arc<App>>,
+    Extension(principal): Extension<Principal>,
+    Json(arguments): Json<Value>,
+) -> Response {
+    if let Err(response) = permit(&app, Door::Rest, &principal, capability) {
+        return *response;
+    }
+    let target = mutation_target(capability, &arguments);
+    let result = capability.call(&app.assistant, arguments).await;
+    if let Some(target) = target {
+        audit::mutation(
+            Door::Rest,
+            &principal,
+            capability.name(),
+            &target,
+            if result.is_ok() { "ok" } else { "error" },
+        );
+    }
+    match result {
+        Ok(value) => Json(value).into_response(),
+        Err(error) => error_response(&error),
+    }
+}
+
+/// Scope and mutation-switch checks shared by REST and A2A.
+pub fn permit(app: &App, door: Door, principal: &Principal, capability: Capability) -> Result<(), Box<Response>> {
+    if !principal.may(capability.scope()) {
+        audit::forbidden(door, principal, capability.name(), "insufficient_scope");
+        return Err(Box::new(crate::http::guard::insufficient_scope(app, door, capability.scope())));
+    }
+    if capability.is_mutation() && !app.mutations_enabled() {
+        audit::forbidden(door, principal, capability.name(), "mutations_disabled");
+        return Err(Box::new((StatusCode::FORBIDDEN, Json(json!({"error": "mutations_disabled"}))).into_response()));
+    }
+    Ok(())
+}
+
+/// What a mutation acts on, for the audit line: the candidate key, or the digest recipient role.
+pub fn mutation_target(capability: Capability, arguments: &Value) -> Option<String> {
+    match capability {
+        Capability::Unsubscribe => Some(arguments.get("candidate").and_then(Value::as_str).unwrap_or("?").to_owned()),
+        Capability::Digest => Some("digest_recipient".to_owned()),
+        _ => None,
+    }
+}
+
+/// Status and body for a failed call.
+pub fn error_response(error: &CallError) -> Response {
+    let (status, code) = match error {
+        CallError::InvalidArguments(_) => (StatusCode::BAD_REQUEST, "invalid_arguments"),
+        CallError::Domain(DomainError::InvalidInput(_)) => (StatusCode::BAD_REQUEST, "invalid_input"),
+        CallError::Domain(DomainError::NotFound(_)) => (StatusCode::NOT_FOUND, "not_found"),
+        CallError::Domain(DomainError::Refused(_)) => (StatusCode::CONFLICT, "refused"),
+        CallError::Domain(DomainError::Provider(_)) => (StatusCode::SERVICE_UNAVAILABLE, "provider_unavailable"),
+    };
+    (status, Json(json!({"error": code, "message": error.to_string()}))).into_response()
+}

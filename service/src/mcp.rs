@@ -1,0 +1,167 @@
+//! The MCP door: rmcp Streamable HTTP at `/mcp`, one tool per capability. The tool list is
+//! filtered per request by the caller's scopes and the mutation switch; a hidden tool is also
+//! uncallable (answered as an unknown tool).
+
+use std::sync::Arc;
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, InitializeResult,
+    ListToolsResult, PaginatedRequestParams, ServerCapabilities, Tool, ToolAnnotations,
+};
+use rmcp::service::RequestContext;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
+use serde_json::Value;
+
+use crate::app::App;
+use crate::audit;
+use crate::auth::{Door, Principal};
+use crate::capability::{CallError, Capability};
+
+/// Requests larger than this are refused before JSON parsing (rmcp's own cap is the same).
+const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// The tower service mounted at `/mcp`.
+pub fn service(app: Arc<App>) -> StreamableHttpService<McpDoor, LocalSessionManager> {
+    let mut config = StreamableHttpServerConfig::default();
+    if !app.settings.mcp_allowed_hosts.is_empty() {
+        config = config.with_allowed_hosts(app.settings.mcp_allowed_hosts.clone());
+    } else if !app.settings.listen.ip().is_loopback() {
+        // Listening on all interfaces with no configured host list: the pod's Service name and
+        // address are not known here, so Host checking falls to the NetworkPolicy and Origin.
+        config = config.disable_allowed_hosts();
+    }
+    if !app.settings.mcp_allowed_origins.is_empty() {
+        config = config.with_allowed_origins(app.settings.mcp_allowed_origins.clone());
+    }
+    config.max_request_body_bytes = MAX_BODY_BYTES;
+    let factory_app = app.clone();
+    StreamableHttpService::new(
+        move || Ok(McpDoor { app: factory_app.clone() }),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    )
+}
+
+/// One handler per session; the caller is read from each request's HTTP parts.
+#[derive(Clone)]
+pub struct McpDoor {
+    app: Arc<App>,
+}
+
+/// The MCP tool for a capability, with annotations a client can show.
+pub fn tool(capability: Capability) -> Tool {
+    let schema = match capability.input_schema() {
+        Value::Object(map) => Arc::new(map),
+        _ => Arc::new(Default::default()),
+    };
+    let annotations = ToolAnnotations::with_title(capability.title())
+        .read_only(!capability.is_mutation())
+        .destructive(capability.is_mutation())
+        .idempotent(!capability.is_mutation())
+        .open_world(capability.is_mutation());
+    Tool::new(capability.name(), capability.description(), schema).with_annotations(annotations)
+}
+
+impl McpDoor {
+    /// The capabilities this caller may see right now.
+    fn visible(&self, principal: &Principal) -> impl Iterator<Item = Capability> + '_ {
+        let mutations = self.app.mutations_enabled();
+        let scopes = principal.scopes.clone();
+        Capability::ALL.into_iter().filter(move |c| scopes.contains(&c.scope()) && (mutations || !c.is_mutation()))
+    }
+}
+
+fn principal_of(context: &RequestContext<RoleServer>) -> Result<Principal, McpError> {
+    context
+        .extensions
+        .get::<axum::http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<Principal>())
+        .cloned()
+        // The auth layer always inserts one; its absence means a wiring bug, so refuse.
+        .ok_or_else(|| McpError::internal_error("request reached MCP without an authenticated principal", None))
+}
+
+impl ServerHandler for McpDoor {
+    fn get_info(&self) -> InitializeResult {
+        InitializeResult::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("mailagent", env!("CARGO_PKG_VERSION")))
+            .with_instructions("Mail assistant: scan and triage the inbox, find and execute unsubscribes, send the digest, and answer calendar availability. Tools you cannot use are not listed.")
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        let principal = principal_of(&context)?;
+        Ok(ListToolsResult::with_all_items(self.visible(&principal).map(tool).collect()))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        Capability::by_name(name).map(tool)
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let principal = principal_of(&context)?;
+        let Some(capability) = self.visible(&principal).find(|c| c.name() == request.name) else {
+            audit::forbidden(Door::Mcp, &principal, &request.name, "not_visible");
+            return Err(McpError::invalid_params(format!("unknown tool {:?}", request.name), None));
+        };
+        let arguments = request.arguments.map(Value::Object).unwrap_or(Value::Null);
+        let target = crate::http::rest::mutation_target(capability, &arguments);
+        let result = capability.call(&self.app.assistant, arguments).await;
+        if let Some(target) = target {
+            audit::mutation(
+                Door::Mcp,
+                &principal,
+                capability.name(),
+                &target,
+                if result.is_ok() { "ok" } else { "error" },
+            );
+        }
+        Ok(match result {
+            Ok(value) => CallToolResult::structured(value),
+            // Failures go back as tool results so the model can read and correct them.
+            Err(error @ (CallError::InvalidArguments(_) | CallError::Domain(_))) => {
+                CallToolResult::error(vec![ContentBlock::text(error.to_string())])
+            }
+        }
+        .into())
+    }
+}
+
+/// Before rmcp sees a `tools/call`, answers 403 `insufficient_scope` (with the step-up challenge
+/// on an OAuth door) when the caller lacks the tool's scope, as the MCP authorization spec asks.
+pub async fn scope_precheck(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    let is_post = request.method() == axum::http::Method::POST;
+    let Some(principal) = request.extensions().get::<Principal>().cloned().filter(|_| is_post) else {
+        return next.run(request).await;
+    };
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = to_bytes(body, MAX_BODY_BYTES).await else {
+        return axum::response::IntoResponse::into_response(axum::http::StatusCode::PAYLOAD_TOO_LARGE);
+    };
+    if let Some(capability) = called_tool(&bytes).and_then(|name| Capability::by_name(&name))
+        && !principal.may(capability.scope())
+    {
+        audit::forbidden(Door::Mcp, &principal, capability.name(), "insufficient_scope");
+        return crate::http::guard::insufficient_scope(&app, Door::Mcp, capability.scope());
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes))).await
+}
+
+fn called_tool(body: &[u8]) -> Option<String> {
+    let message: Value = serde_json::from_slice(body).ok()?;
+    (message.get("method")?.as_str()? == "tools/call").then_some(())?;
+    Some(message.get("params")?.get("name")?.as_str()?.to_owned())
+}

@@ -1,0 +1,73 @@
+//! Start-up and shutdown: settings, keys, the domain, the router, and a graceful stop on SIGTERM
+//! (readiness turns false, the listener closes, in-flight requests finish).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use mailagent_mail::api::{Assistant, maildir_assistant};
+
+use crate::app::App;
+use crate::auth::Authenticator;
+use crate::settings::{Settings, Source, mutation_switch};
+
+/// Builds the application from a settings source (also used by tests and the bench).
+pub fn build(source: &Source, assistant: Option<Arc<dyn Assistant>>) -> anyhow::Result<(Arc<App>, [u8; 32])> {
+    let settings = Settings::load(source)?;
+    let (keys, digest) = crate::reload::load_keys(&settings, source)?;
+    if keys.api_keys.is_empty() && keys.jwt_keys.is_empty() && settings.oauth.is_none() {
+        anyhow::bail!("no credentials configured: set AGENT_API_KEY, AUTH_JWT_SECRET or MAILAGENT_KEYRING_DIR");
+    }
+    let assistant = match assistant {
+        Some(assistant) => assistant,
+        None => open_assistant(&settings)?,
+    };
+    let auth = Authenticator::new(&settings, keys);
+    Ok((App::new(settings, auth, assistant, mutation_switch(source)), digest))
+}
+
+/// The Maildir from `MAILDIR_PATH`, or an empty one under the state directory.
+fn open_assistant(settings: &Settings) -> anyhow::Result<Arc<dyn Assistant>> {
+    let maildir = match &settings.maildir {
+        Some(dir) => dir.clone(),
+        None => {
+            let dir = settings.state_dir.join("maildir");
+            for sub in ["cur", "new", "tmp"] {
+                std::fs::create_dir_all(dir.join(sub)).with_context(|| format!("create {}", dir.display()))?;
+            }
+            dir
+        }
+    };
+    maildir_assistant(Path::new(&maildir), &settings.state_dir).map_err(|e| anyhow::anyhow!(e))
+}
+
+/// Serves until SIGTERM or Ctrl-C.
+pub async fn run(source: Source) -> anyhow::Result<()> {
+    let (app, digest) = build(&source, None)?;
+    if app.settings.tls.is_some() {
+        anyhow::bail!("TLS_CERT_PATH/TLS_KEY_PATH are set but in-process TLS is not built yet; terminate TLS in front");
+    }
+    tokio::spawn(crate::reload::watch(app.clone(), source, digest));
+    let listener = tokio::net::TcpListener::bind(app.settings.listen)
+        .await
+        .with_context(|| format!("bind {}", app.settings.listen))?;
+    tracing::info!(listen = %app.settings.listen, auth_mode = %app.settings.auth_mode, mcp_auth_mode = %app.settings.mcp_auth_mode, "serving");
+    let router = crate::http::router(app.clone());
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal(app))
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal(app: Arc<App>) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+    app.set_ready(false);
+}

@@ -1,0 +1,362 @@
+//! Settings: read once at start from the environment and the config directory, with the live
+//! subset (mutation switch, keyring) re-read by [`crate::reload`].
+//!
+//! Precedence follows the contract: a file named after the setting in `MAILAGENT_CONFIG_DIR` wins
+//! over the environment, because that directory is what the operator keeps current. Secret settings
+//! also accept `NAME_FILE` (container secret convention); the value is never logged.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use mailagent_crds::contract::{self, AuthMode, McpAuthMode, Surface, env};
+
+/// Largest clock skew an operator may configure; beyond this a stolen expired token lives on.
+pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(300);
+/// Skew used when none is configured.
+pub const DEFAULT_CLOCK_SKEW: Duration = Duration::from_secs(30);
+
+/// Why the workload refuses to start.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{name}: {message}")]
+    Invalid { name: &'static str, message: String },
+    #[error("{name}: cannot read {path}: {source}")]
+    Unreadable { name: String, path: PathBuf, source: std::io::Error },
+}
+
+fn invalid(name: &'static str, message: impl Into<String>) -> SettingsError {
+    SettingsError::Invalid { name, message: message.into() }
+}
+
+/// Where setting values come from: a snapshot of the environment plus the config directory.
+#[derive(Clone, Debug, Default)]
+pub struct Source {
+    env: HashMap<String, String>,
+    config_dir: Option<PathBuf>,
+}
+
+impl Source {
+    /// The process environment, with `MAILAGENT_CONFIG_DIR` taken from it.
+    pub fn from_process() -> Self {
+        Self::from_map(std::env::vars().collect())
+    }
+
+    /// An explicit environment (tests, embedding).
+    pub fn from_map(env: HashMap<String, String>) -> Self {
+        let config_dir = env.get(env::MAILAGENT_CONFIG_DIR).filter(|d| !d.is_empty()).map(PathBuf::from);
+        Self { env, config_dir }
+    }
+
+    /// The config directory, when one is set.
+    pub fn config_dir(&self) -> Option<&Path> {
+        self.config_dir.as_deref()
+    }
+
+    /// A plain setting: the config-dir file (trimmed) if present, else the environment variable.
+    /// Empty values count as absent.
+    pub fn get(&self, name: &str) -> Result<Option<String>, SettingsError> {
+        if let Some(dir) = &self.config_dir {
+            let path = dir.join(name);
+            match std::fs::read_to_string(&path) {
+                Ok(value) => return Ok(non_empty(value)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(SettingsError::Unreadable { name: name.into(), path, source }),
+            }
+        }
+        Ok(self.env.get(name).cloned().and_then(non_empty))
+    }
+
+    /// A secret setting: as [`Self::get`], then `NAME_FILE` pointing at a file with the value.
+    pub fn secret(&self, name: &str) -> Result<Option<String>, SettingsError> {
+        if let Some(value) = self.get(name)? {
+            return Ok(Some(value));
+        }
+        let file_setting = format!("{name}{}", env::FILE_SUFFIX);
+        let Some(path) = self.get(&file_setting)? else { return Ok(None) };
+        let path = PathBuf::from(path);
+        std::fs::read_to_string(&path).map(non_empty).map_err(|source| SettingsError::Unreadable {
+            name: file_setting,
+            path,
+            source,
+        })
+    }
+
+    fn parsed<T: std::str::FromStr>(&self, name: &'static str, default: T) -> Result<T, SettingsError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.get(name)? {
+            None => Ok(default),
+            Some(raw) => raw.parse().map_err(|e| invalid(name, format!("{raw:?}: {e}"))),
+        }
+    }
+
+    fn list(&self, name: &str) -> Result<Vec<String>, SettingsError> {
+        Ok(self
+            .get(name)?
+            .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
+            .unwrap_or_default())
+    }
+}
+
+fn non_empty(value: String) -> Option<String> {
+    let trimmed = value.trim();
+    (!trimmed.is_empty()).then(|| trimmed.to_owned())
+}
+
+/// How JWTs are judged (both the keyring's keys and the laptop secret).
+#[derive(Clone, Debug)]
+pub struct JwtPolicy {
+    /// Required `iss`, when configured.
+    pub issuer: Option<String>,
+    /// Accepted audiences; when non-empty, `aud` is required and must contain one.
+    pub audiences: Vec<String>,
+    /// Leeway for `exp` and `nbf`.
+    pub clock_skew: Duration,
+    /// Longest accepted `exp - iat`.
+    pub max_lifetime: Option<Duration>,
+}
+
+/// OAuth resource-server settings for `MCP_AUTH_MODE=oauth`.
+#[derive(Clone, Debug)]
+pub struct OauthSettings {
+    /// The public `https://` MCP URL; the token audience and the PRM `resource`.
+    pub resource: String,
+    /// The trusted authorization server (token `iss`).
+    pub issuer: String,
+    /// Where the issuer's keys are published.
+    pub jwks_url: String,
+}
+
+/// Every setting the workload reads at start.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub auth_mode: AuthMode,
+    pub mcp_auth_mode: McpAuthMode,
+    pub oauth: Option<OauthSettings>,
+    pub jwt: JwtPolicy,
+    pub rate_per_minute: u32,
+    pub rate_burst: u32,
+    pub trusted_proxies: Vec<IpNet>,
+    pub surfaces: BTreeSet<Surface>,
+    pub mcp_allowed_hosts: Vec<String>,
+    pub mcp_allowed_origins: Vec<String>,
+    pub keyring_dir: Option<PathBuf>,
+    pub state_dir: PathBuf,
+    pub maildir: Option<PathBuf>,
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub json_logs: bool,
+}
+
+impl Settings {
+    /// Reads and validates everything; an error names the setting and why.
+    pub fn load(source: &Source) -> Result<Self, SettingsError> {
+        let auth_mode: AuthMode = source.parsed(env::AUTH_MODE, AuthMode::default())?;
+        let mcp_auth_mode: McpAuthMode = source.parsed(env::MCP_AUTH_MODE, McpAuthMode::Inherit)?;
+        let oauth = match mcp_auth_mode {
+            McpAuthMode::Oauth => Some(oauth_settings(source)?),
+            _ => None,
+        };
+        let clock_skew =
+            Duration::from_secs(source.parsed(env::AUTH_JWT_CLOCK_SKEW_SECONDS, DEFAULT_CLOCK_SKEW.as_secs())?);
+        if clock_skew > MAX_CLOCK_SKEW {
+            return Err(invalid(
+                env::AUTH_JWT_CLOCK_SKEW_SECONDS,
+                format!("at most {} seconds", MAX_CLOCK_SKEW.as_secs()),
+            ));
+        }
+        let max_lifetime = match source.get(env::AUTH_JWT_MAX_LIFETIME_SECONDS)? {
+            None => None,
+            Some(raw) => Some(Duration::from_secs(
+                raw.parse().map_err(|e| invalid(env::AUTH_JWT_MAX_LIFETIME_SECONDS, format!("{raw:?}: {e}")))?,
+            )),
+        };
+        let jwt = JwtPolicy {
+            issuer: source.get(env::AUTH_JWT_ISSUER)?,
+            audiences: source.list(env::AUTH_JWT_AUDIENCE)?,
+            clock_skew,
+            max_lifetime,
+        };
+        let rate_per_minute = source.parsed(env::RATE_LIMIT_PER_MINUTE, 600u32)?;
+        if rate_per_minute == 0 {
+            return Err(invalid(env::RATE_LIMIT_PER_MINUTE, "must be at least 1"));
+        }
+        let rate_burst = source.parsed(env::RATE_LIMIT_BURST, 60u32)?.max(1);
+        let trusted_proxies = source
+            .list(env::TRUSTED_PROXIES)?
+            .iter()
+            .map(|cidr| parse_cidr(cidr).map_err(|e| invalid(env::TRUSTED_PROXIES, e)))
+            .collect::<Result<_, _>>()?;
+        let surfaces = match source.list(env::MAILAGENT_SURFACES)? {
+            names if names.is_empty() => [Surface::Rest, Surface::A2a, Surface::Mcp].into(),
+            names => names
+                .iter()
+                .map(|n| n.parse::<Surface>().map_err(|e| invalid(env::MAILAGENT_SURFACES, e)))
+                .collect::<Result<_, _>>()?,
+        };
+        let listen = source.parsed(env::MAILAGENT_LISTEN, SocketAddr::from(([127, 0, 0, 1], contract::http::PORT)))?;
+        let tls = match (source.get(env::TLS_CERT_PATH)?, source.get(env::TLS_KEY_PATH)?) {
+            (Some(cert), Some(key)) => Some((cert.into(), key.into())),
+            (None, None) => None,
+            _ => return Err(invalid(env::TLS_CERT_PATH, "TLS_CERT_PATH and TLS_KEY_PATH must be set together")),
+        };
+        let mut mcp_allowed_hosts = source.list(env::MCP_ALLOWED_HOSTS)?;
+        if let Some(oauth) = &oauth {
+            mcp_allowed_hosts.extend(host_of(&oauth.resource));
+        }
+        Ok(Self {
+            listen,
+            auth_mode,
+            mcp_auth_mode,
+            oauth,
+            jwt,
+            rate_per_minute,
+            rate_burst,
+            trusted_proxies,
+            surfaces,
+            mcp_allowed_hosts,
+            mcp_allowed_origins: source.list(env::MCP_ALLOWED_ORIGINS)?,
+            keyring_dir: source.get(env::MAILAGENT_KEYRING_DIR)?.map(PathBuf::from),
+            state_dir: source.get(env::MAILAGENT_STATE_DIR)?.map(PathBuf::from).unwrap_or_else(|| "state".into()),
+            maildir: source.get(env::MAILDIR_PATH)?.map(PathBuf::from),
+            tls,
+            json_logs: source.get(env::LOG_FORMAT)?.as_deref() != Some("text"),
+        })
+    }
+
+    /// The mode a door uses: MCP may override `AUTH_MODE`.
+    pub fn mode_for(&self, door: crate::auth::Door) -> EffectiveMode {
+        let inherited = EffectiveMode::Local(self.auth_mode);
+        match (door, self.mcp_auth_mode) {
+            (crate::auth::Door::Mcp, McpAuthMode::ApiKey) => EffectiveMode::Local(AuthMode::ApiKey),
+            (crate::auth::Door::Mcp, McpAuthMode::Jwt) => EffectiveMode::Local(AuthMode::Jwt),
+            (crate::auth::Door::Mcp, McpAuthMode::Hybrid) => EffectiveMode::Local(AuthMode::Hybrid),
+            (crate::auth::Door::Mcp, McpAuthMode::Oauth) => EffectiveMode::Oauth,
+            _ => inherited,
+        }
+    }
+}
+
+/// The auth mode one door actually applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EffectiveMode {
+    /// Keys from the keyring (and the laptop env secrets).
+    Local(AuthMode),
+    /// OAuth resource server against the issuer's JWKS.
+    Oauth,
+}
+
+fn oauth_settings(source: &Source) -> Result<OauthSettings, SettingsError> {
+    let resource = source.get(env::MCP_RESOURCE_SERVER_URL)?.ok_or_else(|| {
+        invalid(env::MCP_RESOURCE_SERVER_URL, "required when MCP_AUTH_MODE=oauth (the public https:// URL of /mcp)")
+    })?;
+    if !resource.starts_with("https://") || resource.contains('#') || resource.ends_with('/') {
+        return Err(invalid(
+            env::MCP_RESOURCE_SERVER_URL,
+            format!("{resource:?} must be an https:// URL without fragment or trailing slash"),
+        ));
+    }
+    let issuer = source
+        .get(env::MCP_OAUTH_ISSUER)?
+        .ok_or_else(|| invalid(env::MCP_OAUTH_ISSUER, "required when MCP_AUTH_MODE=oauth"))?;
+    let jwks_url = match source.get(env::MCP_OAUTH_JWKS_URL)? {
+        Some(url) => url,
+        None => format!("{}/.well-known/jwks.json", issuer.trim_end_matches('/')),
+    };
+    if !is_https_or_loopback(&jwks_url) {
+        return Err(invalid(env::MCP_OAUTH_JWKS_URL, format!("{jwks_url:?} must be https:// (http only on loopback)")));
+    }
+    Ok(OauthSettings { resource, issuer, jwks_url })
+}
+
+/// Plain http is allowed for a JWKS only on loopback, where tests serve it.
+fn is_https_or_loopback(url: &str) -> bool {
+    url.starts_with("https://")
+        || ["http://127.0.0.1:", "http://127.0.0.1/", "http://[::1]:", "http://localhost:"]
+            .iter()
+            .any(|p| url.starts_with(p))
+}
+
+fn host_of(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split('/').next()?;
+    Some(authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(authority).to_owned())
+}
+
+fn parse_cidr(text: &str) -> Result<IpNet, String> {
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("{text:?} is not an IP address or CIDR"))
+}
+
+/// The live mutation switch, read fresh on every reload (fail closed).
+pub fn mutation_switch(source: &Source) -> bool {
+    contract::mutation_tools_enabled(source.get(env::MCP_ENABLE_MUTATION_TOOLS).ok().flatten().as_deref())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(pairs: &[(&str, &str)]) -> Source {
+        Source::from_map(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+
+    #[test]
+    fn oauth_refuses_a_plain_http_resource() {
+        let err = Settings::load(&source(&[
+            ("MCP_AUTH_MODE", "oauth"),
+            ("MCP_RESOURCE_SERVER_URL", "http://mail.example.com/mcp"),
+            ("MCP_OAUTH_ISSUER", "https://issuer.example.com"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().starts_with("MCP_RESOURCE_SERVER_URL"), "{err}");
+    }
+
+    #[test]
+    fn oauth_adds_the_public_host_to_the_mcp_allow_list() {
+        let settings = Settings::load(&source(&[
+            ("MCP_AUTH_MODE", "oauth"),
+            ("MCP_RESOURCE_SERVER_URL", "https://mail.example.com/mcp"),
+            ("MCP_OAUTH_ISSUER", "https://issuer.example.com"),
+        ]))
+        .unwrap();
+        assert_eq!(settings.mcp_allowed_hosts, ["mail.example.com"]);
+        assert_eq!(settings.oauth.unwrap().jwks_url, "https://issuer.example.com/.well-known/jwks.json");
+    }
+
+    #[test]
+    fn config_dir_file_wins_over_environment_and_file_suffix_reads_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("AUTH_MODE"), "hybrid\n").unwrap();
+        let secret = dir.path().join("key");
+        std::fs::write(&secret, "from-file\n").unwrap();
+        let src = source(&[
+            ("AUTH_MODE", "jwt"),
+            ("MAILAGENT_CONFIG_DIR", dir.path().to_str().unwrap()),
+            ("AGENT_API_KEY_FILE", secret.to_str().unwrap()),
+        ]);
+        assert_eq!(Settings::load(&src).unwrap().auth_mode, AuthMode::Hybrid);
+        assert_eq!(src.secret("AGENT_API_KEY").unwrap().as_deref(), Some("from-file"));
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        for (name, value) in [("AUTH_MODE", "oauth"), ("AUTH_JWT_CLOCK_SKEW_SECONDS", "3600"), ("TRUSTED_PROXIES", "x")]
+        {
+            let err = Settings::load(&source(&[(name, value)])).unwrap_err();
+            assert!(err.to_string().starts_with(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn mutation_switch_is_off_unless_explicitly_on() {
+        assert!(!mutation_switch(&source(&[])));
+        assert!(!mutation_switch(&source(&[("MCP_ENABLE_MUTATION_TOOLS", "ture")])));
+        assert!(mutation_switch(&source(&[("MCP_ENABLE_MUTATION_TOOLS", "true")])));
+    }
+}
