@@ -91,6 +91,7 @@ impl StateFile {
         // File locking and fsync block: keep them off the async workers.
         let (document, result) = tokio::task::block_in_place(|| -> Result<(T, R), StateError> {
             let _cross_process = lock_exclusive(&path)?;
+            remove_orphaned_temporaries(&path);
             let mut document: T = load_document(&path)?;
             let result = change(&mut document);
             write_atomically(&path, &document)?;
@@ -120,6 +121,24 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     name.push(suffix);
     path.with_file_name(name)
+}
+
+/// Temporary files of one state file share this prefix, so its writer can recognise its own.
+fn temporary_prefix(path: &Path) -> String {
+    format!(".{}.tmp-", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default())
+}
+
+/// Removes temporary files a killed writer of `path` left behind. Called under the file's
+/// exclusive lock, so no live writer of this file owns one.
+fn remove_orphaned_temporaries(path: &Path) {
+    let Some(dir) = path.parent() else { return };
+    let prefix = temporary_prefix(path);
+    let Ok(listing) = fs::read_dir(dir) else { return };
+    for entry in listing.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Loads and parses `path`, keeping a corrupt file aside.
@@ -167,7 +186,8 @@ pub fn write_atomically<T: Serialize>(path: &Path, document: &T) -> Result<(), S
     let mut bytes = serde_json::to_vec_pretty(document).map_err(|e| io_error(path)(std::io::Error::other(e)))?;
     bytes.push(b'\n');
     // tempfile creates the file with mode 0600 and a random name in the same directory.
-    let mut temporary = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir).map_err(io_error(dir))?;
+    let mut temporary =
+        tempfile::Builder::new().prefix(&temporary_prefix(path)).tempfile_in(dir).map_err(io_error(dir))?;
     temporary.write_all(&bytes).map_err(io_error(path))?;
     temporary.as_file().sync_all().map_err(io_error(path))?;
     temporary.persist(path).map_err(|e| io_error(path)(e.error))?;
@@ -214,7 +234,7 @@ mod tests {
         let leftovers: Vec<_> = fs::read_dir(dir.path().join("data"))
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| n.starts_with(".tmp-"))
+            .filter(|n| n.contains(".tmp-"))
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
     }
