@@ -33,6 +33,8 @@ impl std::fmt::Debug for JwksCache {
 
 impl JwksCache {
     pub fn new(url: String) -> Self {
+        // The binary uses rustls with ring; install it unless something already chose a provider.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .timeout(FETCH_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())

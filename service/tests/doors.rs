@@ -1,0 +1,138 @@
+//! What a caller of each door notices: scopes, the mutation switch, the agent card, A2A tasks,
+//! the OAuth challenge and rate limits.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::Request;
+use common::*;
+use serde_json::json;
+
+fn get(path: &str) -> Request<Body> {
+    Request::get(path).body(Body::empty()).unwrap()
+}
+
+#[tokio::test]
+async fn missing_scope_is_403_and_mutations_obey_the_switch() {
+    let (app, _dir) = app("api_key", &[]);
+    let (status, _, body) =
+        send(&app, post("/v1/unsubscribe/candidates", &[("x-api-key", SCAN_ONLY_KEY)], json!({}))).await;
+    assert_eq!(status, 403);
+    assert_eq!(body, json!({"error": "insufficient_scope", "scope": "unsubscribe:read"}));
+
+    let execute = || post("/v1/unsubscribe/execute", &[("x-api-key", API_KEY)], json!({"candidate": "news"}));
+    let (status, _, body) = send(&app, execute()).await;
+    assert_eq!((status.as_u16(), body["error"].as_str()), (403, Some("mutations_disabled")), "off by default");
+    app.set_mutations(true);
+    let (status, _, body) = send(&app, execute()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["outcome"], "would_execute");
+}
+
+#[tokio::test]
+async fn domain_errors_map_to_statuses_and_bad_arguments_are_400() {
+    let (app, _dir) = app("api_key", &[]);
+    let key = [("x-api-key", API_KEY)];
+    let (status, _, _) = send(&app, post("/v1/mail/scan", &key, json!({"nonsense": 1}))).await;
+    assert_eq!(status, 400);
+    let (status, _, body) = send(&app, post("/v1/unsubscribe/digest", &key, json!({}))).await;
+    assert_eq!(status, 403, "digest is a mutation: {body}");
+}
+
+#[tokio::test]
+async fn agent_card_matches_the_auth_mode_and_supports_etags() {
+    let (app, _dir) = app("hybrid", &[]);
+    let (status, headers, card) = send(&app, get("/.well-known/agent-card.json")).await;
+    assert_eq!(status, 200);
+    assert_eq!(card["securityRequirements"].as_array().unwrap().len(), 2, "hybrid is two alternatives");
+    assert!(card["securitySchemes"]["apiKey"]["apiKeySecurityScheme"].is_object());
+    let skills: Vec<&str> = card["skills"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert!(skills.contains(&"mail_scan") && !skills.contains(&"unsubscribe_execute"), "{skills:?}");
+    assert!(headers["cache-control"].to_str().unwrap().contains("max-age"));
+    let etag = headers["etag"].to_str().unwrap().to_owned();
+    let request =
+        Request::get("/.well-known/agent-card.json").header("if-none-match", &etag).body(Body::empty()).unwrap();
+    let (status, _, _) = send(&app, request).await;
+    assert_eq!(status, 304);
+}
+
+#[tokio::test]
+async fn a2a_send_then_get_in_v1_and_v03() {
+    let (app, _dir) = app("api_key", &[]);
+    let message =
+        json!({"messageId": "m1", "role": "ROLE_USER", "parts": [{"data": {"skill": "mail_scan", "arguments": {}}}]});
+    let rpc = |version: Option<&str>, method: &str, params: serde_json::Value| {
+        let mut builder = Request::post("/a2a").header("content-type", "application/json").header("x-api-key", API_KEY);
+        if let Some(v) = version {
+            builder = builder.header("a2a-version", v);
+        }
+        builder
+            .body(Body::from(json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string()))
+            .unwrap()
+    };
+    let (_, _, sent) = send(&app, rpc(Some("1.0"), "SendMessage", json!({"message": message}))).await;
+    let task = &sent["result"]["task"];
+    assert_eq!(task["status"]["state"], "TASK_STATE_COMPLETED", "{sent}");
+    assert_eq!(task["artifacts"][0]["parts"][0]["data"]["total_messages"], 3);
+    let (_, _, got) = send(&app, rpc(Some("1.0"), "GetTask", json!({"id": task["id"]}))).await;
+    assert_eq!(got["result"]["id"], task["id"]);
+    let (_, _, listed) = send(&app, rpc(Some("1.0"), "ListTasks", json!({}))).await;
+    assert_eq!(listed["result"]["tasks"].as_array().unwrap().len(), 1);
+    let (_, _, cancel) = send(&app, rpc(Some("1.0"), "CancelTask", json!({"id": task["id"]}))).await;
+    assert_eq!(cancel["error"]["code"], -32002);
+    let (_, _, old) = send(&app, rpc(None, "message/send", json!({"message": message}))).await;
+    assert_eq!(
+        (old["result"]["kind"].as_str(), old["result"]["status"]["state"].as_str()),
+        (Some("task"), Some("completed"))
+    );
+    let (_, _, unknown) = send(&app, rpc(Some("9.9"), "SendMessage", json!({}))).await;
+    assert_eq!(unknown["error"]["code"], -32009);
+    let (_, _, other) = send(&app, rpc(Some("1.0"), "GetTask", json!({"id": "not-mine"}))).await;
+    assert_eq!(other["error"]["code"], -32001);
+}
+
+#[tokio::test]
+async fn oauth_mcp_door_challenges_with_resource_metadata() {
+    let extra = [
+        ("MCP_AUTH_MODE", "oauth"),
+        ("MCP_RESOURCE_SERVER_URL", "https://mail.example.com/mcp"),
+        ("MCP_OAUTH_ISSUER", "https://issuer.example.com"),
+    ];
+    let (app, _dir) = app("api_key", &extra);
+    let (status, headers, _) = send(&app, post("/mcp", &[("host", "mail.example.com")], json!({}))).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        headers["www-authenticate"],
+        "Bearer error=\"invalid_token\", resource_metadata=\"https://mail.example.com/.well-known/oauth-protected-resource/mcp\""
+    );
+    assert_eq!(headers["x-auth-failure"], "missing_credentials");
+    for path in ["/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp"] {
+        let (status, _, prm) = send(&app, get(path)).await;
+        assert_eq!(status, 200);
+        assert_eq!(prm["resource"], "https://mail.example.com/mcp");
+        assert_eq!(prm["authorization_servers"], json!(["https://issuer.example.com"]));
+    }
+    // The laptop HMAC token is not an OAuth token for this resource (and costs no JWKS fetch).
+    let token = format!("Bearer {}", hs256(&claims("mail:scan")));
+    let (status, headers, _) = send(&app, post("/mcp", &[("authorization", &token)], json!({}))).await;
+    assert_eq!((status.as_u16(), headers["x-auth-failure"].to_str().unwrap()), (401, "unknown_kid"));
+}
+
+#[tokio::test]
+async fn over_the_rate_is_429_with_retry_after_even_for_health() {
+    let (app, _dir) = app("api_key", &[("RATE_LIMIT_PER_MINUTE", "1"), ("RATE_LIMIT_BURST", "2")]);
+    assert_eq!(send(&app, get("/health")).await.0, 200);
+    assert_eq!(send(&app, get("/healthz")).await.0, 200);
+    let (status, headers, _) = send(&app, get("/health")).await;
+    assert_eq!(status, 429);
+    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+}
+
+#[tokio::test]
+async fn openapi_is_served_without_auth_and_lists_every_route() {
+    let (app, _dir) = app("jwt", &[]);
+    let (status, _, doc) = send(&app, get("/openapi.json")).await;
+    assert_eq!(status, 200);
+    assert_eq!(doc["paths"].as_object().unwrap().len(), 6);
+}
