@@ -1,5 +1,6 @@
 //! Mailbox providers behind one trait: what scanning and sending need, nothing more.
 
+pub mod gmail_shapes;
 pub mod maildir;
 
 use async_trait::async_trait;
