@@ -1,0 +1,52 @@
+"""Starts the mailagent binary on a free loopback port with test credentials."""
+import os
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+import pytest
+
+API_KEY = "peer-test-api-key-0123456789abcdef"
+JWT_SECRET = "peer-test-jwt-secret-at-least-32-bytes-long"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(extra_env: dict) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    state = tempfile.mkdtemp(prefix="mailagent-peer-")
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "MAILAGENT_LISTEN": f"127.0.0.1:{port}",
+        "MAILAGENT_STATE_DIR": state,
+        "AGENT_API_KEY": API_KEY,
+        "AUTH_JWT_SECRET": JWT_SECRET,
+        "LOG_FORMAT": "json",
+        **extra_env,
+    }
+    proc = subprocess.Popen([os.environ["MAILAGENT_BIN"]], env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(state, "log"), "w"))
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(base + "/healthz", timeout=0.5)
+            return proc, base
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(open(os.path.join(state, "log")).read())
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("mailagent did not become healthy")
+
+
+@pytest.fixture
+def server(request):
+    proc, base = start(getattr(request, "param", {}))
+    yield base
+    proc.terminate()
+    proc.wait(timeout=10)
