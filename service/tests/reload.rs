@@ -1,0 +1,60 @@
+//! The live subset changes without a restart: the mutation switch from the config directory and
+//! the keyring from its directory; a broken keyring keeps the keys in force.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use mailagent_service::settings::Source;
+use serde_json::json;
+
+async fn eventually(mut check: impl FnMut() -> bool) {
+    for _ in 0..40 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("condition not reached within 4 s");
+}
+
+#[tokio::test]
+async fn mutation_switch_and_keyring_reload_without_restart() {
+    let config = tempfile::tempdir().unwrap();
+    let keyring = tempfile::tempdir().unwrap();
+    write_keyring(keyring.path());
+    let env: HashMap<String, String> = [
+        ("AUTH_MODE", "api_key"),
+        ("MAILAGENT_CONFIG_DIR", config.path().to_str().unwrap()),
+        ("MAILAGENT_KEYRING_DIR", keyring.path().to_str().unwrap()),
+        ("RATE_LIMIT_BURST", "1000"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let source = Source::from_map(env);
+    let (app, digest) = mailagent_service::server::build(&source, Some(Arc::new(CannedAssistant))).unwrap();
+    tokio::spawn(mailagent_service::reload::watch(app.clone(), source, digest));
+    assert!(!app.mutations_enabled());
+
+    std::fs::write(config.path().join("MCP_ENABLE_MUTATION_TOOLS"), "true").unwrap();
+    eventually(|| app.mutations_enabled()).await;
+    std::fs::write(config.path().join("MCP_ENABLE_MUTATION_TOOLS"), "tru").unwrap();
+    eventually(|| !app.mutations_enabled()).await;
+
+    let scan = || post("/v1/mail/scan", &[("x-api-key", SCAN_ONLY_KEY)], json!({}));
+    assert_eq!(send(&app, scan()).await.0, 200);
+    // Revoke the key in the mounted keyring: refused from the next poll on.
+    let path = keyring.path().join("keyring.json");
+    let revoked = std::fs::read_to_string(&path).unwrap().replacen("\"Active\"", "\"Revoked\"", 1);
+    std::fs::write(&path, revoked).unwrap();
+    eventually(|| app.auth.keys().api_keys.iter().any(|k| k.kid == "k-ci" && !k.state.accepted())).await;
+    assert_eq!(send(&app, scan()).await.0, 401);
+    // A broken document is refused and the previous keys stay in force.
+    std::fs::write(&path, "{ not json").unwrap();
+    eventually(|| app.metrics.render().contains("mailagent_reload_failures_total 1")).await;
+    assert_eq!(app.auth.keys().revision, 7);
+}
