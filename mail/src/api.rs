@@ -169,7 +169,7 @@ pub struct UnsubscribeMethod {
     /// 1 is best. One-click with DKIM proof ranks above one-click without it, then mailto, then
     /// manual links.
     pub rank: u32,
-    /// Where it goes, with query strings and tokens redacted (`https://host/path?…`,
+    /// Where it goes, with path, query and tokens redacted (`https://host/…`,
     /// `mailto:leave@host`).
     pub target: String,
     /// True when the service may execute it unattended (one-click with DKIM proof, or mailto).

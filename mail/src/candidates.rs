@@ -186,7 +186,7 @@ mod tests {
             kinds,
             [(MethodKind::OneClick, 1, true), (MethodKind::Mailto, 2, true), (MethodKind::Manual, 3, false)]
         );
-        assert_eq!(candidate.methods[0].view.target, "https://news.example/u?…");
+        assert_eq!(candidate.methods[0].view.target, "https://news.example/…");
         assert_eq!(candidate.methods[0].uri, "https://news.example/u?t=1");
     }
 

@@ -129,13 +129,14 @@ fn percent_decode(text: &str) -> Option<String> {
     percent_encoding::percent_decode_str(text).decode_utf8().ok().map(|decoded| decoded.into_owned())
 }
 
-/// An https URI shown without its query or fragment (they carry the subscriber token).
+/// An http(s) URI shown as scheme and host only: the subscriber token may sit in the path as
+/// well as in the query, so neither is shown or logged.
 pub fn redact_url(uri: &str) -> String {
     match Url::parse(uri) {
         Ok(url) => {
             let host = url.host_str().unwrap_or("");
-            let suffix = if url.query().is_some() || url.fragment().is_some() { "?…" } else { "" };
-            format!("{}://{}{}{}", url.scheme(), host, url.path(), suffix)
+            let hidden = url.path() != "/" || url.query().is_some() || url.fragment().is_some();
+            format!("{}://{}/{}", url.scheme(), host, if hidden { "…" } else { "" })
         }
         Err(_) => "<unparseable uri>".to_string(),
     }
@@ -220,7 +221,8 @@ mod tests {
 
     #[test]
     fn redaction_hides_tokens() {
-        assert_eq!(redact_url("https://e.example/u/x?token=secret#f"), "https://e.example/u/x?…");
-        assert_eq!(redact_url("https://e.example/u"), "https://e.example/u");
+        assert_eq!(redact_url("https://e.example/u/x?token=secret#f"), "https://e.example/…");
+        assert_eq!(redact_url("https://e.example/u/Zx9a"), "https://e.example/…");
+        assert_eq!(redact_url("https://e.example/"), "https://e.example/");
     }
 }
