@@ -25,6 +25,9 @@ pub struct Config {
     /// Watch one namespace only (default: every namespace).
     #[arg(long, env = "WATCH_NAMESPACE")]
     pub namespace: Option<String>,
+    /// Reconciles in flight at once.
+    #[arg(long, env = "RECONCILE_CONCURRENCY", default_value_t = controller::mailagent::DEFAULT_CONCURRENCY)]
+    pub concurrency: u16,
     /// Address of the metrics and health server.
     #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:8081")]
     pub metrics_addr: SocketAddr,
@@ -58,7 +61,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     ready.store(true, Ordering::Relaxed);
     let reporter = Reporter { controller: "mailagent-operator".into(), instance: Some(config.identity.clone()) };
     let recorder = Recorder::new(client.clone(), reporter);
-    let scope = controller::mailagent::Scope { namespace: config.namespace.clone() };
+    let scope = controller::mailagent::Scope { namespace: config.namespace.clone(), concurrency: config.concurrency };
     controller::mailagent::run(client, scope, metrics, recorder, shutdown_signal()).await;
     info!("controller stopped");
     Ok(())

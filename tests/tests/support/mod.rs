@@ -101,7 +101,7 @@ impl RunningController {
         let recorder =
             Recorder::new(client.clone(), Reporter { controller: "mailagent-operator".into(), instance: None });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let scope = mailagent::Scope { namespace: Some(namespace.to_owned()) };
+        let scope = mailagent::Scope { namespace: Some(namespace.to_owned()), ..Default::default() };
         let run = mailagent::run(client, scope, metrics.clone(), recorder, async move {
             let _ = stopped.await;
         });

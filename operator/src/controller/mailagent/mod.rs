@@ -18,7 +18,6 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use mailagent_crds::{AuthPolicy, MailAgent, MailAgentStatus};
 use tracing::{info, warn};
@@ -88,18 +87,32 @@ impl Context {
         written.insert(ObjectRef::from_obj(agent), (uid, status));
         // Forget deleted agents now and then, so the memo stays the size of the fleet.
         if written.len() > 2 * self.agents.state().len() + 16 {
-            let live: std::collections::HashSet<_> = self.agents.state().iter().map(|a| ObjectRef::from_obj(&**a)).collect();
+            let live: std::collections::HashSet<_> =
+                self.agents.state().iter().map(|a| ObjectRef::from_obj(&**a)).collect();
             written.retain(|key, _| live.contains(key));
         }
     }
 }
 
-/// Where the controller looks.
-#[derive(Clone, Debug, Default)]
+/// Where the controller looks and how much it does at once.
+#[derive(Clone, Debug)]
 pub struct Scope {
     /// One namespace, or every namespace when `None`.
     pub namespace: Option<String>,
+    /// Reconciles in flight at once. Bounded because the API server, not the operator, is the
+    /// bottleneck: thousands of concurrent reconciles at startup only hold thousands of rendered
+    /// objects and responses in memory at the same time without converging any faster.
+    pub concurrency: u16,
 }
+
+impl Default for Scope {
+    fn default() -> Self {
+        Self { namespace: None, concurrency: DEFAULT_CONCURRENCY }
+    }
+}
+
+/// Default for [`Scope::concurrency`].
+pub const DEFAULT_CONCURRENCY: u16 = 16;
 
 impl Scope {
     fn api<K>(&self, client: &Client) -> Api<K>
@@ -138,8 +151,11 @@ pub fn run(
         network_policies: network_policies.store,
     };
 
-    let controller = Controller::new(scope.api::<MailAgent>(&client), watcher::Config::default().any_semantic());
-    let agents = controller.store();
+    // The agents' own watch is stripped of managedFields like the children's.
+    let agents = reflect(scope.api::<MailAgent>(&client), None);
+    let controller = Controller::for_stream(agents.stream, agents.store.clone())
+        .with_config(kube::runtime::controller::Config::default().concurrency(scope.concurrency));
+    let agents = agents.store;
     let ctx = Arc::new(Context {
         client: client.clone(),
         stores,
