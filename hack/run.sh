@@ -58,12 +58,14 @@ data = json.load(sys.stdin)["data"]
 for k, v in data.items():
     open(os.path.join(sys.argv[1], k), "w").write(v)
 ' "$config_dir"
+# Paths and host names in the ConfigMap are the pod's; on this machine they come from below.
+rm -f "$config_dir/MAILDIR_PATH" "$config_dir/MCP_ALLOWED_HOSTS"
 # Local dev credentials: generated once, kept in files readable only by you, never printed.
 [[ -s "$run_dir/api-key" ]] || (umask 077; head -c 32 /dev/urandom | base64 | tr -d '/+=' > "$run_dir/api-key")
 [[ -s "$run_dir/jwt-secret" ]] || (umask 077; head -c 32 /dev/urandom | base64 > "$run_dir/jwt-secret")
 MAILAGENT_CONFIG_DIR="$config_dir" \
 MAILAGENT_STATE_DIR="$run_dir/state" \
-MAILDIR_PATH="$root/mail/testdata/Maildir" \
+MAILDIR_PATH="$root/mail/testdata/maildir" \
 MAILAGENT_LISTEN="$listen" \
 MCP_ALLOWED_HOSTS="${listen%:*},localhost,127.0.0.1" \
 AGENT_API_KEY_FILE="$run_dir/api-key" \
@@ -84,7 +86,8 @@ mailagent is running.
 
   curl -s http://$listen/health
   curl -s http://$listen/.well-known/agent-card.json
-  curl -s -H "X-API-Key: \$(cat $run_dir/api-key)" http://$listen/v1/scan
+  curl -s -X POST -H 'content-type: application/json' -H "X-API-Key: \$(cat $run_dir/api-key)" -d '{}' http://$listen/v1/mail/scan
+  curl -s http://$listen/openapi.json | head -c 300
   Flip the incident switch:  kubectl -n mail patch mailagent inbox --type merge -p '{"spec":{"mcp":{"enableMutationTools":true}}}'
 
 Logs: $run_dir/*.log. Ctrl-C stops everything.
