@@ -59,3 +59,4 @@ run: ## Local control plane + operator + sample MailAgent + the workload on the 
 bench: control-plane ## Benchmarks, each printing ratios against a baseline measured in the same run
 	$(CARGO) build --release -p mailagent-operator
 	$(CARGO) run --release -p mailagent-tests --bin operator-bench
+	$(CARGO) bench -p mailagent-service --bench doors
