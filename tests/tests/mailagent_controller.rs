@@ -45,6 +45,17 @@ async fn agent_with(client: &Client, ns: &str, extra_yaml: &str) {
     apply_yaml::<MailAgent>(client, ns, "inbox", &serde_json::to_string(&spec).unwrap()).await;
 }
 
+/// A fresh namespace with the policy, an agent (`extra_yaml` merged into its spec) and a
+/// controller watching it.
+async fn agent_with_policy(extra_yaml: &str) -> (Client, TestNamespace, RunningController) {
+    let admin = support::admin().await;
+    let ns = TestNamespace::create(&admin).await;
+    apply_yaml::<AuthPolicy>(&admin, ns.name(), "policy", POLICY).await;
+    agent_with(&admin, ns.name(), extra_yaml).await;
+    let controller = RunningController::start(ns.name()).await;
+    (admin, ns, controller)
+}
+
 fn ready_reason(agent: &MailAgent) -> Option<(String, String)> {
     let c = conditions::find(&agent.status.as_ref()?.conditions, conditions::READY)?;
     Some((c.status.clone(), c.reason.clone()))
@@ -84,11 +95,7 @@ async fn converged(client: &Client, ns: &str) -> MailAgent {
 
 #[tokio::test]
 async fn a_new_mailagent_gets_every_child_hardened_and_owned() {
-    let admin = support::admin().await;
-    let ns = TestNamespace::create(&admin).await;
-    apply_yaml::<AuthPolicy>(&admin, ns.name(), "policy", POLICY).await;
-    agent_with(&admin, ns.name(), "{}").await;
-    let controller = RunningController::start(ns.name()).await;
+    let (admin, ns, controller) = agent_with_policy("{}").await;
 
     let deployments = Api::<Deployment>::namespaced(admin.clone(), ns.name());
     let deployment = wait_for(&deployments, "inbox", |_| true).await;
@@ -132,11 +139,7 @@ async fn a_new_mailagent_gets_every_child_hardened_and_owned() {
 
 #[tokio::test]
 async fn a_spec_change_touches_only_the_affected_children() {
-    let admin = support::admin().await;
-    let ns = TestNamespace::create(&admin).await;
-    apply_yaml::<AuthPolicy>(&admin, ns.name(), "policy", POLICY).await;
-    agent_with(&admin, ns.name(), "{}").await;
-    let controller = RunningController::start(ns.name()).await;
+    let (admin, ns, controller) = agent_with_policy("{}").await;
     converged(&admin, ns.name()).await;
     let before = versions(&admin, ns.name()).await;
     assert_eq!(before.len(), 8, "{before:?}");
@@ -167,11 +170,7 @@ async fn a_spec_change_touches_only_the_affected_children() {
 
 #[tokio::test]
 async fn turning_a_surface_off_removes_its_service() {
-    let admin = support::admin().await;
-    let ns = TestNamespace::create(&admin).await;
-    apply_yaml::<AuthPolicy>(&admin, ns.name(), "policy", POLICY).await;
-    agent_with(&admin, ns.name(), "{}").await;
-    let controller = RunningController::start(ns.name()).await;
+    let (admin, ns, controller) = agent_with_policy("{}").await;
     let services = Api::<Service>::namespaced(admin.clone(), ns.name());
     wait_for(&services, "inbox-a2a", |_| true).await;
 
@@ -188,11 +187,7 @@ async fn turning_a_surface_off_removes_its_service() {
 
 #[tokio::test]
 async fn a_noop_resync_and_an_operator_restart_write_nothing() {
-    let admin = support::admin().await;
-    let ns = TestNamespace::create(&admin).await;
-    apply_yaml::<AuthPolicy>(&admin, ns.name(), "policy", POLICY).await;
-    agent_with(&admin, ns.name(), "{}").await;
-    let controller = RunningController::start(ns.name()).await;
+    let (admin, ns, controller) = agent_with_policy("{}").await;
     converged(&admin, ns.name()).await;
     mark_deployment_available(&admin, ns.name()).await;
     let agents = Api::<MailAgent>::namespaced(admin.clone(), ns.name());
@@ -274,11 +269,7 @@ async fn missing_references_are_reported_and_fail_closed() {
 
 #[tokio::test]
 async fn suspend_scales_to_zero_and_keeps_everything() {
-    let admin = support::admin().await;
-    let ns = TestNamespace::create(&admin).await;
-    apply_yaml::<AuthPolicy>(&admin, ns.name(), "policy", POLICY).await;
-    agent_with(&admin, ns.name(), "{}").await;
-    let controller = RunningController::start(ns.name()).await;
+    let (admin, ns, controller) = agent_with_policy("{}").await;
     converged(&admin, ns.name()).await;
     agent_with(&admin, ns.name(), "suspend: true").await;
     let deployments = Api::<Deployment>::namespaced(admin.clone(), ns.name());
@@ -291,11 +282,7 @@ async fn suspend_scales_to_zero_and_keeps_everything() {
 
 #[tokio::test]
 async fn the_state_volume_is_owned_only_when_asked_to_be_deleted() {
-    let admin = support::admin().await;
-    let ns = TestNamespace::create(&admin).await;
-    apply_yaml::<AuthPolicy>(&admin, ns.name(), "policy", POLICY).await;
-    agent_with(&admin, ns.name(), "storage: {onDelete: Delete}").await;
-    let controller = RunningController::start(ns.name()).await;
+    let (admin, ns, controller) = agent_with_policy("storage: {onDelete: Delete}").await;
     let pvcs = Api::<PersistentVolumeClaim>::namespaced(admin.clone(), ns.name());
     let pvc = support::eventually(
         "an owned state volume",
