@@ -3,7 +3,7 @@
 
 mod support;
 
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use mailagent_crds::{AuthPolicy, MailAgent};
 use mailagent_tests::TestNamespace;
@@ -30,30 +30,10 @@ fn merge(into: &mut Value, patch: Value) {
     }
 }
 
-async fn create<K>(client: &Client, ns: &str, body: &Value) -> Result<(), String>
-where
-    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + serde::de::DeserializeOwned
-        + serde::Serialize
-        + std::fmt::Debug,
-{
-    let obj: K = serde_json::from_value(body.clone()).map_err(|e| format!("client-side: {e}"))?;
-    Api::<K>::namespaced(client.clone(), ns).create(&PostParams::default(), &obj).await.map(|_| ()).map_err(|e| match e
-    {
-        kube::Error::Api(s) => s.message,
-        other => other.to_string(),
-    })
-}
-
 /// Sends raw JSON (so values the Rust types would refuse still reach the server).
 async fn create_raw<K>(client: &Client, ns: &str, body: &Value) -> Result<(), String>
 where
-    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + serde::de::DeserializeOwned
-        + serde::Serialize
-        + std::fmt::Debug,
+    K: support::Namespaced,
 {
     let name = body["metadata"]["name"].as_str().unwrap();
     Api::<K>::namespaced(client.clone(), ns)
@@ -68,11 +48,7 @@ where
 
 async fn rejected<K>(body: Value, expected: &str)
 where
-    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + serde::de::DeserializeOwned
-        + serde::Serialize
-        + std::fmt::Debug,
+    K: support::Namespaced,
 {
     let admin = support::admin().await;
     let ns = TestNamespace::create(&admin).await;
@@ -89,9 +65,9 @@ async fn valid_samples_are_accepted() {
         let mut doc: Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         doc["metadata"]["namespace"] = json!(ns.name());
         let result = if doc["kind"] == "AuthPolicy" {
-            create::<AuthPolicy>(&admin, ns.name(), &doc).await
+            create_raw::<AuthPolicy>(&admin, ns.name(), &doc).await
         } else {
-            create::<MailAgent>(&admin, ns.name(), &doc).await
+            create_raw::<MailAgent>(&admin, ns.name(), &doc).await
         };
         result.unwrap_or_else(|e| panic!("{file} rejected: {e}"));
     }

@@ -21,11 +21,7 @@ const POLICY: &str = "mode: api_key\napiKeys: [{name: ci, scopes: [mail:scan]}]"
 
 async fn apply_yaml<K>(client: &Client, ns: &str, name: &str, spec_yaml: &str)
 where
-    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + serde::de::DeserializeOwned
-        + serde::Serialize
-        + std::fmt::Debug,
+    K: support::Namespaced,
 {
     let spec: serde_json::Value = serde_yaml::from_str(spec_yaml).unwrap();
     let body =

@@ -17,6 +17,25 @@ use mailagent_operator::metrics::Metrics;
 use serde::de::DeserializeOwned;
 use tokio::sync::OnceCell;
 
+/// A namespaced kind the tests can create, apply and read back.
+pub trait Namespaced:
+    kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    + Clone
+    + DeserializeOwned
+    + serde::Serialize
+    + std::fmt::Debug
+{
+}
+
+impl<K> Namespaced for K where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug
+{
+}
+
 /// The operator's ServiceAccount, as the chart installs it.
 pub const OPERATOR_SA_NAMESPACE: &str = "mailagent-system";
 pub const OPERATOR_SA: &str = "mailagent-operator";
