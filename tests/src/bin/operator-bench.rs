@@ -168,7 +168,7 @@ async fn operator_run(
     let converge = started.elapsed();
     // Let follow-up reconciles (triggered by the operator's own writes) settle before counting.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let metrics = reqwest_metrics(port).await?;
+    let metrics = scrape_metrics(port).await?;
     let writes = metrics
         .lines()
         .filter(|l| l.starts_with("mailagent_operator_api_writes_total{"))
@@ -188,7 +188,7 @@ fn free_port() -> std::io::Result<u16> {
 }
 
 /// Reads the operator's /metrics with a plain HTTP/1.0 request (no client dependency needed).
-async fn reqwest_metrics(port: u16) -> anyhow::Result<String> {
+async fn scrape_metrics(port: u16) -> anyhow::Result<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
     stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").await?;
