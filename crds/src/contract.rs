@@ -51,6 +51,11 @@ pub mod env {
     pub const TLS_CERT_PATH: &str = "TLS_CERT_PATH";
     /// The private key for [`TLS_CERT_PATH`].
     pub const TLS_KEY_PATH: &str = "TLS_KEY_PATH";
+    /// The absolute URL clients reach this workload at (e.g. `https://mail.example.com`, optionally
+    /// with a path prefix): the agent card's interface URLs are built from it instead of the
+    /// request's `Host`. Must be `https://` when TLS is served in-process or `MCP_AUTH_MODE=oauth`;
+    /// plain `http://` is accepted otherwise (cluster-internal or loopback names).
+    pub const MAILAGENT_PUBLIC_URL: &str = "MAILAGENT_PUBLIC_URL";
     /// Comma-separated surfaces to serve: any of `rest`, `a2a`, `mcp`.
     pub const MAILAGENT_SURFACES: &str = "MAILAGENT_SURFACES";
     /// `host:port` to listen on.

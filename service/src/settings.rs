@@ -149,6 +149,8 @@ pub struct Settings {
     pub state_dir: PathBuf,
     pub maildir: Option<PathBuf>,
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// `MAILAGENT_PUBLIC_URL` without a trailing slash: the base of the agent card's URLs.
+    pub public_url: Option<String>,
     pub json_logs: bool,
 }
 
@@ -204,6 +206,13 @@ impl Settings {
             (None, None) => None,
             _ => return Err(invalid(env::TLS_CERT_PATH, "TLS_CERT_PATH and TLS_KEY_PATH must be set together")),
         };
+        let public_url = match source.get(env::MAILAGENT_PUBLIC_URL)? {
+            None => None,
+            Some(raw) => Some(
+                public_url(&raw, tls.is_some() || oauth.is_some())
+                    .map_err(|message| invalid(env::MAILAGENT_PUBLIC_URL, format!("{raw:?} {message}")))?,
+            ),
+        };
         let mut mcp_allowed_hosts = source.list(env::MCP_ALLOWED_HOSTS)?;
         if let Some(oauth) = &oauth {
             mcp_allowed_hosts.extend(host_of(&oauth.resource));
@@ -224,6 +233,7 @@ impl Settings {
             state_dir: source.get(env::MAILAGENT_STATE_DIR)?.map(PathBuf::from).unwrap_or_else(|| "state".into()),
             maildir: source.get(env::MAILDIR_PATH)?.map(PathBuf::from),
             tls,
+            public_url,
             json_logs: source.get(env::LOG_FORMAT)?.as_deref() != Some("text"),
         })
     }
@@ -271,6 +281,29 @@ fn oauth_settings(source: &Source) -> Result<OauthSettings, SettingsError> {
         return Err(invalid(env::MCP_OAUTH_JWKS_URL, format!("{jwks_url:?} must be https:// (http only on loopback)")));
     }
     Ok(OauthSettings { resource, issuer, jwks_url })
+}
+
+/// Validates `MAILAGENT_PUBLIC_URL`: absolute `http(s)://` with a host, no credentials, query or
+/// fragment; `https` when `need_https` (TLS served here, or an OAuth resource that is https).
+/// Returned without a trailing slash so paths append directly.
+fn public_url(raw: &str, need_https: bool) -> Result<String, String> {
+    let url = url::Url::parse(raw).map_err(|e| format!("is not an absolute URL: {e}"))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if !need_https => {}
+        "http" => return Err("must be https:// when TLS is served or MCP_AUTH_MODE=oauth".into()),
+        other => return Err(format!("has scheme {other:?}; expected http:// or https://")),
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("has no host".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not carry credentials".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must not have a query or fragment".into());
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
 /// Plain http is allowed for a JWKS only on loopback, where tests serve it.
@@ -351,6 +384,32 @@ mod tests {
             let err = Settings::load(&source(&[(name, value)])).unwrap_err();
             assert!(err.to_string().starts_with(name), "{err}");
         }
+    }
+
+    #[test]
+    fn public_url_is_validated_and_normalised() {
+        let load = |pairs: &[(&str, &str)]| Settings::load(&source(pairs)).map(|s| s.public_url);
+        let ok = load(&[("MAILAGENT_PUBLIC_URL", "https://Mail.Example.com/agent/")]).unwrap();
+        assert_eq!(ok.as_deref(), Some("https://mail.example.com/agent"));
+        let plain = load(&[("MAILAGENT_PUBLIC_URL", "http://mailagent.mail.svc:8080")]).unwrap();
+        assert_eq!(plain.as_deref(), Some("http://mailagent.mail.svc:8080"));
+        assert_eq!(load(&[]).unwrap(), None);
+        for bad in [
+            "mail.example.com",
+            "ftp://mail.example.com",
+            "https://u:p@mail.example.com",
+            "https://x/?a=1",
+            "https://x/#f",
+        ] {
+            let err = load(&[("MAILAGENT_PUBLIC_URL", bad)]).unwrap_err();
+            assert!(err.to_string().starts_with("MAILAGENT_PUBLIC_URL"), "{bad}: {err}");
+        }
+        let tls = [
+            ("TLS_CERT_PATH", "/c.pem"),
+            ("TLS_KEY_PATH", "/k.pem"),
+            ("MAILAGENT_PUBLIC_URL", "http://mail.example.com"),
+        ];
+        assert!(load(&tls).unwrap_err().to_string().contains("https"));
     }
 
     #[test]

@@ -57,6 +57,15 @@ async fn agent_card_matches_the_auth_mode_and_supports_etags() {
 }
 
 #[tokio::test]
+async fn agent_card_urls_come_from_the_public_url_not_the_host_header() {
+    let (app, _dir) = app("api_key", &[("MAILAGENT_PUBLIC_URL", "https://mail.example.com/agent/")]);
+    let request = Request::get("/.well-known/agent-card.json").header("host", "evil.example").body(Body::empty());
+    let (status, _, card) = send(&app, request.unwrap()).await;
+    assert_eq!(status, 200);
+    assert_eq!(card["supportedInterfaces"][0]["url"], "https://mail.example.com/agent/a2a");
+}
+
+#[tokio::test]
 async fn a2a_send_then_get_in_v1_and_v03() {
     let (app, _dir) = app("api_key", &[]);
     let message =

@@ -11,16 +11,29 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::app::App;
+use crate::auth::Principal;
 use crate::capability::Capability;
 
 pub const PATH: &str = mailagent_crds::contract::http::AGENT_CARD;
 
-/// The card for a server reachable at `base_url`.
+/// The public card for a server reachable at `base_url`: every skill the mutation switch allows,
+/// whoever asks.
 pub fn card(app: &App, base_url: &str) -> Value {
+    card_with_skills(app, base_url, |c| app.mutations_enabled() || !c.is_mutation())
+}
+
+/// The authenticated extended card (`GetExtendedAgentCard`): the same card, listing only the
+/// skills `principal` may use right now (its scopes and the mutation switch), as MCP filters
+/// `tools/list`.
+pub fn extended_card(app: &App, base_url: &str, principal: &Principal) -> Value {
+    card_with_skills(app, base_url, |c| principal.may(c.scope()) && (app.mutations_enabled() || !c.is_mutation()))
+}
+
+fn card_with_skills(app: &App, base_url: &str, include: impl Fn(Capability) -> bool) -> Value {
     let (schemes, requirements) = security(app.settings.auth_mode);
     let skills: Vec<Value> = Capability::ALL
         .into_iter()
-        .filter(|c| app.mutations_enabled() || !c.is_mutation())
+        .filter(|c| include(*c))
         .map(|c| {
             json!({
                 "id": c.name(),
@@ -43,7 +56,7 @@ pub fn card(app: &App, base_url: &str) -> Value {
             "protocolBinding": "JSONRPC",
             "protocolVersion": "1.0",
         }],
-        "capabilities": {"streaming": false, "pushNotifications": false, "extendedAgentCard": false},
+        "capabilities": {"streaming": false, "pushNotifications": false, "extendedAgentCard": true},
         "defaultInputModes": ["application/json", "text/plain"],
         "defaultOutputModes": ["application/json"],
         "skills": skills,
@@ -76,11 +89,29 @@ fn with_scope(requirement: &Value, scope: &str) -> Value {
     requirement
 }
 
+/// The base of the card's interface URLs: the configured public URL, else the request's `Host`.
+pub fn base_url(app: &App, headers: &HeaderMap) -> String {
+    match &app.settings.public_url {
+        Some(url) => url.clone(),
+        None => {
+            let scheme = if app.settings.tls.is_some() { "https" } else { "http" };
+            let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+            format!("{scheme}://{host}")
+        }
+    }
+}
+
 /// `GET /.well-known/agent-card.json` with `ETag`, `Cache-Control` and `If-None-Match`.
 pub async fn serve(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    let scheme = if app.settings.tls.is_some() { "https" } else { "http" };
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-    let body = serde_json::to_vec(&card(&app, &format!("{scheme}://{host}"))).expect("card serializes");
+    let base_url = match &app.settings.public_url {
+        Some(url) => url.clone(),
+        None => {
+            let scheme = if app.settings.tls.is_some() { "https" } else { "http" };
+            let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+            format!("{scheme}://{host}")
+        }
+    };
+    let body = serde_json::to_vec(&card(&app, &base_url)).expect("card serializes");
     let etag = format!("\"{}\"", &hex::encode(Sha256::digest(&body))[..32]);
     let cached = headers
         .get(header::IF_NONE_MATCH)
