@@ -12,3 +12,4 @@ pub mod ratelimit;
 pub mod reload;
 pub mod server;
 pub mod settings;
+pub mod tls;

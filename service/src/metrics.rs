@@ -39,6 +39,9 @@ pub struct Metrics {
     pub mutation_tools_enabled: Gauge,
     pub keyring_revision: Gauge,
     pub reload_failures: Counter,
+    pub tls_reloads: Counter,
+    pub tls_reload_failures: Counter,
+    pub tls_handshake_failures: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -58,6 +61,9 @@ impl Default for Metrics {
         let mutation_tools_enabled = Gauge::default();
         let keyring_revision = Gauge::default();
         let reload_failures = Counter::default();
+        let tls_reloads = Counter::default();
+        let tls_reload_failures = Counter::default();
+        let tls_handshake_failures = Counter::default();
         registry.register("http_requests", "Requests by door, route and status", requests.clone());
         registry.register("auth_failures", "Rejected authentication attempts by reason", auth_failures.clone());
         registry.register("rate_limited", "Requests refused with 429", rate_limited.clone());
@@ -73,6 +79,21 @@ impl Default for Metrics {
             "Configuration or keyring reloads that failed (old values kept)",
             reload_failures.clone(),
         );
+        registry.register(
+            "tls_reloads",
+            "Renewed TLS certificates put in force without a restart",
+            tls_reloads.clone(),
+        );
+        registry.register(
+            "tls_reload_failures",
+            "Changed TLS certificate files that did not load (the certificate in force is kept)",
+            tls_reload_failures.clone(),
+        );
+        registry.register(
+            "tls_handshake_failures",
+            "TLS handshakes that failed or timed out",
+            tls_handshake_failures.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
             requests,
@@ -82,6 +103,9 @@ impl Default for Metrics {
             mutation_tools_enabled,
             keyring_revision,
             reload_failures,
+            tls_reloads,
+            tls_reload_failures,
+            tls_handshake_failures,
         }
     }
 }

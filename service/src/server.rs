@@ -45,18 +45,38 @@ fn open_assistant(settings: &Settings) -> anyhow::Result<Arc<dyn Assistant>> {
 /// Serves until SIGTERM or Ctrl-C.
 pub async fn run(source: Source) -> anyhow::Result<()> {
     let (app, digest) = build(&source, None)?;
-    if app.settings.tls.is_some() {
-        anyhow::bail!("TLS_CERT_PATH/TLS_KEY_PATH are set but in-process TLS is not built yet; terminate TLS in front");
-    }
+    // A bad or mismatched certificate stops the start here, before anything listens.
+    let tls = match &app.settings.tls {
+        Some((cert, key)) => Some(crate::tls::Tls::load(cert, key)?),
+        None => None,
+    };
     tokio::spawn(crate::reload::watch(app.clone(), source, digest));
     let listener = tokio::net::TcpListener::bind(app.settings.listen)
         .await
         .with_context(|| format!("bind {}", app.settings.listen))?;
-    tracing::info!(listen = %app.settings.listen, auth_mode = %app.settings.auth_mode, mcp_auth_mode = %app.settings.mcp_auth_mode, "serving");
-    let router = crate::http::router(app.clone());
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal(app))
-        .await?;
+    serve(app.clone(), listener, tls, shutdown_signal(app)).await
+}
+
+/// Serves the router on `listener`, over TLS when `tls` is given (its files polled for renewal),
+/// until `shutdown` resolves; then stops accepting and finishes in-flight requests.
+pub async fn serve(
+    app: Arc<App>,
+    listener: tokio::net::TcpListener,
+    tls: Option<crate::tls::Tls>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let service = crate::http::router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    tracing::info!(listen = %listener.local_addr()?, tls = tls.is_some(), auth_mode = %app.settings.auth_mode, mcp_auth_mode = %app.settings.mcp_auth_mode, "serving");
+    match tls {
+        None => axum::serve(listener, service).with_graceful_shutdown(shutdown).await?,
+        Some(tls) => {
+            let listener = tls.listener(listener, app.clone())?;
+            tokio::spawn(tls.watch(app.clone(), crate::reload::INTERVAL));
+            // `tap_io` gives the TLS listener axum's `ConnectInfo<SocketAddr>` (the peer address).
+            let listener = axum::serve::ListenerExt::tap_io(listener, |_| {});
+            axum::serve(listener, service).with_graceful_shutdown(shutdown).await?
+        }
+    }
     tracing::info!("stopped");
     Ok(())
 }
