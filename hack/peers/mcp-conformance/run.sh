@@ -3,10 +3,11 @@
 # Node.js 22 it needs in package-lock.json) against the mailagent MCP door.
 #
 # Installs into the user cache (reused while package-lock.json is unchanged), builds the binary,
-# starts it in api_key mode on a free loopback port, and runs every server scenario of the suite. The suite sends no credentials and has no option for request headers,
-# and mailagent has no unauthenticated MCP mode (on purpose), so the suite reaches the door
-# through auth-proxy.mjs, which adds the X-API-Key header and forwards everything else untouched
-# (Host and Origin included, so the DNS-rebinding check still reaches rmcp's Host validation).
+# starts it in api_key mode on a free loopback port, and runs every server scenario of the suite.
+# The suite sends no credentials and has no option for request headers, and mailagent has no
+# unauthenticated MCP mode (on purpose), so the suite reaches the door through auth-proxy.mjs,
+# which adds the X-API-Key header and forwards everything else untouched (Host and Origin
+# included, so the DNS-rebinding check still reaches rmcp's Host validation).
 #
 # Fails on any scenario failure or warning not in the accepted list below (each entry says why),
 # and on a listed scenario that now passes (stale baseline).
