@@ -509,12 +509,36 @@ pub struct AssistantOptions {
     pub time_zone: chrono_tz::Tz,
     /// A local iCalendar file for availability.
     pub calendar_ics: Option<std::path::PathBuf>,
+    /// Google Calendar free/busy for availability (used together with `calendar_ics` when both
+    /// are set).
+    pub calendar_google: Option<crate::calendar::GoogleCalendar>,
 }
 
 impl Default for AssistantOptions {
     fn default() -> Self {
-        Self { digest_recipient: None, digest_schedule: None, time_zone: chrono_tz::Tz::UTC, calendar_ics: None }
+        Self {
+            digest_recipient: None,
+            digest_schedule: None,
+            time_zone: chrono_tz::Tz::UTC,
+            calendar_ics: None,
+            calendar_google: None,
+        }
     }
+}
+
+/// Builds an assistant over any mailbox provider (Gmail in production) with state under
+/// `state_dir`. An invalid schedule is an `InvalidInput`.
+pub fn provider_assistant(
+    provider: Box<dyn crate::provider::MailProvider>,
+    state_dir: &Path,
+    options: AssistantOptions,
+) -> Result<Arc<dyn Assistant>, DomainError> {
+    Ok(Arc::new(crate::assistant::LocalAssistant::new(
+        provider,
+        state_dir,
+        options,
+        crate::guard::GuardedClient::default(),
+    )?))
 }
 
 /// Like [`maildir_assistant`] with explicit options. An invalid schedule is an `InvalidInput`.

@@ -203,7 +203,10 @@ impl LocalAssistant {
     }
 
     fn calendars(&self) -> Vec<CalendarSource> {
-        self.options.calendar_ics.iter().map(|path| CalendarSource::Ics(path.clone())).collect()
+        let ics = self.options.calendar_ics.iter().map(|path| CalendarSource::Ics(path.clone()));
+        let google =
+            self.options.calendar_google.iter().map(|client| CalendarSource::Google { client: client.clone() });
+        ics.chain(google).collect()
     }
 }
 

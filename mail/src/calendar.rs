@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -24,13 +25,113 @@ const MAX_OCCURRENCES: u16 = 2_000;
 pub enum CalendarSource {
     /// A local iCalendar file.
     Ics(PathBuf),
+    /// Google Calendar free/busy for some calendars of one account.
+    Google {
+        /// The account's client.
+        client: GoogleCalendar,
+    },
 }
 
 impl CalendarSource {
     fn name(&self) -> String {
         match self {
             Self::Ics(path) => format!("ics:{}", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()),
+            Self::Google { client } => format!("google:{}", client.calendars.join(",")),
         }
+    }
+}
+
+/// Google Calendar through `google-calendar3`'s `freebusy.query`, with the narrowest scope
+/// (`calendar.freebusy`): busy blocks only, no event details.
+#[derive(Clone)]
+pub struct GoogleCalendar {
+    hub: Arc<google_calendar3::CalendarHub<crate::provider::gmail::Connector>>,
+    calendars: Vec<String>,
+}
+
+impl std::fmt::Debug for GoogleCalendar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GoogleCalendar").field("calendars", &self.calendars).finish_non_exhaustive()
+    }
+}
+
+/// Google's Calendar API base (`base_url`); `root_url` is the host part.
+pub const GOOGLE_CALENDAR_DEFAULT_URL: &str = "https://www.googleapis.com/calendar/v3/";
+/// Longest wait for a free/busy answer.
+const FREEBUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl GoogleCalendar {
+    /// A client for `calendars` (ids; `primary` is the account's own) at `base_url` (the
+    /// `.../calendar/v3/` prefix, trailing slash added when missing).
+    pub fn new<A: google_calendar3::common::GetToken + 'static>(
+        base_url: &str,
+        calendars: Vec<String>,
+        auth: A,
+    ) -> Result<Self, DomainError> {
+        let connector = crate::provider::gmail::connector().map_err(|e| DomainError::Provider(e.to_string()))?;
+        let client = google_calendar3::hyper_util::client::legacy::Client::builder(
+            google_calendar3::hyper_util::rt::TokioExecutor::new(),
+        )
+        .build(connector);
+        let mut hub = google_calendar3::CalendarHub::new(client, auth);
+        let base = crate::provider::gmail::with_slash(base_url);
+        hub.base_url(base.clone());
+        if let Some(root) = base.strip_suffix("calendar/v3/") {
+            hub.root_url(root.to_string());
+        }
+        let calendars = if calendars.is_empty() { vec!["primary".to_string()] } else { calendars };
+        Ok(Self { hub: Arc::new(hub), calendars })
+    }
+
+    /// Busy spans per calendar over `[from, to)`; a calendar Google reports errors for (or leaves
+    /// out) is an `Err`, so its window counts as busy.
+    async fn busy(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<(String, Result<Vec<Span>, String>)> {
+        use google_calendar3::api::{FreeBusyRequest, FreeBusyRequestItem, Scope};
+        let request = FreeBusyRequest {
+            time_min: Some(from),
+            time_max: Some(to),
+            time_zone: Some("UTC".into()),
+            items: Some(self.calendars.iter().map(|id| FreeBusyRequestItem { id: Some(id.clone()) }).collect()),
+            ..FreeBusyRequest::default()
+        };
+        let call = self.hub.freebusy().query(request).add_scope(Scope::Freebusy).doit();
+        let answer = match tokio::time::timeout(FREEBUSY_TIMEOUT, call).await {
+            Ok(Ok((_, answer))) => answer,
+            Ok(Err(error)) => {
+                let message =
+                    error.to_string().lines().next().unwrap_or_default().chars().take(200).collect::<String>();
+                return self
+                    .calendars
+                    .iter()
+                    .map(|id| (id.clone(), Err(format!("freebusy.query: {message}"))))
+                    .collect();
+            }
+            Err(_) => {
+                return self.calendars.iter().map(|id| (id.clone(), Err("freebusy.query timed out".into()))).collect();
+            }
+        };
+        let mut answered = answer.calendars.unwrap_or_default();
+        self.calendars
+            .iter()
+            .map(|id| {
+                let result = match answered.remove(id) {
+                    None => Err("not in the answer".to_string()),
+                    Some(calendar) if calendar.errors.as_ref().is_some_and(|e| !e.is_empty()) => {
+                        let reasons: Vec<String> =
+                            calendar.errors.unwrap_or_default().into_iter().filter_map(|e| e.reason).collect();
+                        Err(format!("Google reported {}", reasons.join(", ")))
+                    }
+                    Some(calendar) => Ok(calendar
+                        .busy
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter_map(|p| Some((p.start?.max(from), p.end?.min(to))))
+                        .filter(|(s, e)| s < e)
+                        .collect()),
+                };
+                (id.clone(), result)
+            })
+            .collect()
     }
 }
 
@@ -44,21 +145,29 @@ async fn busy(
     let mut spans = Vec::new();
     let (mut read, mut failed) = (Vec::new(), Vec::new());
     for source in sources {
-        let result = match source {
-            Self_::Ics(path) => match tokio::fs::read_to_string(path).await {
-                Ok(text) => ics_busy(&text, zone, from, to),
-                Err(error) => Err(error.to_string()),
-            },
-        };
-        match result {
-            Ok(found) => {
-                spans.extend(found);
-                read.push(source.name());
+        let results = match source {
+            Self_::Ics(path) => vec![(
+                source.name(),
+                match tokio::fs::read_to_string(path).await {
+                    Ok(text) => ics_busy(&text, zone, from, to),
+                    Err(error) => Err(error.to_string()),
+                },
+            )],
+            Self_::Google { client } => {
+                client.busy(from, to).await.into_iter().map(|(id, result)| (format!("google:{id}"), result)).collect()
             }
-            Err(error) => {
-                tracing::warn!(source = %source.name(), %error, "calendar unavailable; its window counts as busy");
-                spans.push((from, to));
-                failed.push(source.name());
+        };
+        for (name, result) in results {
+            match result {
+                Ok(found) => {
+                    spans.extend(found);
+                    read.push(name);
+                }
+                Err(error) => {
+                    tracing::warn!(source = %name, %error, "calendar unavailable; its window counts as busy");
+                    spans.push((from, to));
+                    failed.push(name);
+                }
             }
         }
     }

@@ -21,5 +21,6 @@ pub mod triage;
 pub mod unsubscribe;
 
 pub use api::{
-    Assistant, AssistantOptions, DomainError, maildir_assistant, maildir_assistant_with, run_digest_schedule,
+    Assistant, AssistantOptions, DomainError, maildir_assistant, maildir_assistant_with, provider_assistant,
+    run_digest_schedule,
 };

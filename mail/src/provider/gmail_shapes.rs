@@ -82,6 +82,9 @@ pub struct MetadataMessage {
     pub history_id: Option<String>,
     /// Top-level part with the requested headers.
     pub payload: Option<Payload>,
+    /// The whole message, base64url (`format=raw` only).
+    #[serde(default)]
+    pub raw: Option<String>,
 }
 
 /// The message payload, headers only.
@@ -111,6 +114,26 @@ impl MetadataMessage {
             headers.iter().map(|h| (h.name.as_str(), h.value.as_str())),
         )
     }
+}
+
+/// `users.getProfile` response.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Profile {
+    /// The mailbox address.
+    pub email_address: Option<String>,
+    /// The mailbox's current history id (a uint64 in decimal).
+    pub history_id: Option<String>,
+}
+
+/// Google's error body: `{"error": {"code": 429, "status": "...", "errors": [{"reason": "..."}]}}`.
+pub fn error_reason(body: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    value
+        .pointer("/error/errors/0/reason")
+        .or_else(|| value.pointer("/error/status"))
+        .and_then(|r| r.as_str())
+        .map(str::to_string)
 }
 
 /// `users.history.list` response.

@@ -1,7 +1,10 @@
 //! Mailbox providers behind one trait: what scanning and sending need, nothing more.
 
+pub mod gmail;
 pub mod gmail_shapes;
 pub mod maildir;
+pub mod suite;
+pub mod token;
 
 use async_trait::async_trait;
 
