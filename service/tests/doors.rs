@@ -101,6 +101,57 @@ async fn a2a_send_then_get_in_v1_and_v03() {
 }
 
 #[tokio::test]
+async fn extended_agent_card_lists_only_the_callers_skills() {
+    let (app, _dir) = app("hybrid", &[]);
+    app.set_mutations(true);
+    let rpc = |credential: (&str, &str), version: Option<&str>, method: &str| {
+        let mut builder =
+            Request::post("/a2a").header("content-type", "application/json").header(credential.0, credential.1);
+        if let Some(v) = version {
+            builder = builder.header("a2a-version", v);
+        }
+        builder.body(Body::from(json!({"jsonrpc": "2.0", "id": 7, "method": method}).to_string())).unwrap()
+    };
+    let ids = |card: &serde_json::Value| -> Vec<String> {
+        card["skills"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_owned()).collect()
+    };
+
+    let (_, _, public) = send(&app, get("/.well-known/agent-card.json")).await;
+    assert_eq!(public["capabilities"]["extendedAgentCard"], true);
+    assert_eq!(ids(&public).len(), 6, "the public card lists every skill the switch allows, to anyone");
+
+    let token = format!("Bearer {}", hs256(&claims("mail:scan availability:read")));
+    let (status, _, reply) = send(&app, rpc(("authorization", &token), Some("1.0"), "GetExtendedAgentCard")).await;
+    assert_eq!(status, 200);
+    let extended = &reply["result"];
+    assert_eq!(ids(extended), ["mail_scan", "availability"], "{reply}");
+    assert_eq!(extended["securityRequirements"], public["securityRequirements"]);
+    assert_eq!(extended["supportedInterfaces"][0]["url"], "http://localhost/a2a");
+
+    let (_, _, reply) = send(&app, rpc(("x-api-key", SCAN_ONLY_KEY), Some("1.0"), "GetExtendedAgentCard")).await;
+    assert_eq!(ids(&reply["result"]), ["mail_scan"]);
+
+    // v0.3 name and card shape when A2A-Version is absent.
+    let (_, _, reply) = send(&app, rpc(("x-api-key", SCAN_ONLY_KEY), None, "agent/getAuthenticatedExtendedCard")).await;
+    let old = &reply["result"];
+    assert_eq!(ids(old), ["mail_scan"], "{reply}");
+    assert_eq!((old["protocolVersion"].as_str(), old["url"].as_str()), (Some("0.3.0"), Some("http://localhost/a2a")));
+    assert_eq!(old["supportsAuthenticatedExtendedCard"], true);
+    assert_eq!(old["security"], json!([{"apiKey": []}, {"bearer": []}]));
+
+    // The switch still applies: an execute-scoped caller loses the skill when mutations go off.
+    let token = format!("Bearer {}", hs256(&claims("mail:scan unsubscribe:execute")));
+    let (_, _, reply) = send(&app, rpc(("authorization", &token), Some("1.0"), "GetExtendedAgentCard")).await;
+    assert_eq!(ids(&reply["result"]), ["mail_scan", "unsubscribe_execute"]);
+    app.set_mutations(false);
+    let (_, _, reply) = send(&app, rpc(("authorization", &token), Some("1.0"), "GetExtendedAgentCard")).await;
+    assert_eq!(ids(&reply["result"]), ["mail_scan"]);
+
+    let (status, _, _) = send(&app, rpc(("x-api-key", "wrong"), Some("1.0"), "GetExtendedAgentCard")).await;
+    assert_eq!(status, 401, "the extended card is for authenticated callers only");
+}
+
+#[tokio::test]
 async fn oauth_mcp_door_challenges_with_resource_metadata() {
     let extra = [
         ("MCP_AUTH_MODE", "oauth"),

@@ -103,15 +103,7 @@ pub fn base_url(app: &App, headers: &HeaderMap) -> String {
 
 /// `GET /.well-known/agent-card.json` with `ETag`, `Cache-Control` and `If-None-Match`.
 pub async fn serve(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    let base_url = match &app.settings.public_url {
-        Some(url) => url.clone(),
-        None => {
-            let scheme = if app.settings.tls.is_some() { "https" } else { "http" };
-            let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-            format!("{scheme}://{host}")
-        }
-    };
-    let body = serde_json::to_vec(&card(&app, &base_url)).expect("card serializes");
+    let body = serde_json::to_vec(&card(&app, &base_url(&app, &headers))).expect("card serializes");
     let etag = format!("\"{}\"", &hex::encode(Sha256::digest(&body))[..32]);
     let cached = headers
         .get(header::IF_NONE_MATCH)

@@ -1,7 +1,8 @@
 //! The A2A door: JSON-RPC at `/a2a` with `SendMessage`, `GetTask`, `ListTasks`, `CancelTask`
-//! (v1.0), and `message/send`, `tasks/get`, `tasks/cancel` when `A2A-Version` is absent or 0.3.
+//! and `GetExtendedAgentCard` (v1.0), and `message/send`, `tasks/get`, `tasks/cancel` and
+//! `agent/getAuthenticatedExtendedCard` when `A2A-Version` is absent or 0.3.
 //!
-//! Hand-rolled rather than `a2a-server-lf`: the surface is four methods over one synchronous
+//! Hand-rolled rather than `a2a-server-lf`: the surface is five methods over one synchronous
 //! call, and the official server crate brings its own task store, executor model and reqwest with
 //! the aws-lc-rs TLS provider, which this binary avoids (it uses ring).
 
@@ -94,6 +95,12 @@ async fn rpc(
                 Some(_) => Err((TASK_NOT_CANCELABLE, "task already finished")),
                 None => Err((TASK_NOT_FOUND, "task not found")),
             }
+        }
+        (Version::V1, "GetExtendedAgentCard") => {
+            Ok(card::extended_card(&app, &card::base_url(&app, &headers), &principal))
+        }
+        (Version::V03, "agent/getAuthenticatedExtendedCard") => {
+            Ok(v03::card(&card::extended_card(&app, &card::base_url(&app, &headers), &principal)))
         }
         _ => Err((-32601, "method not found")),
     };
