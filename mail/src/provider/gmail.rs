@@ -411,15 +411,13 @@ impl MailProvider for Gmail {
         if let Some(Profile { history_id: Some(id), .. }) = self.profile().await? {
             return Ok(Some(id));
         }
-        // No getProfile (the emulator): the newest message's history id is the mailbox's.
-        let ids = self.list_ids(None, 1).await?;
-        let Some(id) = ids.first() else { return Ok(None) };
-        let path = format!("messages/{}", utf8_percent(id));
-        let url = self.url(&path, &[("format", "minimal"), ("fields", "id,historyId")]);
-        match self.json::<MetadataMessage>(Call::Get, &url, None).await {
-            Ok(message) => Ok(message.history_id),
+        // No getProfile (the emulator): history.list answers with the mailbox's current history
+        // id; starting it past any real id keeps the answer empty.
+        let url = self.url("history", &[("startHistoryId", "99999999999999999999999999"), ("maxResults", "1")]);
+        match self.json::<HistoryResponse>(Call::History, &url, None).await {
+            Ok(page) => Ok(Some(page.history_id)),
             Err(Failure::Status(404, _)) => Ok(None),
-            Err(failure) => Err(failure_to_provider(failure, "users.messages.get")),
+            Err(failure) => Err(failure_to_provider(failure, "users.history.list")),
         }
     }
 

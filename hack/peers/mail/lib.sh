@@ -1,0 +1,128 @@
+# Shared by run.sh and bench.sh: install (cached) and start the Google API emulator
+# @inbox-zero/emulate, pinned by package.json / package-lock.json beside this file.
+#
+# Seed convention (tests/emulator.rs relies on it): one mailbox per test, user NAME@mail.example
+# with bearer token tok-NAME; the bench mailbox has tokens tok-bench-0..15 (the emulator caps
+# every token at 5,000 requests an hour, a GitHub-style limit Gmail does not have, so the bench
+# spreads its calls over several tokens of the same user). The OAuth client
+# mailagent-test.apps.example / test-client-secret serves the token refresh test.
+
+EMULATOR_USERS="suite scan unsub digest calendar oauth retry bench"
+
+emulator_log() { printf '[peers/mail] %s\n' "$*" >&2; }
+
+# Installs the emulator (once per lock hash) and prints its bin directory.
+emulator_install() {
+  local here="$1"
+  command -v node >/dev/null || { emulator_log "node is not installed (Node >= 20 is needed)"; return 1; }
+  command -v npm >/dev/null || { emulator_log "npm is not installed"; return 1; }
+  local major
+  major=$(node -p 'process.versions.node.split(".")[0]')
+  if [ "$major" -lt 20 ]; then emulator_log "Node $major is too old: the emulator needs Node >= 20"; return 1; fi
+  local key cache dir
+  key=$(cat "$here/package.json" "$here/package-lock.json" | sha256sum | cut -c1-16)
+  cache="${XDG_CACHE_HOME:-$HOME/.cache}/mailagent/npm-emulate"
+  dir="$cache/$key"
+  if [ ! -x "$dir/node_modules/.bin/emulate" ]; then
+    emulator_log "installing @inbox-zero/emulate into $dir"
+    rm -rf "$dir.partial"
+    mkdir -p "$dir.partial"
+    cp "$here/package.json" "$here/package-lock.json" "$dir.partial/"
+    if ! (cd "$dir.partial" && timeout 300 npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >&2); then
+      emulator_log "npm ci failed (is the npm registry reachable?)"
+      rm -rf "$dir.partial"
+      return 1
+    fi
+    rm -rf "$dir"
+    mv "$dir.partial" "$dir"
+  else
+    emulator_log "reusing $dir"
+  fi
+  printf '%s\n' "$dir/node_modules/.bin"
+}
+
+# Writes the seed file.
+emulator_seed() {
+  local file="$1" name i
+  {
+    echo "tokens:"
+    for name in $EMULATOR_USERS; do
+      printf '  tok-%s:\n    login: %s@mail.example\n    scopes: [https://www.googleapis.com/auth/gmail.modify, https://www.googleapis.com/auth/calendar.freebusy]\n' "$name" "$name"
+    done
+    for i in $(seq 0 15); do
+      printf '  tok-bench-%s:\n    login: bench@mail.example\n    scopes: [https://www.googleapis.com/auth/gmail.modify]\n' "$i"
+    done
+    echo "google:"
+    echo "  users:"
+    for name in $EMULATOR_USERS; do
+      printf '    - email: %s@mail.example\n      name: %s\n      email_verified: true\n' "$name" "$name"
+    done
+    cat <<'YAML'
+  oauth_clients:
+    - client_id: mailagent-test.apps.example
+      client_secret: test-client-secret
+      name: mailagent peer tests
+      redirect_uris:
+        - http://127.0.0.1/callback
+  calendars:
+    - id: primary
+      user_email: calendar@mail.example
+      summary: calendar@mail.example
+      primary: true
+      selected: true
+      time_zone: UTC
+  calendar_events:
+    - id: evt_standup
+      user_email: calendar@mail.example
+      calendar_id: primary
+      summary: Stand-up
+      start_date_time: 2026-11-24T08:30:00.000Z
+      end_date_time: 2026-11-24T08:45:00.000Z
+    - id: evt_review
+      user_email: calendar@mail.example
+      calendar_id: primary
+      summary: Review
+      start_date_time: 2026-11-24T13:00:00.000Z
+      end_date_time: 2026-11-24T14:30:00.000Z
+YAML
+  } >"$file"
+}
+
+# A free loopback port.
+emulator_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# Starts the emulator; sets EMULATOR_PID and EMULATOR_URL. The caller traps emulator_stop.
+emulator_start() {
+  local bin="$1" work="$2" port tries
+  emulator_seed "$work/seed.yaml"
+  for tries in 1 2 3; do
+    port=$(emulator_port)
+    "$bin/emulate" start -s google --seed "$work/seed.yaml" -p "$port" >"$work/emulator.log" 2>&1 &
+    EMULATOR_PID=$!
+    EMULATOR_URL="http://127.0.0.1:$port"
+    local waited=0
+    while [ "$waited" -lt 60 ]; do
+      if ! kill -0 "$EMULATOR_PID" 2>/dev/null; then break; fi
+      if curl -fsS -m 2 -H 'Authorization: Bearer tok-suite' "$EMULATOR_URL/gmail/v1/users/me/labels" >/dev/null 2>&1; then
+        emulator_log "emulator up at $EMULATOR_URL (pid $EMULATOR_PID) after $((waited / 2)) s"
+        return 0
+      fi
+      sleep 0.5
+      waited=$((waited + 1))
+    done
+    emulator_log "emulator did not come up on port $port (attempt $tries); its log:"
+    sed 's/^/    /' "$work/emulator.log" >&2 || true
+    emulator_stop
+  done
+  return 1
+}
+
+emulator_stop() {
+  if [ -n "${EMULATOR_PID:-}" ] && kill -0 "$EMULATOR_PID" 2>/dev/null; then
+    kill "$EMULATOR_PID" 2>/dev/null || true
+    wait "$EMULATOR_PID" 2>/dev/null || true
+  fi
+  EMULATOR_PID=
+}
