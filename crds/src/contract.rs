@@ -76,6 +76,25 @@ pub mod env {
     pub const MAILBOX_PROVIDER: &str = "MAILBOX_PROVIDER";
     /// The Maildir directory for the `maildir` provider.
     pub const MAILDIR_PATH: &str = "MAILDIR_PATH";
+    /// Override of the Gmail API endpoint, used as both `base_url` and `root_url` (trailing slash
+    /// added), e.g. `http://127.0.0.1:4000/` for the Google emulator in tests. Default
+    /// `https://gmail.googleapis.com/`; plain `http://` is accepted on loopback only.
+    pub const GMAIL_API_BASE_URL: &str = "GMAIL_API_BASE_URL";
+    /// How Gmail messages are read: `metadata` (default; only the headers triage needs) or `raw`
+    /// (same quota cost, whole messages; for servers that drop list headers from `metadata`).
+    pub const GMAIL_FETCH_FORMAT: &str = "GMAIL_FETCH_FORMAT";
+    /// Where availability reads busy time: `ics` (default: [`CALENDAR_ICS_PATH`], else
+    /// `calendar.ics` inside the Maildir when present), `google` (Google Calendar free/busy of
+    /// [`GOOGLE_CALENDAR_IDS`] with the mailbox credentials, scope `calendar.freebusy`), or `none`.
+    pub const CALENDAR_PROVIDER: &str = "CALENDAR_PROVIDER";
+    /// The iCalendar file for `CALENDAR_PROVIDER=ics`.
+    pub const CALENDAR_ICS_PATH: &str = "CALENDAR_ICS_PATH";
+    /// Comma-separated Google calendar ids for `CALENDAR_PROVIDER=google` (default `primary`).
+    pub const GOOGLE_CALENDAR_IDS: &str = "GOOGLE_CALENDAR_IDS";
+    /// Override of the Google Calendar API base (the `.../calendar/v3/` prefix), e.g.
+    /// `http://127.0.0.1:4000/calendar/v3/` for the emulator. Default
+    /// `https://www.googleapis.com/calendar/v3/`; plain `http://` on loopback only.
+    pub const GOOGLE_CALENDAR_BASE_URL: &str = "GOOGLE_CALENDAR_BASE_URL";
     /// Where the digest goes (the mailbox owner's address).
     pub const DIGEST_RECIPIENT: &str = "DIGEST_RECIPIENT";
     /// Cron expression (with seconds field optional) for the digest; empty disables it.

@@ -29,7 +29,10 @@ fn emulator() -> Option<String> {
     match std::env::var("MAILAGENT_EMULATOR_URL") {
         Ok(url) if !url.is_empty() => Some(url.trim_end_matches('/').to_string()),
         _ => {
-            eprintln!(
+            // Straight to stderr, past the test harness's capture, so the skip is seen.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr().lock(),
                 "SKIPPED: MAILAGENT_EMULATOR_URL is not set; run hack/peers/mail/run.sh to test against the Google emulator"
             );
             None

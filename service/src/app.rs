@@ -44,6 +44,7 @@ impl App {
         };
         app.set_mutations(mutations);
         app.metrics.keyring_revision.set(app.auth.keys().revision as i64);
+        app.metrics.register_domain(app.assistant.clone());
         Arc::new(app)
     }
 

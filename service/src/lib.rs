@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod capability;
 pub mod http;
+pub mod mailbox;
 pub mod mcp;
 pub mod metrics;
 pub mod ratelimit;

@@ -119,7 +119,49 @@ impl Metrics {
         out
     }
 
+    /// Exposes the mail domain's counters (Gmail quota units, API calls, retries, ...), read from
+    /// the assistant at each scrape.
+    pub fn register_domain(&self, assistant: std::sync::Arc<dyn mailagent_mail::api::Assistant>) {
+        self.registry.lock().expect("registry lock").register_collector(Box::new(DomainCollector(assistant)));
+    }
+
     pub fn auth_failure(&self, door: crate::auth::Door, reason: &'static str) {
         self.auth_failures.get_or_create(&FailureLabels { door: door.as_str(), reason }).inc();
+    }
+}
+
+/// The domain's monotonic counters as OpenMetrics counters (`mailagent_mail_*_total`).
+struct DomainCollector(std::sync::Arc<dyn mailagent_mail::api::Assistant>);
+
+impl std::fmt::Debug for DomainCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DomainCollector")
+    }
+}
+
+impl prometheus_client::collector::Collector for DomainCollector {
+    fn encode(&self, mut encoder: prometheus_client::encoding::DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        let m = self.0.metrics();
+        for (name, help, value) in [
+            (
+                "mail_quota_units",
+                "Mailbox provider quota units spent (Gmail: 15,000 per user per minute)",
+                m.quota_units,
+            ),
+            ("mail_provider_calls", "Mailbox provider API calls (each attempt)", m.provider_calls),
+            (
+                "mail_provider_retries",
+                "Mailbox provider calls retried after 429, 5xx or a transport error",
+                m.provider_retries,
+            ),
+            ("mail_messages_fetched", "Messages fetched by scans", m.messages_fetched),
+            ("mail_unsubscribe_refused", "Unsubscribe attempts refused as unsafe", m.unsubscribe_refused),
+            ("mail_digests_sent", "Digests sent", m.digests_sent),
+        ] {
+            let counter = prometheus_client::metrics::counter::ConstCounter::new(value);
+            counter.encode(encoder.encode_descriptor(name, help, None, counter.metric_type())?)?;
+        }
+        Ok(())
     }
 }

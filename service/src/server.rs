@@ -2,11 +2,10 @@
 //! (readiness turns false, the listener closes, in-flight requests finish).
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use mailagent_mail::api::{Assistant, maildir_assistant};
+use mailagent_mail::api::Assistant;
 
 use crate::app::App;
 use crate::auth::Authenticator;
@@ -27,19 +26,9 @@ pub fn build(source: &Source, assistant: Option<Arc<dyn Assistant>>) -> anyhow::
     Ok((App::new(settings, auth, assistant, mutation_switch(source)), digest))
 }
 
-/// The Maildir from `MAILDIR_PATH`, or an empty one under the state directory.
+/// The mail domain the settings describe (`MAILBOX_PROVIDER`, calendar, digest): see [`crate::mailbox`].
 fn open_assistant(settings: &Settings) -> anyhow::Result<Arc<dyn Assistant>> {
-    let maildir = match &settings.maildir {
-        Some(dir) => dir.clone(),
-        None => {
-            let dir = settings.state_dir.join("maildir");
-            for sub in ["cur", "new", "tmp"] {
-                std::fs::create_dir_all(dir.join(sub)).with_context(|| format!("create {}", dir.display()))?;
-            }
-            dir
-        }
-    };
-    maildir_assistant(Path::new(&maildir), &settings.state_dir).map_err(|e| anyhow::anyhow!(e))
+    crate::mailbox::open(settings)
 }
 
 /// Serves until SIGTERM or Ctrl-C.

@@ -152,6 +152,94 @@ pub struct Settings {
     /// `MAILAGENT_PUBLIC_URL` without a trailing slash: the base of the agent card's URLs.
     pub public_url: Option<String>,
     pub json_logs: bool,
+    pub mail: MailSettings,
+}
+
+/// Which mailbox provider serves the assistant (`MAILBOX_PROVIDER`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MailboxKind {
+    /// A local Maildir (`MAILDIR_PATH`), the default.
+    Maildir,
+    /// Gmail with `token.json` from the credentials directory.
+    Gmail,
+}
+
+/// Where availability reads busy time (`CALENDAR_PROVIDER`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CalendarChoice {
+    /// `CALENDAR_ICS_PATH`, else `calendar.ics` inside the Maildir when present.
+    Ics(Option<PathBuf>),
+    /// Google Calendar free/busy of these calendar ids (empty: `primary`).
+    Google(Vec<String>),
+    /// No calendar: every window is free.
+    None,
+}
+
+/// The mail domain's settings: provider, credentials, endpoint overrides, calendar, digest.
+#[derive(Clone, Debug)]
+pub struct MailSettings {
+    pub provider: MailboxKind,
+    /// Holds `token.json` (and `client_secret.json`) for Google.
+    pub credentials_dir: PathBuf,
+    /// `GMAIL_API_BASE_URL`, trailing slash added.
+    pub gmail_base_url: Option<String>,
+    /// `GMAIL_FETCH_FORMAT=raw`.
+    pub gmail_raw: bool,
+    pub calendar: CalendarChoice,
+    /// `GOOGLE_CALENDAR_BASE_URL`, trailing slash added.
+    pub calendar_base_url: Option<String>,
+    pub digest_recipient: Option<String>,
+    pub digest_schedule: Option<String>,
+    /// IANA zone name (`MAILAGENT_TIMEZONE`, default UTC), checked when the assistant opens.
+    pub time_zone: String,
+}
+
+impl MailSettings {
+    fn load(source: &Source) -> Result<Self, SettingsError> {
+        let provider = match source.get(env::MAILBOX_PROVIDER)?.as_deref() {
+            None | Some("maildir") => MailboxKind::Maildir,
+            Some("gmail") => MailboxKind::Gmail,
+            Some(other) => return Err(invalid(env::MAILBOX_PROVIDER, format!("{other:?}: expected gmail or maildir"))),
+        };
+        let endpoint = |name: &'static str| -> Result<Option<String>, SettingsError> {
+            match source.get(name)? {
+                None => Ok(None),
+                Some(url) if is_https_or_loopback(&url) => {
+                    Ok(Some(if url.ends_with('/') { url } else { format!("{url}/") }))
+                }
+                Some(url) => Err(invalid(name, format!("{url:?} must be https:// (http only on loopback)"))),
+            }
+        };
+        let gmail_raw = match source.get(env::GMAIL_FETCH_FORMAT)?.as_deref() {
+            None | Some("metadata") => false,
+            Some("raw") => true,
+            Some(other) => {
+                return Err(invalid(env::GMAIL_FETCH_FORMAT, format!("{other:?}: expected metadata or raw")));
+            }
+        };
+        let calendar = match source.get(env::CALENDAR_PROVIDER)?.as_deref() {
+            None | Some("ics") => CalendarChoice::Ics(source.get(env::CALENDAR_ICS_PATH)?.map(PathBuf::from)),
+            Some("google") => CalendarChoice::Google(source.list(env::GOOGLE_CALENDAR_IDS)?),
+            Some("none") => CalendarChoice::None,
+            Some(other) => {
+                return Err(invalid(env::CALENDAR_PROVIDER, format!("{other:?}: expected ics, google or none")));
+            }
+        };
+        Ok(Self {
+            provider,
+            credentials_dir: source
+                .get(env::MAILAGENT_CREDENTIALS_DIR)?
+                .map(PathBuf::from)
+                .unwrap_or_else(|| contract::paths::CREDENTIALS_DIR.into()),
+            gmail_base_url: endpoint(env::GMAIL_API_BASE_URL)?,
+            gmail_raw,
+            calendar,
+            calendar_base_url: endpoint(env::GOOGLE_CALENDAR_BASE_URL)?,
+            digest_recipient: source.get(env::DIGEST_RECIPIENT)?,
+            digest_schedule: source.get(env::DIGEST_SCHEDULE)?,
+            time_zone: source.get(env::MAILAGENT_TIMEZONE)?.unwrap_or_else(|| "UTC".into()),
+        })
+    }
 }
 
 impl Settings {
@@ -235,6 +323,7 @@ impl Settings {
             tls,
             public_url,
             json_logs: source.get(env::LOG_FORMAT)?.as_deref() != Some("text"),
+            mail: MailSettings::load(source)?,
         })
     }
 
@@ -410,6 +499,35 @@ mod tests {
             ("MAILAGENT_PUBLIC_URL", "http://mail.example.com"),
         ];
         assert!(load(&tls).unwrap_err().to_string().contains("https"));
+    }
+
+    #[test]
+    fn mail_settings_default_to_maildir_and_check_overrides() {
+        let settings = Settings::load(&source(&[])).unwrap();
+        assert_eq!(settings.mail.provider, MailboxKind::Maildir);
+        assert_eq!(settings.mail.calendar, CalendarChoice::Ics(None));
+        assert_eq!(settings.mail.credentials_dir, PathBuf::from(contract::paths::CREDENTIALS_DIR));
+        let settings = Settings::load(&source(&[
+            ("MAILBOX_PROVIDER", "gmail"),
+            ("GMAIL_API_BASE_URL", "http://127.0.0.1:4000"),
+            ("CALENDAR_PROVIDER", "google"),
+            ("GOOGLE_CALENDAR_IDS", "primary, team@group.example"),
+            ("GOOGLE_CALENDAR_BASE_URL", "http://127.0.0.1:4000/calendar/v3"),
+        ]))
+        .unwrap();
+        assert_eq!(settings.mail.provider, MailboxKind::Gmail);
+        assert_eq!(settings.mail.gmail_base_url.as_deref(), Some("http://127.0.0.1:4000/"));
+        assert_eq!(settings.mail.calendar_base_url.as_deref(), Some("http://127.0.0.1:4000/calendar/v3/"));
+        assert_eq!(settings.mail.calendar, CalendarChoice::Google(vec!["primary".into(), "team@group.example".into()]));
+        for (name, value) in [
+            ("MAILBOX_PROVIDER", "imap"),
+            ("GMAIL_API_BASE_URL", "http://gmail.example.com/"),
+            ("CALENDAR_PROVIDER", "outlook"),
+            ("GMAIL_FETCH_FORMAT", "full"),
+        ] {
+            let err = Settings::load(&source(&[(name, value)])).unwrap_err();
+            assert!(err.to_string().starts_with(name), "{err}");
+        }
     }
 
     #[test]
