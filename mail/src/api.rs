@@ -65,12 +65,16 @@ pub struct ScanRequest {
     pub query: Option<String>,
     /// Scan at most this many messages (newest first). Defaults to 500, at most 10,000.
     #[serde(default)]
+    #[schemars(range(min = 1, max = 10_000))]
+    #[schema(minimum = 1, maximum = 10_000)]
     pub max_messages: Option<u32>,
     /// Force a full scan instead of an incremental one from the last scan's checkpoint.
     #[serde(default)]
     pub full: bool,
     /// Include per-message explanations for at most this many messages (default 50, max 1,000).
     #[serde(default)]
+    #[schemars(range(min = 1, max = 1_000))]
+    #[schema(minimum = 1, maximum = 1_000)]
     pub explain_limit: Option<u32>,
 }
 
@@ -140,9 +144,13 @@ pub struct ScanResponse {
 pub struct CandidatesRequest {
     /// Return at most this many candidates (default 50, max 1,000), most frequent first.
     #[serde(default)]
+    #[schemars(range(min = 1, max = 1_000))]
+    #[schema(minimum = 1, maximum = 1_000)]
     pub limit: Option<u32>,
-    /// Only senders with at least this many messages (default 1).
+    /// Only senders with at least this many messages (default 1, at most 1,000,000).
     #[serde(default)]
+    #[schemars(range(min = 1, max = 1_000_000))]
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub min_messages: Option<u32>,
     /// Include candidates already unsubscribed (default false).
     #[serde(default)]
@@ -241,6 +249,8 @@ pub struct CandidatesResponse {
 #[serde(deny_unknown_fields)]
 pub struct UnsubscribeRequest {
     /// The candidate `key` from `unsubscribe:read`.
+    #[schemars(regex(pattern = r"\S"))]
+    #[schema(pattern = r"\S")]
     pub candidate: String,
     /// Use this method instead of the best automatic one. `manual` is never executed.
     #[serde(default)]
@@ -346,10 +356,16 @@ pub enum Weekday {
 #[serde(deny_unknown_fields)]
 pub struct WorkingHours {
     /// Start of the working day, `HH:MM` local time (default `09:00`).
+    #[schemars(regex(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"))]
+    #[schema(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
     pub start: String,
     /// End of the working day, `HH:MM` local time, after `start` (default `17:00`).
+    #[schemars(regex(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"))]
+    #[schema(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
     pub end: String,
     /// Working days (default Monday to Friday).
+    #[schemars(length(min = 1))]
+    #[schema(min_items = 1)]
     pub days: Vec<Weekday>,
 }
 
@@ -409,15 +425,23 @@ pub struct MeetingIntervalsRequest {
     #[serde(default)]
     pub working_hours: Option<WorkingHours>,
     /// Meeting length in minutes (5 to 480); shorter free gaps are skipped.
+    #[schemars(range(min = 5, max = 480))]
+    #[schema(minimum = 5, maximum = 480)]
     pub duration_minutes: u32,
     /// Minutes kept free before each busy block (default 0, at most 120).
     #[serde(default)]
+    #[schemars(range(max = 120))]
+    #[schema(minimum = 0, maximum = 120)]
     pub buffer_before_minutes: u32,
     /// Minutes kept free after each busy block (default 0, at most 120).
     #[serde(default)]
+    #[schemars(range(max = 120))]
+    #[schema(minimum = 0, maximum = 120)]
     pub buffer_after_minutes: u32,
     /// Return at most this many intervals (default 10, max 100), earliest first.
     #[serde(default)]
+    #[schemars(range(min = 1, max = 100))]
+    #[schema(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 

@@ -274,7 +274,7 @@ impl Assistant for LocalAssistant {
 
     async fn unsubscribe_candidates(&self, request: CandidatesRequest) -> Result<CandidatesResponse, DomainError> {
         let limit = bounded(request.limit, 50, 1_000, "limit")? as usize;
-        let min_messages = u64::from(bounded(request.min_messages, 1, u32::MAX, "min_messages")?);
+        let min_messages = u64::from(bounded(request.min_messages, 1, 1_000_000, "min_messages")?);
         self.ensure_scanned().await?;
         let (candidates, scanned_messages) = self.candidates_with_history().await?;
         let candidates = candidates

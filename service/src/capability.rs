@@ -147,11 +147,71 @@ impl Capability {
     }
 }
 
+/// Arguments are a JSON object, as every input schema says: serde would otherwise also read a
+/// struct from an array of its fields in order (`[null, null]`). Numbers are read the JSON Schema
+/// way, where `10.0` is an integer.
 fn parse<T: DeserializeOwned>(arguments: Value) -> Result<T, CallError> {
-    let arguments = if arguments.is_null() { Value::Object(Default::default()) } else { arguments };
-    serde_json::from_value(arguments).map_err(|e| CallError::InvalidArguments(e.to_string()))
+    let Value::Object(mut arguments) = arguments else {
+        return Err(CallError::InvalidArguments(format!("arguments must be a JSON object, not {}", kind(&arguments))));
+    };
+    arguments.values_mut().for_each(integral_floats_as_integers);
+    serde_json::from_value(Value::Object(arguments)).map_err(|e| CallError::InvalidArguments(e.to_string()))
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// `1000.0` to `1000` wherever it occurs, so integer fields accept what JSON Schema calls an
+/// integer; fields typed as floats read integers just as well.
+fn integral_floats_as_integers(value: &mut Value) {
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            let integral = f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0; // 2^53: exact
+            if integral {
+                *value = if f < 0.0 { Value::from(f as i64) } else { Value::from(f as u64) };
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
+        Value::Object(map) => map.values_mut().for_each(integral_floats_as_integers),
+        _ => {}
+    }
 }
 
 fn to_json<T: Serialize>(value: T) -> Result<Value, CallError> {
     Ok(serde_json::to_value(value).expect("domain responses serialize"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn arguments_must_be_an_object() {
+        // Regression (schemathesis): `[null, null]` and `null` were accepted as a ScanRequest.
+        for body in [json!([null, null]), json!(null), json!("x"), json!(3)] {
+            let parsed = parse::<mail::ScanRequest>(body.clone());
+            assert!(matches!(parsed, Err(CallError::InvalidArguments(_))), "{body} was accepted");
+        }
+        assert!(parse::<mail::ScanRequest>(json!({})).is_ok());
+    }
+
+    #[test]
+    fn integral_floats_are_integers_and_fractions_are_not() {
+        // Regression (schemathesis): `{"limit": 1000000000.0}` is an integer to JSON Schema.
+        let request: mail::CandidatesRequest = parse(json!({"limit": 1000.0, "min_messages": 2})).unwrap();
+        assert_eq!((request.limit, request.min_messages), (Some(1000), Some(2)));
+        assert!(parse::<mail::CandidatesRequest>(json!({"limit": 2.5})).is_err());
+        assert!(parse::<mail::CandidatesRequest>(json!({"limit": -1.0})).is_err());
+        assert!(parse::<mail::CandidatesRequest>(json!({"limit": 1e300})).is_err());
+    }
 }

@@ -117,7 +117,7 @@ impl ServerHandler for McpDoor {
             audit::forbidden(Door::Mcp, &principal, &request.name, "not_visible");
             return Err(McpError::invalid_params(format!("unknown tool {:?}", request.name), None));
         };
-        let arguments = request.arguments.map(Value::Object).unwrap_or(Value::Null);
+        let arguments = Value::Object(request.arguments.unwrap_or_default());
         let target = crate::http::rest::mutation_target(capability, &arguments);
         let result = capability.call(&self.app.assistant, arguments).await;
         if let Some(target) = target {

@@ -40,6 +40,30 @@ async fn domain_errors_map_to_statuses_and_bad_arguments_are_400() {
 }
 
 #[tokio::test]
+async fn rest_bodies_must_be_json_objects_and_every_error_is_json() {
+    // Regressions found by schemathesis against /openapi.json.
+    let (app, _dir) = app("api_key", &[]);
+    let key = [("x-api-key", API_KEY)];
+    for body in [json!([null, null]), json!(null), json!(7)] {
+        let (status, _, reply) = send(&app, post("/v1/mail/scan", &key, body.clone())).await;
+        assert_eq!((status.as_u16(), reply["error"].as_str()), (400, Some("invalid_arguments")), "{body}: {reply}");
+    }
+    let (status, _, reply) = send(&app, post("/v1/unsubscribe/candidates", &key, json!({"limit": 1000.0}))).await;
+    assert_eq!(status, 200, "1000.0 is an integer to JSON Schema: {reply}");
+    let no_type = Request::post("/v1/mail/scan").header("x-api-key", API_KEY).body(Body::from("{}")).unwrap();
+    let (status, headers, reply) = send(&app, no_type).await;
+    assert_eq!((status.as_u16(), reply["error"].as_str()), (415, Some("unsupported_media_type")), "{reply}");
+    assert_eq!(headers["content-type"], "application/json");
+    let broken = Request::post("/v1/mail/scan")
+        .header("x-api-key", API_KEY)
+        .header("content-type", "application/json")
+        .body(Body::from("{\"full\":"))
+        .unwrap();
+    let (status, _, reply) = send(&app, broken).await;
+    assert_eq!((status.as_u16(), reply["error"].as_str()), (400, Some("invalid_json")), "{reply}");
+}
+
+#[tokio::test]
 async fn agent_card_matches_the_auth_mode_and_supports_etags() {
     let (app, _dir) = app("hybrid", &[]);
     let (status, headers, card) = send(&app, get("/.well-known/agent-card.json")).await;

@@ -126,7 +126,9 @@ fn requested(params: &Value) -> Option<(Capability, Value)> {
         .or_else(|| parts.iter().find_map(|p| p.get("text").and_then(Value::as_str)).map(|t| t.trim().to_owned()))?;
     let capability = Capability::by_name(&skill)?;
     let arguments = match data {
-        Some(d) if d.get("skill").is_some() => d.get("arguments").cloned().unwrap_or(json!({})),
+        Some(d) if d.get("skill").is_some() => {
+            d.get("arguments").filter(|a| !a.is_null()).cloned().unwrap_or(json!({}))
+        }
         Some(d) => d,
         None => json!({}),
     };

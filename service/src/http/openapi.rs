@@ -4,8 +4,10 @@
 use mailagent_crds::contract::AuthMode;
 use mailagent_mail::api as mail;
 use utoipa::OpenApi;
+use utoipa::openapi::header::Header;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder};
 use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::schema::{Object, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{Content, Ref, Required, ResponseBuilder};
 
@@ -30,9 +32,25 @@ use crate::capability::Capability;
         mail::AvailabilityResponse,
         mail::MeetingIntervalsRequest,
         mail::MeetingIntervalsResponse,
+        Error,
     ))
 )]
 struct Components;
+
+/// The body of every error response: a stable machine-readable `error` code, and for some a
+/// human-readable `message` or the missing `scope`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // Only its schema is used: handlers build the same shape with `json!`.
+struct Error {
+    /// `unauthorized`, `insufficient_scope`, `mutations_disabled`, `rate_limited`,
+    /// `invalid_arguments`, `invalid_input`, `invalid_json`, `unsupported_media_type`,
+    /// `payload_too_large`, `not_found`, `refused` or `provider_unavailable`.
+    error: String,
+    /// What went wrong, in words (never secrets or mail content).
+    message: Option<String>,
+    /// The scope the caller lacks (`insufficient_scope` only).
+    scope: Option<String>,
+}
 
 fn schema_names(capability: Capability) -> (&'static str, &'static str) {
     match capability {
@@ -63,7 +81,7 @@ pub fn document(mode: AuthMode) -> utoipa::openapi::OpenApi {
     for capability in Capability::ALL {
         let (request, response) = schema_names(capability);
         let json = |name: &str| Content::new(Some(Ref::from_schema_name(name)));
-        let error = |text: &str| ResponseBuilder::new().description(text).build();
+        let error = |text: &str| ResponseBuilder::new().description(text).content("application/json", json("Error"));
         let mut operation = OperationBuilder::new()
             .operation_id(Some(capability.name()))
             .summary(Some(capability.title()))
@@ -78,10 +96,26 @@ pub fn document(mode: AuthMode) -> utoipa::openapi::OpenApi {
                 "200",
                 ResponseBuilder::new().description("Result").content("application/json", json(response)).build(),
             )
-            .response("400", error("Invalid arguments"))
-            .response("401", error("Not authenticated (reason in X-Auth-Failure)"))
-            .response("403", error("Missing scope, or mutations disabled"))
-            .response("429", error("Rate limited (see Retry-After)"));
+            .response("400", error("Invalid arguments, or a body that is not JSON").build())
+            .response("401", error("Not authenticated (reason in X-Auth-Failure)").build())
+            .response("403", error("Missing scope, or mutations disabled").build())
+            .response("404", error("What the arguments name does not exist (e.g. an unknown candidate)").build())
+            .response("409", error("Refused by the domain (e.g. the candidate has no safe method)").build())
+            .response("413", error("Body over the size limit").build())
+            .response("415", error("Body not sent as application/json").build())
+            .response(
+                "429",
+                error("Rate limited")
+                    .header(
+                        "Retry-After",
+                        Header::builder()
+                            .schema(Some(Object::with_type(Type::Integer)))
+                            .description(Some("Seconds until a request may succeed"))
+                            .build(),
+                    )
+                    .build(),
+            )
+            .response("503", error("The mail or calendar provider is unavailable; retry later").build());
         for scheme in schemes {
             operation = operation.security(SecurityRequirement::new(*scheme, [capability.scope().as_str()]));
         }
@@ -106,5 +140,11 @@ mod tests {
             assert!(schemas.get(request).is_some() && schemas.get(response).is_some(), "{request}/{response}");
         }
         assert!(schemas.get("MessageClass").is_some(), "nested schemas are collected");
+        // Regression (schemathesis): the statuses the routes answer with are all documented.
+        let responses = doc["paths"][Capability::Unsubscribe.path()]["post"]["responses"].as_object().unwrap();
+        let documented: Vec<&str> = responses.keys().map(String::as_str).collect();
+        assert_eq!(documented, ["200", "400", "401", "403", "404", "409", "413", "415", "429", "503"]);
+        assert_eq!(responses["404"]["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/Error");
+        assert!(responses["429"]["headers"].get("Retry-After").is_some());
     }
 }

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -19,9 +20,13 @@ pub fn routes() -> Router<Arc<App>> {
     Capability::ALL.into_iter().fold(Router::new(), |router, capability| {
         router.route(
             capability.path(),
-            axum::routing::post(move |state: State<Arc<App>>, principal: Extension<Principal>, body: Json<Value>| {
-                call(capability, state, principal, body)
-            }),
+            axum::routing::post(
+                move |state: State<Arc<App>>,
+                      principal: Extension<Principal>,
+                      body: Result<Json<Value>, JsonRejection>| {
+                    call(capability, state, principal, body)
+                },
+            ),
         )
     })
 }
@@ -30,11 +35,15 @@ async fn call(
     capability: Capability,
     State(app): State<Arc<App>>,
     Extension(principal): Extension<Principal>,
-    Json(arguments): Json<Value>,
+    body: Result<Json<Value>, JsonRejection>,
 ) -> Response {
     if let Err(response) = permit(&app, Door::Rest, &principal, capability) {
         return *response;
     }
+    let arguments = match body {
+        Ok(Json(arguments)) => arguments,
+        Err(rejection) => return body_rejected(&rejection),
+    };
     let target = mutation_target(capability, &arguments);
     let result = capability.call(&app.assistant, arguments).await;
     if let Some(target) = target {
@@ -72,6 +81,18 @@ pub fn mutation_target(capability: Capability, arguments: &Value) -> Option<Stri
         Capability::Digest => Some("digest_recipient".to_owned()),
         _ => None,
     }
+}
+
+/// A body that is not JSON (415 without `Content-Type: application/json`, 400 for a syntax error,
+/// 413 over the size limit) gets the same JSON error shape as every other failure.
+fn body_rejected(rejection: &JsonRejection) -> Response {
+    let status = rejection.status();
+    let code = match status {
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        _ => "invalid_json",
+    };
+    (status, Json(json!({"error": code, "message": rejection.body_text()}))).into_response()
 }
 
 /// Status and body for a failed call.
