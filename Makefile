@@ -60,3 +60,4 @@ bench: control-plane ## Benchmarks, each printing ratios against a baseline meas
 	$(CARGO) build --release -p mailagent-operator
 	$(CARGO) run --release -p mailagent-tests --bin operator-bench
 	$(CARGO) bench -p mailagent-service --bench doors
+	hack/peers/mail/bench.sh

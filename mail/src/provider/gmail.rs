@@ -126,6 +126,7 @@ pub struct Meter {
     units: AtomicU64,
     calls: AtomicU64,
     retries: AtomicU64,
+    by_kind: [AtomicU64; 5],
 }
 
 impl Meter {
@@ -136,6 +137,7 @@ impl Meter {
             units: AtomicU64::new(0),
             calls: AtomicU64::new(0),
             retries: AtomicU64::new(0),
+            by_kind: Default::default(),
         }
     }
 
@@ -147,6 +149,12 @@ impl Meter {
         }
         self.units.fetch_add(u64::from(call.units()), Ordering::Relaxed);
         self.calls.fetch_add(1, Ordering::Relaxed);
+        self.by_kind[kind_index(call)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Calls made of one kind (every attempt).
+    pub fn calls_of(&self, call: Call) -> u64 {
+        self.by_kind[kind_index(call)].load(Ordering::Relaxed)
     }
 
     /// Counts a retry.
@@ -364,6 +372,21 @@ impl Gmail {
     /// (units, calls, retries) so far.
     pub fn counters(&self) -> (u64, u64, u64) {
         self.meter.counters()
+    }
+
+    /// The meter (per-kind call counts for benches).
+    pub fn meter(&self) -> &Meter {
+        &self.meter
+    }
+}
+
+const fn kind_index(call: Call) -> usize {
+    match call {
+        Call::List => 0,
+        Call::Get => 1,
+        Call::History => 2,
+        Call::Send => 3,
+        Call::Profile => 4,
     }
 }
 

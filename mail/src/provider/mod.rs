@@ -69,3 +69,38 @@ pub trait MailProvider: Send + Sync {
         0
     }
 }
+
+/// A shared provider is a provider (callers keep a handle for counters while the assistant owns one).
+#[async_trait]
+impl<T: MailProvider + ?Sized> MailProvider for std::sync::Arc<T> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    async fn owner(&self) -> Result<Option<String>, ProviderError> {
+        (**self).owner().await
+    }
+    async fn checkpoint(&self) -> Result<Option<String>, ProviderError> {
+        (**self).checkpoint().await
+    }
+    async fn list_ids(&self, query: Option<&str>, max: usize) -> Result<Vec<String>, ProviderError> {
+        (**self).list_ids(query, max).await
+    }
+    async fn fetch(&self, ids: &[String]) -> Result<Vec<MessageMeta>, ProviderError> {
+        (**self).fetch(ids).await
+    }
+    async fn history(&self, checkpoint: &str) -> Result<History, ProviderError> {
+        (**self).history(checkpoint).await
+    }
+    async fn send_raw(&self, raw: Vec<u8>) -> Result<String, ProviderError> {
+        (**self).send_raw(raw).await
+    }
+    fn quota_units(&self) -> u64 {
+        (**self).quota_units()
+    }
+    fn calls(&self) -> u64 {
+        (**self).calls()
+    }
+    fn retries(&self) -> u64 {
+        (**self).retries()
+    }
+}
