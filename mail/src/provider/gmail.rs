@@ -345,7 +345,7 @@ impl Gmail {
     /// One `messages.get`; `None` when the message is gone.
     async fn get(&self, id: &str) -> Result<Option<MessageMeta>, ProviderError> {
         let path = format!("messages/{}", utf8_percent(id));
-        let mut query = match self.config.format {
+        let query = match self.config.format {
             FetchFormat::Metadata => {
                 let mut query = vec![("format", "metadata"), ("fields", "id,labelIds,historyId,payload/headers")];
                 query.extend(NEEDED_HEADERS.iter().map(|h| ("metadataHeaders", *h)));
@@ -353,7 +353,6 @@ impl Gmail {
             }
             FetchFormat::Raw => vec![("format", "raw"), ("fields", "id,labelIds,historyId,raw")],
         };
-        query.shrink_to_fit();
         match self.json::<MetadataMessage>(Call::Get, &self.url(&path, &query), None).await {
             Ok(message) => Ok(Some(self.meta(message))),
             Err(Failure::Status(404, _)) => Ok(None),
