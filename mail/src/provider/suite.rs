@@ -64,7 +64,7 @@ pub async fn run(fixture: &dyn Fixture) {
     if let Some(checkpoint) = checkpoint {
         match provider.history(&checkpoint).await.unwrap() {
             History::Delta { added, removed, checkpoint: next } => {
-                assert_eq!(added, [new_id.clone()], "{name}: history names exactly the new message");
+                assert_eq!(added, std::slice::from_ref(&new_id), "{name}: history names exactly the new message");
                 assert!(removed.is_empty(), "{name}: nothing removed");
                 assert_ne!(next, checkpoint, "{name}: the checkpoint moves on");
             }
