@@ -61,3 +61,14 @@ bench: control-plane ## Benchmarks, each printing ratios against a baseline meas
 	$(CARGO) run --release -p mailagent-tests --bin operator-bench
 	$(CARGO) bench -p mailagent-service --bench doors
 	hack/peers/mail/bench.sh
+
+# No AddressSanitizer by default: the crate forbids unsafe and the target checks panics and
+# redaction, which need none; FUZZ_SANITIZER=address also covers the dependencies' unsafe code, slower.
+FUZZ_SECONDS ?= 60
+FUZZ_SANITIZER ?= none
+.PHONY: fuzz
+fuzz: ## Fuzz the header parser (nightly + cargo-fuzz) for FUZZ_SECONDS from mail/fuzz/seeds; a crash fails, its input lands in mail/fuzz/artifacts
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked --version 0.13.2
+	mkdir -p mail/fuzz/corpus/unsubscribe_headers
+	cd mail && $(CARGO) +nightly fuzz run --sanitizer $(FUZZ_SANITIZER) unsubscribe_headers fuzz/corpus/unsubscribe_headers fuzz/seeds -- \
+		-max_total_time=$(FUZZ_SECONDS) -max_len=16384 -rss_limit_mb=2048

@@ -9,6 +9,8 @@ pub mod candidates;
 pub mod digest;
 pub mod dkim;
 pub mod guard;
+#[doc(hidden)]
+pub mod header_invariants;
 pub mod intervals;
 pub mod list_unsubscribe;
 pub mod message;
