@@ -122,7 +122,8 @@ pub fn connector() -> Result<Connector, ProviderError> {
 /// Pacing and counters of one Google account's calls.
 #[derive(Debug)]
 pub struct Meter {
-    pacer: Mutex<QuotaPacer>,
+    /// The per-minute pacer and the per-second one (same rate, no bursts).
+    pacer: Mutex<(QuotaPacer, QuotaPacer)>,
     units: AtomicU64,
     calls: AtomicU64,
     retries: AtomicU64,
@@ -130,10 +131,15 @@ pub struct Meter {
 }
 
 impl Meter {
-    /// A meter allowing `units_per_minute` over any sliding minute.
+    /// A meter allowing `units_per_minute` over any sliding minute and a sixtieth of it over any
+    /// sliding second.
     pub fn new(units_per_minute: u32) -> Self {
+        let per_second = (units_per_minute / 60).max(Call::Send.units());
         Self {
-            pacer: Mutex::new(QuotaPacer::new(units_per_minute, Duration::from_secs(60))),
+            pacer: Mutex::new((
+                QuotaPacer::new(units_per_minute, Duration::from_secs(60)),
+                QuotaPacer::new(per_second, Duration::from_secs(1)),
+            )),
             units: AtomicU64::new(0),
             calls: AtomicU64::new(0),
             retries: AtomicU64::new(0),
@@ -143,7 +149,15 @@ impl Meter {
 
     /// Waits until `call` fits in the quota, then counts it (every attempt is charged).
     pub async fn admit(&self, call: Call) {
-        let wait = self.pacer.lock().expect("pacer lock").reserve(call.units(), Instant::now());
+        let wait = {
+            let mut pacers = self.pacer.lock().expect("pacer lock");
+            let (minute, second) = &mut *pacers;
+            let now = Instant::now();
+            let wait = minute.wait_for(call.units(), now).max(second.wait_for(call.units(), now));
+            minute.record(call.units(), now + wait);
+            second.record(call.units(), now + wait);
+            wait
+        };
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }

@@ -15,6 +15,10 @@ use crate::message::{MessageMeta, NEEDED_HEADERS};
 
 /// Per-user quota: 15,000 units per minute.
 pub const USER_UNITS_PER_MINUTE: u32 = 15_000;
+/// The same quota as Gmail's older documentation states it, a moving average of 250 units per
+/// second: pacing to it too avoids bursting a whole minute's units into a few seconds, which
+/// Gmail's per-user concurrency limit answers with 429.
+pub const USER_UNITS_PER_SECOND: u32 = 250;
 
 /// Quota cost of each call the provider makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,6 +205,13 @@ impl QuotaPacer {
     /// How long to wait before spending `units` at `now` (zero when it fits now); records the
     /// spend as happening after that wait.
     pub fn reserve(&mut self, units: u32, now: Instant) -> Duration {
+        let wait = self.wait_for(units, now);
+        self.record(units, now + wait);
+        wait
+    }
+
+    /// How long to wait before `units` fit, without recording anything.
+    pub fn wait_for(&mut self, units: u32, now: Instant) -> Duration {
         while self.spent.front().is_some_and(|(at, _)| now.duration_since(*at) >= self.window) {
             self.spent.pop_front();
         }
@@ -213,9 +224,14 @@ impl QuotaPacer {
             in_window -= spent;
             index += 1;
         }
-        self.spent.push_back((now + wait, units));
-        self.total += u64::from(units);
         wait
+    }
+
+    /// Records `units` spent at `at` (not before any earlier record).
+    pub fn record(&mut self, units: u32, at: Instant) {
+        let at = self.spent.back().map_or(at, |(last, _)| at.max(*last));
+        self.spent.push_back((at, units));
+        self.total += u64::from(units);
     }
 
     /// Units spent since creation.
