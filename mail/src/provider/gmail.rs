@@ -556,3 +556,33 @@ impl MailProvider for Gmail {
         self.meter.counters().2
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_meter_paces_per_second_without_bursts() {
+        let meter = Meter::new(USER_UNITS_PER_MINUTE);
+        let started = Instant::now();
+        // 100 gets = 500 units: 250 at once, the rest as the second slides.
+        for _ in 0..100 {
+            meter.admit(Call::Get).await;
+        }
+        let elapsed = started.elapsed();
+        assert!(elapsed >= Duration::from_millis(950) && elapsed < Duration::from_secs(3), "{elapsed:?}");
+        assert_eq!(meter.counters(), (500, 100, 0));
+        assert_eq!(meter.calls_of(Call::Get), 100);
+    }
+
+    #[test]
+    fn retry_rules() {
+        assert!(worth_retry(Call::Get, 503, None) && worth_retry(Call::Get, 429, None));
+        assert!(worth_retry(Call::Get, 403, Some("userRateLimitExceeded")));
+        assert!(!worth_retry(Call::Get, 403, Some("insufficientPermissions")) && !worth_retry(Call::Get, 404, None));
+        assert!(!worth_retry(Call::Send, 503, None), "a 5xx send may have gone out: never resent");
+        assert!(worth_retry(Call::Send, 429, None));
+        assert_eq!(decode_base64url("aGk"), b"hi");
+        assert_eq!(with_slash("http://127.0.0.1:1"), "http://127.0.0.1:1/");
+    }
+}
