@@ -49,8 +49,22 @@ async fn maildir_by_default_and_domain_counters_in_metrics() {
     let dir = tempfile::tempdir().unwrap();
     let maildir = dir.path().join("maildir");
     copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../mail/testdata/maildir"), &maildir);
-    let src = source(dir.path(), &[("MAILDIR_PATH", maildir.display().to_string())]);
+    // What the operator renders for the sample MailAgent (hack/samples/20-mailagent.yaml).
+    let src = source(
+        dir.path(),
+        &[
+            ("MAILDIR_PATH", maildir.display().to_string()),
+            ("MAILBOX_PROVIDER", "maildir".into()),
+            ("DIGEST_SCHEDULE", "0 8 * * MON".into()),
+            ("DIGEST_RECIPIENT", "owner@example.com".into()),
+            ("MAILAGENT_TIMEZONE", "Europe/Berlin".into()),
+        ],
+    );
     let (app, _) = mailagent_service::server::build(&src, None).unwrap();
+    assert!(app.assistant.next_digest(chrono::Utc::now()).is_some(), "the digest schedule is wired");
+    let bad = source(dir.path(), &[("MAILAGENT_TIMEZONE", "Mars/Olympus".into())]);
+    let error = mailagent_service::server::build(&bad, None).unwrap_err();
+    assert!(format!("{error:#}").contains("MAILAGENT_TIMEZONE"), "{error:#}");
     let scan = app.assistant.scan(ScanRequest::default()).await.unwrap();
     assert_eq!(scan.total_messages, 7);
     let text = metrics(&app).await;
