@@ -126,3 +126,69 @@ emulator_stop() {
   fi
   EMULATOR_PID=
 }
+
+# The workload binary end to end: MAILBOX_PROVIDER=gmail and CALENDAR_PROVIDER=google against the
+# emulator, with a token.json obtained through the emulator's consent and code exchange (its
+# refresh token is never printed). Checks a REST scan, availability and the Gmail counters in /metrics.
+workload_smoke() {
+  local root="$1" work="$2" url="$EMULATOR_URL" user=calendar@mail.example
+  local redirect=http://127.0.0.1/callback client=mailagent-test.apps.example secret=test-client-secret
+  (cd "$root" && cargo build -q -p mailagent-service --bin mailagent)
+  local location code
+  location=$(curl -fsS -o /dev/null -w '%{redirect_url}' -X POST "$url/o/oauth2/v2/auth/callback" \
+    --data-urlencode "email=$user" --data-urlencode "redirect_uri=$redirect" --data-urlencode "client_id=$client" \
+    --data-urlencode "scope=https://www.googleapis.com/auth/gmail.readonly https://www.googleapis.com/auth/calendar.freebusy")
+  code=$(python3 -c 'import sys, urllib.parse as u; print(u.parse_qs(u.urlparse(sys.argv[1]).query)["code"][0])' "$location")
+  mkdir -p "$work/credentials" && chmod 700 "$work/credentials"
+  curl -fsS -X POST "$url/oauth2/token" -d grant_type=authorization_code -d "code=$code" \
+    --data-urlencode "redirect_uri=$redirect" -d "client_id=$client" -d "client_secret=$secret" |
+    python3 -c '
+import json, sys
+answer = json.load(sys.stdin)
+token = {"token": answer["access_token"], "refresh_token": answer["refresh_token"], "token_uri": sys.argv[1] + "/oauth2/token",
+         "client_id": sys.argv[2], "client_secret": sys.argv[3], "expiry": "2020-01-01T00:00:00Z"}
+json.dump(token, open(sys.argv[4], "w"))' "$url" "$client" "$secret" "$work/credentials/token.json"
+  chmod 600 "$work/credentials/token.json"
+  local raw
+  raw=$(printf 'From: Weekly <news@news.example.com>\r\nTo: %s\r\nSubject: smoke\r\nList-Id: <weekly.news.example.com>\r\nList-Unsubscribe: <mailto:leave@news.example.com>\r\n\r\nhi\r\n' "$user" |
+    base64 -w0 | tr '+/' '-_' | tr -d '=')
+  curl -fsS -o /dev/null -X POST -H 'Authorization: Bearer tok-calendar' -H 'content-type: application/json' \
+    "$url/gmail/v1/users/me/messages/import" -d "{\"raw\":\"$raw\",\"labelIds\":[\"INBOX\"]}"
+  local port key=smoke-api-key-0123456789abcdef0123456789
+  port=$(emulator_port)
+  env -i PATH="$PATH" HOME="$HOME" LOG_FORMAT=text AUTH_MODE=api_key MAILAGENT_LISTEN="127.0.0.1:$port" AGENT_API_KEY="$key" \
+    MAILAGENT_STATE_DIR="$work/state" MAILBOX_PROVIDER=gmail MAILAGENT_CREDENTIALS_DIR="$work/credentials" \
+    GMAIL_API_BASE_URL="$url/" GMAIL_FETCH_FORMAT=raw DIGEST_RECIPIENT="$user" \
+    CALENDAR_PROVIDER=google GOOGLE_CALENDAR_BASE_URL="$url/calendar/v3/" \
+    "$root/target/debug/mailagent" >"$work/workload.log" 2>&1 &
+  WORKLOAD_PID=$!
+  local waited=0
+  until curl -fsS -m 2 "http://127.0.0.1:$port/health" >/dev/null 2>&1; do
+    waited=$((waited + 1))
+    if [ "$waited" -gt 60 ] || ! kill -0 "$WORKLOAD_PID" 2>/dev/null; then
+      emulator_log "the workload did not start; its log:"; sed 's/^/    /' "$work/workload.log" >&2; return 1
+    fi
+    sleep 0.5
+  done
+  local scan availability metrics
+  scan=$(curl -fsS -X POST -H "x-api-key: $key" -H 'content-type: application/json' "http://127.0.0.1:$port/v1/mail/scan" -d '{}')
+  availability=$(curl -fsS -X POST -H "x-api-key: $key" -H 'content-type: application/json' "http://127.0.0.1:$port/v1/availability" \
+    -d '{"start":"2026-11-24T00:00:00Z","end":"2026-11-25T00:00:00Z"}')
+  metrics=$(curl -fsS "http://127.0.0.1:$port/metrics")
+  kill "$WORKLOAD_PID" 2>/dev/null || true
+  wait "$WORKLOAD_PID" 2>/dev/null || true
+  WORKLOAD_PID=
+  python3 - "$scan" "$availability" "$metrics" <<'PY'
+import json, re, sys
+scan, availability, metrics = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
+assert scan["total_messages"] == 1 and scan["quota_units"] > 0, scan
+assert scan["counts"] == [{"class": "newsletter", "count": 1}], scan["counts"]
+assert availability["sources"] == ["google:primary"] and len(availability["busy"]) == 2, availability
+units = int(re.search(r"^mailagent_mail_quota_units_total (\d+)", metrics, re.M).group(1))
+assert units == scan["quota_units"], (units, scan["quota_units"])
+print(f"[peers/mail] workload: gmail scan {scan['quota_units']} units, free/busy {len(availability['busy'])} busy blocks, /metrics agrees", file=sys.stderr)
+PY
+  if grep -q "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["refresh_token"])' "$work/credentials/token.json")" "$work/workload.log"; then
+    emulator_log "the refresh token appears in the workload log"; return 1
+  fi
+}

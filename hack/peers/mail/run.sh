@@ -10,6 +10,12 @@ root=$(cd "$here/../../.." && pwd)
 
 work=$(mktemp -d)
 cleanup() {
+  local status=$?
+  if [ -n "${WORKLOAD_PID:-}" ]; then kill "$WORKLOAD_PID" 2>/dev/null || true; fi
+  if [ "$status" -ne 0 ] && [ -s "$work/workload.log" ]; then
+    emulator_log "FAILED; the workload's log:"
+    tail -n 30 "$work/workload.log" | sed 's/^/    /' >&2 || true
+  fi
   emulator_stop
   rm -rf "$work"
 }
@@ -24,4 +30,7 @@ if ! (cd "$root" && MAILAGENT_EMULATOR_URL="$EMULATOR_URL" timeout 900 cargo tes
   tail -n 50 "$work/emulator.log" | sed 's/^/    /' >&2
   exit 1
 fi
+emulator_log "the workload binary against the emulator"
+# Called plainly (not in an `if`) so `set -e` stops at the first failing step inside it.
+workload_smoke "$root" "$work"
 emulator_log "passed in $(($(date +%s) - started)) s"
