@@ -18,7 +18,7 @@ trap cleanup EXIT INT TERM
 bin=$(emulator_install "$here")
 (cd "$root" && cargo test --release -p mailagent-mail --test emulator_bench --no-run --quiet)
 emulator_start "$bin" "$work"
-if ! (cd "$root" && MAILAGENT_EMULATOR_URL="$EMULATOR_URL" timeout 1500 cargo test --release -p mailagent-mail --test emulator_bench -- --nocapture); then
+if ! (cd "$root" && MAILAGENT_EMULATOR_URL="$EMULATOR_URL" timeout 1500 cargo test --release -p mailagent-mail --test emulator_bench -- --ignored --nocapture); then
   emulator_log "bench FAILED; the emulator's log:"
   tail -n 50 "$work/emulator.log" | sed 's/^/    /' >&2
   exit 1
