@@ -40,6 +40,9 @@ pub async fn run(source: Source) -> anyhow::Result<()> {
         None => None,
     };
     tokio::spawn(crate::reload::watch(app.clone(), source, digest));
+    // Scheduled digests (DIGEST_SCHEDULE): the slot is claimed in the state directory before
+    // sending, so a restart neither repeats nor replays one. Returns at once without a schedule.
+    tokio::spawn(mailagent_mail::run_digest_schedule(app.assistant.clone()));
     let listener = tokio::net::TcpListener::bind(app.settings.listen)
         .await
         .with_context(|| format!("bind {}", app.settings.listen))?;

@@ -27,18 +27,6 @@ fn source(dir: &Path, extra: &[(&str, String)]) -> Source {
     Source::from_map(env)
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &to.join(entry.file_name()));
-        } else {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
-    }
-}
-
 async fn metrics(app: &std::sync::Arc<mailagent_service::app::App>) -> String {
     let (_, _, body) = send(app, Request::get("/metrics").body(axum::body::Body::empty()).unwrap()).await;
     body.as_str().unwrap().to_owned()
@@ -48,7 +36,7 @@ async fn metrics(app: &std::sync::Arc<mailagent_service::app::App>) -> String {
 async fn maildir_by_default_and_domain_counters_in_metrics() {
     let dir = tempfile::tempdir().unwrap();
     let maildir = dir.path().join("maildir");
-    copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../mail/testdata/maildir"), &maildir);
+    copy_sample_maildir(&maildir);
     // What the operator renders for the sample MailAgent (hack/samples/20-mailagent.yaml).
     let src = source(
         dir.path(),

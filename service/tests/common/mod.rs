@@ -172,3 +172,19 @@ pub fn rs256(kid: &str, payload: &Value) -> String {
 pub fn hs256(payload: &Value) -> String {
     hs256_raw(&json!({"alg": "HS256", "typ": "JWT"}), payload, JWT_SECRET.as_bytes())
 }
+
+/// A copy of the sample Maildir (`mail/testdata/maildir`) at `to`, so a test may change it.
+pub fn copy_sample_maildir(to: &std::path::Path) {
+    fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                copy_dir(&entry.path(), &to.join(entry.file_name()));
+            } else {
+                std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+            }
+        }
+    }
+    copy_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../mail/testdata/maildir"), to);
+}
