@@ -60,11 +60,19 @@ pub async fn serve(
     let service = crate::http::router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
     tracing::info!(listen = %listener.local_addr()?, tls = tls.is_some(), auth_mode = %app.settings.auth_mode, mcp_auth_mode = %app.settings.mcp_auth_mode, "serving");
     match tls {
-        None => axum::serve(listener, service).with_graceful_shutdown(shutdown).await?,
+        None => {
+            // Without TCP_NODELAY, a response written in parts (rmcp's SSE stream) waits for the
+            // client's delayed ACK: ~40 ms per MCP call.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            axum::serve(listener, service).with_graceful_shutdown(shutdown).await?
+        }
         Some(tls) => {
             let listener = tls.listener(listener, app.clone())?;
             tokio::spawn(tls.watch(app.clone(), crate::reload::INTERVAL));
-            // `tap_io` gives the TLS listener axum's `ConnectInfo<SocketAddr>` (the peer address).
+            // `tap_io` gives the TLS listener axum's `ConnectInfo<SocketAddr>` (the peer address);
+            // TCP_NODELAY is set before the handshake.
             let listener = axum::serve::ListenerExt::tap_io(listener, |_| {});
             axum::serve(listener, service).with_graceful_shutdown(shutdown).await?
         }
