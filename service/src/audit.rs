@@ -1,14 +1,28 @@
 //! The audit trail: one JSON line per authentication attempt and per mutation, on the tracing
 //! target `audit`. Only names, kids, outcomes and reasons: never a key, token, body or address list.
 
+use std::net::IpAddr;
+
 use crate::auth::{AuthFailure, Door, Principal};
 
-pub fn authenticated(door: Door, principal: &Principal, client: &str) {
-    tracing::info!(target: "audit", event = "authn", door = door.as_str(), outcome = "allow", principal = %principal.name, kid = %principal.kid, client);
+/// The client address as logged: the address, or empty when unknown.
+struct Client(Option<IpAddr>);
+
+impl std::fmt::Display for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(ip) => ip.fmt(f),
+            None => Ok(()),
+        }
+    }
 }
 
-pub fn rejected(door: Door, failure: AuthFailure, client: &str) {
-    tracing::info!(target: "audit", event = "authn", door = door.as_str(), outcome = "deny", reason = failure.reason(), client);
+pub fn authenticated(door: Door, principal: &Principal, client: Option<IpAddr>) {
+    tracing::info!(target: "audit", event = "authn", door = door.as_str(), outcome = "allow", principal = %principal.name, kid = %principal.kid, client = %Client(client));
+}
+
+pub fn rejected(door: Door, failure: AuthFailure, client: Option<IpAddr>) {
+    tracing::info!(target: "audit", event = "authn", door = door.as_str(), outcome = "deny", reason = failure.reason(), client = %Client(client));
 }
 
 pub fn forbidden(door: Door, principal: &Principal, capability: &str, reason: &str) {

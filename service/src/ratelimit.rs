@@ -2,6 +2,7 @@
 //! unless that peer is a configured trusted proxy; then the right-most `X-Forwarded-For` hop that
 //! is not itself a trusted proxy. A forged header from anyone else is ignored.
 
+use std::hash::BuildHasher;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -11,10 +12,15 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use ipnet::IpNet;
 
+use crate::auth::Principal;
+
 /// Both limiters and the proxy list.
 pub struct Limits {
     by_address: DefaultKeyedRateLimiter<IpAddr>,
-    by_principal: DefaultKeyedRateLimiter<String>,
+    /// Keyed by a keyed hash of (kid, name): no allocation per request, and a caller cannot
+    /// choose a name that lands in someone else's bucket (the hash key is random per process).
+    by_principal: DefaultKeyedRateLimiter<u64>,
+    principal_hasher: std::collections::hash_map::RandomState,
     trusted_proxies: Vec<IpNet>,
     clock: DefaultClock,
 }
@@ -32,6 +38,7 @@ impl Limits {
         Self {
             by_address: RateLimiter::keyed(quota),
             by_principal: RateLimiter::keyed(quota),
+            principal_hasher: Default::default(),
             trusted_proxies,
             clock: DefaultClock::default(),
         }
@@ -67,9 +74,10 @@ impl Limits {
         self.by_address.check_key(&key).map_err(|not_until| not_until.wait_time_from(self.clock.now()))
     }
 
-    /// `Err(retry_after)` when the principal is over its rate.
-    pub fn check_principal(&self, bucket: &str) -> Result<(), Duration> {
-        self.by_principal.check_key(&bucket.to_owned()).map_err(|not_until| not_until.wait_time_from(self.clock.now()))
+    /// `Err(retry_after)` when the principal is over its rate (one bucket per key and caller).
+    pub fn check_principal(&self, principal: &Principal) -> Result<(), Duration> {
+        let key = self.principal_hasher.hash_one((&principal.kid, &principal.name));
+        self.by_principal.check_key(&key).map_err(|not_until| not_until.wait_time_from(self.clock.now()))
     }
 
     /// Forgets idle buckets so the maps do not grow without bound.
@@ -119,6 +127,22 @@ mod tests {
         assert!(wait <= Duration::from_secs(1), "{wait:?}");
         assert_eq!(retry_after_seconds(wait), 1);
         assert!(limits.check_address("192.0.2.2".parse().unwrap()).is_ok(), "other clients keep their own bucket");
+    }
+
+    #[test]
+    fn each_principal_has_its_own_bucket() {
+        let limits = Limits::new(60, 1, vec![]);
+        let principal = |kid: &str, name: &str| Principal {
+            name: name.into(),
+            kid: kid.into(),
+            method: crate::auth::Method::ApiKey,
+            scopes: Default::default(),
+            expires_at: None,
+        };
+        assert!(limits.check_principal(&principal("k1", "ci")).is_ok());
+        assert!(limits.check_principal(&principal("k1", "ci")).is_err());
+        assert!(limits.check_principal(&principal("k2", "ci")).is_ok(), "same name, other key");
+        assert!(limits.check_principal(&principal("k1", "cd")).is_ok());
     }
 
     #[test]

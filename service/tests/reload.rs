@@ -58,3 +58,24 @@ async fn mutation_switch_and_keyring_reload_without_restart() {
     eventually(|| app.metrics.render().contains("mailagent_reload_failures_total 1")).await;
     assert_eq!(app.auth.keys().revision, 7);
 }
+
+#[tokio::test]
+async fn a_remembered_token_stops_working_when_its_key_is_revoked() {
+    use mailagent_service::auth::keys::{EnvSecrets, KeySet};
+    let (app, dir) = app("jwt", &[]);
+    let bearer = format!("Bearer {}", rs256("rsa1", &claims("mail:scan")));
+    let scan = || post("/v1/mail/scan", &[("authorization", bearer.as_str())], json!({}));
+    assert_eq!(send(&app, scan()).await.0, 200);
+    assert_eq!(send(&app, scan()).await.0, 200);
+    assert_eq!(app.auth.cached_tokens(), 1, "verified once, remembered");
+    // Revoke rsa1 and swap the key set in as the watcher does.
+    let path = dir.path().join("keyring.json");
+    let mut keyring: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    keyring["jwtKeys"][0]["state"] = json!("Revoked");
+    std::fs::write(&path, keyring.to_string()).unwrap();
+    let secrets = EnvSecrets { api_key: Some(API_KEY.into()), jwt_secret: Some(JWT_SECRET.into()) };
+    let keys = KeySet::build(KeySet::read_keyring(dir.path()).unwrap().as_ref(), &secrets).unwrap();
+    app.auth.replace_keys(keys);
+    let (status, headers, _) = send(&app, scan()).await;
+    assert_eq!((status.as_u16(), headers["x-auth-failure"].to_str().unwrap()), (401, "revoked_key"));
+}

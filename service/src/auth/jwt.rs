@@ -89,6 +89,8 @@ struct Claims {
     #[serde(default)]
     iat: Option<i64>,
     #[serde(default)]
+    nbf: Option<i64>,
+    #[serde(default)]
     sub: Option<String>,
     #[serde(default)]
     client_id: Option<String>,
@@ -96,6 +98,13 @@ struct Claims {
     scope: Option<String>,
     #[serde(default)]
     scp: Option<Vec<String>>,
+}
+
+/// A verified token: who, and from when (`nbf`) it is valid.
+#[derive(Clone, Debug)]
+pub struct Verified {
+    pub principal: Principal,
+    pub not_before: Option<i64>,
 }
 
 /// Verifies signature and claims with the key's own algorithm (the token's `alg` must equal it).
@@ -106,7 +115,7 @@ pub fn verify(
     alg: Algorithm,
     key: &DecodingKey,
     rules: &ClaimRules,
-) -> Result<Principal, AuthFailure> {
+) -> Result<Verified, AuthFailure> {
     if header.alg.parse::<Algorithm>().ok() != Some(alg) {
         return Err(AuthFailure::AlgorithmNotAllowed);
     }
@@ -138,7 +147,10 @@ pub fn verify(
         claims.scope.as_deref().map(mailagent_crds::scope::parse_scope_claim).unwrap_or_default().into_iter().collect();
     scopes.extend(claims.scp.iter().flatten().filter_map(|s| s.parse::<Scope>().ok()));
     let name = claims.sub.or(claims.client_id).unwrap_or_else(|| format!("kid:{kid}"));
-    Ok(Principal { name, kid: kid.to_owned(), method: rules.method, scopes, expires_at: Some(exp) })
+    Ok(Verified {
+        principal: Principal { name, kid: kid.to_owned(), method: rules.method, scopes, expires_at: Some(exp) },
+        not_before: claims.nbf,
+    })
 }
 
 fn failure_of(kind: &ErrorKind) -> AuthFailure {

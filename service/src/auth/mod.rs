@@ -1,6 +1,7 @@
 //! Who is calling, and may they do this: the one decision every door (REST, A2A, MCP) calls.
 
 pub mod api_key;
+pub mod cache;
 pub mod jwks;
 pub mod jwt;
 pub mod keys;
@@ -140,10 +141,18 @@ impl AuthFailure {
     }
 }
 
+/// The key set in force and its generation (bumped on every swap; see [`cache`]).
+#[derive(Debug)]
+struct Current {
+    keys: Arc<KeySet>,
+    generation: u64,
+}
+
 /// The decision function and everything it reads. Cheap to share (`Arc`).
 #[derive(Debug)]
 pub struct Authenticator {
-    keys: RwLock<Arc<KeySet>>,
+    current: RwLock<Current>,
+    verified: cache::TokenCache,
     rest_mode: AuthMode,
     mcp_mode: EffectiveMode,
     jwt: JwtPolicy,
@@ -156,7 +165,8 @@ impl Authenticator {
             unreachable!("AUTH_MODE is never oauth")
         };
         Self {
-            keys: RwLock::new(Arc::new(keys)),
+            current: RwLock::new(Current { keys: Arc::new(keys), generation: 0 }),
+            verified: cache::TokenCache::default(),
             rest_mode,
             mcp_mode: settings.mode_for(Door::Mcp),
             jwt: settings.jwt.clone(),
@@ -169,11 +179,25 @@ impl Authenticator {
 
     /// Swaps in a freshly loaded key set; in-flight requests keep the one they started with.
     pub fn replace_keys(&self, keys: KeySet) {
-        *self.keys.write().expect("keys lock") = Arc::new(keys);
+        let mut current = self.current.write().expect("keys lock");
+        current.keys = Arc::new(keys);
+        current.generation += 1;
+        // Entries of the old generation are already ignored; this frees them.
+        self.verified.clear();
     }
 
     pub fn keys(&self) -> Arc<KeySet> {
-        self.keys.read().expect("keys lock").clone()
+        self.current.read().expect("keys lock").keys.clone()
+    }
+
+    fn keys_and_generation(&self) -> (Arc<KeySet>, u64) {
+        let current = self.current.read().expect("keys lock");
+        (current.keys.clone(), current.generation)
+    }
+
+    /// How many verified tokens are remembered (see [`cache`]).
+    pub fn cached_tokens(&self) -> usize {
+        self.verified.len()
     }
 
     /// The mode `door` applies.
@@ -214,8 +238,17 @@ impl Authenticator {
     }
 
     fn verify_local_jwt(&self, token: &str) -> Result<Principal, AuthFailure> {
+        if token.len() > jwt::MAX_TOKEN_BYTES {
+            return Err(AuthFailure::TooLarge);
+        }
+        let (keys, generation) = self.keys_and_generation();
+        let now = Utc::now().timestamp();
+        let leeway = self.jwt.clock_skew.as_secs() as i64;
+        let cache_key = cache::key(token);
+        if let Some(outcome) = self.verified.get(&cache_key, generation, now, leeway) {
+            return outcome;
+        }
         let header = jwt::inspect(token)?;
-        let keys = self.keys();
         let kid = header.kid.as_deref().unwrap_or(ENV_KID);
         let key = keys.jwt_keys.get(kid).ok_or(AuthFailure::UnknownKid)?;
         if !key.state.accepted() {
@@ -231,7 +264,17 @@ impl Authenticator {
             max_lifetime: self.jwt.max_lifetime,
             method: Method::Jwt,
         };
-        jwt::verify(token, &header, kid, key.alg, &key.key, &rules)
+        let verified = jwt::verify(token, &header, kid, key.alg, &key.key, &rules)?;
+        let exp = verified.principal.expires_at.ok_or(AuthFailure::MissingClaim)?;
+        let entry = cache::Entry {
+            generation,
+            principal: verified.principal.clone(),
+            exp,
+            nbf: verified.not_before,
+            key_not_after: key.not_after.map(|t| t.timestamp()),
+        };
+        self.verified.insert(cache_key, entry, now, leeway);
+        Ok(verified.principal)
     }
 
     async fn verify_oauth(&self, token: &str) -> Result<Principal, AuthFailure> {
@@ -253,7 +296,7 @@ impl Authenticator {
             max_lifetime: self.jwt.max_lifetime,
             method: Method::Oauth,
         };
-        jwt::verify(token, &header, kid, alg, &key, &rules)
+        jwt::verify(token, &header, kid, alg, &key, &rules).map(|verified| verified.principal)
     }
 }
 

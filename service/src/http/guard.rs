@@ -58,23 +58,24 @@ fn door_of(path: &str) -> &'static str {
 
 /// Authenticates a door's request and applies the per-principal limit.
 pub async fn authenticate(State((app, door)): State<(Arc<App>, Door)>, mut request: Request, next: Next) -> Response {
-    let client = request.extensions().get::<ClientAddress>().map(|c| c.0.to_string()).unwrap_or_default();
+    // Formatted only if the audit line is written.
+    let client = request.extensions().get::<ClientAddress>().map(|c| c.0);
     let principal = match app.auth.authenticate(door, request.headers()).await {
         Ok(principal) => principal,
         Err(failure) => {
             app.metrics.auth_failure(door, failure.reason());
-            audit::rejected(door, failure, &client);
+            audit::rejected(door, failure, client);
             return unauthorized(&app, door, failure);
         }
     };
-    if let Err(wait) = app.limits.check_principal(&principal.bucket()) {
+    if let Err(wait) = app.limits.check_principal(&principal) {
         app.metrics.rate_limited.get_or_create(&LimitLabels { bucket: "principal" }).inc();
         return too_many(wait);
     }
     if let Some(exp) = principal.expires_at {
         app.metrics.token_remaining_seconds.observe((exp - chrono::Utc::now().timestamp()).max(0) as f64);
     }
-    audit::authenticated(door, &principal, &client);
+    audit::authenticated(door, &principal, client);
     request.extensions_mut().insert(principal);
     next.run(request).await
 }
