@@ -1,121 +1,489 @@
-//! In-process bench: authenticated REST read vs a bare axum route returning the same bytes, and
-//! the cost of one JWT verification. Prints ratios against the baseline measured in the same run.
-//! (No sockets: this isolates the cost of our layers. MCP tools/call is not measured here yet.)
+//! `make bench` for the workload. Every figure is printed next to a baseline measured in the same
+//! run: a bare axum route that returns the same bytes without auth or any of our layers.
+//!
+//! 1. In process (tower `oneshot`, one request at a time, no sockets): isolates our layers.
+//! 2. Over loopback sockets: hyper clients on `CONNECTIONS` keep-alive connections against the
+//!    servers started here (ours through `server::serve`, exactly as the binary serves).
+//! 3. JWT verification cost per request, first sight of a token and again.
+//! 4. Resident memory of the release `mailagent` binary, idle and after load.
+//!
+//! MCP `tools/call` runs over rmcp's Streamable HTTP service as a client of the 2025-06-18
+//! revision does it: one `initialize` (a session), then every call carries `Mcp-Session-Id`; the
+//! answer is the SSE stream rmcp returns, read to its end.
+//!
+//! Throughput is the best of `ROUNDS` rounds (the machine may be shared; the rounds interleave
+//! the contenders in rotating order so each sees the same conditions); p99 is from that round.
 
-use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use axum::Router;
-use axum::body::Body;
-use axum::http::Request;
-use mailagent_mail::api::*;
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use mailagent_service::app::App;
 use mailagent_service::auth::Door;
-use mailagent_service::settings::Source;
+use mailagent_service::testing::{self, API_KEY, AUDIENCE, ISSUER, JWT_SECRET};
+use serde_json::json;
 use tower::ServiceExt;
 
-const REQUESTS: usize = 20_000;
-const SECRET: &str = "bench-jwt-secret-that-is-at-least-32-bytes";
+const IN_PROCESS_REQUESTS: usize = 20_000;
+const ROUNDS: usize = 4;
+const CONNECTIONS: usize = 16;
+const LOOPBACK_TIME: Duration = Duration::from_secs(2);
+const JWT_SAMPLES: usize = 20_000;
+const MIB: f64 = 1024.0 * 1024.0;
+const IDLE_GOAL_MIB: f64 = 30.0;
 
-struct Canned;
+/// One contender's result.
+#[derive(Clone, Copy, Debug, Default)]
+struct Figure {
+    rate: f64,
+    p50: Duration,
+    p99: Duration,
+}
 
-#[async_trait]
-impl Assistant for Canned {
-    async fn scan(&self, _: ScanRequest) -> Result<ScanResponse, DomainError> {
-        Ok(ScanResponse {
-            total_messages: 1,
-            fetched_messages: 1,
-            incremental: true,
-            full_scan_reason: None,
-            counts: vec![],
-            top_senders: vec![],
-            messages: vec![],
-            quota_units: 0,
-        })
+impl Figure {
+    fn from(latencies: &mut [Duration], elapsed: Duration) -> Self {
+        latencies.sort_unstable();
+        let at = |q: usize| latencies[(latencies.len() * q / 100).min(latencies.len() - 1)];
+        Self { rate: latencies.len() as f64 / elapsed.as_secs_f64(), p50: at(50), p99: at(99) }
     }
-    async fn unsubscribe_candidates(&self, _: CandidatesRequest) -> Result<CandidatesResponse, DomainError> {
-        Ok(CandidatesResponse { candidates: vec![], scanned_messages: 0 })
-    }
-    async fn unsubscribe(&self, _: UnsubscribeRequest) -> Result<UnsubscribeResponse, DomainError> {
-        Err(DomainError::Refused("bench".into()))
-    }
-    async fn digest(&self, _: DigestRequest) -> Result<DigestResponse, DomainError> {
-        Err(DomainError::Refused("bench".into()))
-    }
-    async fn availability(&self, _: AvailabilityRequest) -> Result<AvailabilityResponse, DomainError> {
-        Err(DomainError::Refused("bench".into()))
-    }
-    async fn meeting_intervals(&self, _: MeetingIntervalsRequest) -> Result<MeetingIntervalsResponse, DomainError> {
-        Err(DomainError::Refused("bench".into()))
-    }
-    fn metrics(&self) -> DomainMetrics {
-        DomainMetrics::default()
+
+    fn best(self, other: Self) -> Self {
+        if other.rate > self.rate { other } else { self }
     }
 }
 
-async fn measure(router: &Router, make: impl Fn() -> Request<Body>) -> (f64, Duration) {
-    let mut latencies = Vec::with_capacity(REQUESTS);
+/// What a contender sends: method, path, headers, body.
+#[derive(Clone)]
+struct Call {
+    path: &'static str,
+    headers: Vec<(&'static str, String)>,
+    body: Bytes,
+}
+
+impl Call {
+    fn request(&self) -> Request<Body> {
+        let mut builder = Request::post(self.path);
+        for (name, value) in &self.headers {
+            builder = builder.header(*name, value);
+        }
+        builder.body(Body::from(self.body.clone())).unwrap()
+    }
+}
+
+fn rest(credential: (&'static str, String)) -> Call {
+    Call {
+        path: "/v1/mail/scan",
+        headers: vec![("host", "127.0.0.1".into()), ("content-type", "application/json".into()), credential],
+        body: Bytes::from_static(b"{}"),
+    }
+}
+
+fn mcp(bearer: &str, session: &str) -> Call {
+    let body =
+        json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "mail_scan", "arguments": {}}});
+    Call {
+        path: "/mcp",
+        headers: vec![
+            ("host", "127.0.0.1".into()),
+            ("content-type", "application/json".into()),
+            ("accept", "application/json, text/event-stream".into()),
+            ("authorization", bearer.to_owned()),
+            ("mcp-session-id", session.to_owned()),
+            ("mcp-protocol-version", "2025-06-18".into()),
+        ],
+        body: Bytes::from(body.to_string()),
+    }
+}
+
+/// Checks an answer: 200 and, for MCP, a result rather than an error.
+fn check(status: StatusCode, body: &[u8]) {
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(body));
+    if body.starts_with(b"event:") || body.starts_with(b"data:") || body.starts_with(b"id:") {
+        let text = String::from_utf8_lossy(body);
+        assert!(text.contains("\"result\"") && !text.contains("\"isError\":true"), "{text}");
+    }
+}
+
+async fn in_process(router: &Router, call: &Call, requests: usize) -> Figure {
+    let mut latencies = Vec::with_capacity(requests);
     let start = Instant::now();
-    for _ in 0..REQUESTS {
+    for _ in 0..requests {
         let t = Instant::now();
-        let response = router.clone().oneshot(make()).await.unwrap();
-        assert!(response.status().is_success(), "{}", response.status());
+        let response = router.clone().oneshot(call.request()).await.unwrap();
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
         latencies.push(t.elapsed());
+        check(status, &body);
     }
-    let rate = REQUESTS as f64 / start.elapsed().as_secs_f64();
-    latencies.sort();
-    (rate, latencies[REQUESTS * 99 / 100])
+    Figure::from(&mut latencies, start.elapsed())
 }
 
-fn token() -> String {
+/// `CONNECTIONS` keep-alive HTTP/1.1 connections, each sending `call` back to back for `time`.
+async fn loopback(addr: SocketAddr, call: &Call, time: Duration) -> Figure {
+    let start = Instant::now();
+    let deadline = start + time;
+    let workers: Vec<_> = (0..CONNECTIONS)
+        .map(|_| {
+            let call = call.clone();
+            tokio::spawn(async move {
+                let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+                stream.set_nodelay(true).unwrap();
+                let (mut sender, connection) =
+                    hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.unwrap();
+                tokio::spawn(connection);
+                let mut call = call;
+                if call.path == "/mcp" {
+                    // One session per connection, as separate MCP clients would have.
+                    let session = mcp_session(&bearer_of(&call), Via::Connection(&mut sender)).await;
+                    call = mcp(&bearer_of(&call), &session);
+                }
+                let mut latencies = Vec::with_capacity(4096);
+                while Instant::now() < deadline {
+                    let mut builder = hyper::Request::post(call.path);
+                    for (name, value) in &call.headers {
+                        builder = builder.header(*name, value);
+                    }
+                    let request = builder.body(Full::new(call.body.clone())).unwrap();
+                    let t = Instant::now();
+                    sender.ready().await.unwrap();
+                    let response = sender.send_request(request).await.unwrap();
+                    let status = response.status();
+                    let body = response.into_body().collect().await.unwrap().to_bytes();
+                    latencies.push(t.elapsed());
+                    check(status, &body);
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for worker in workers {
+        all.extend(worker.await.unwrap());
+    }
+    Figure::from(&mut all, start.elapsed())
+}
+
+/// Where a set-up request goes: through the router in process, or over one connection.
+enum Via<'a> {
+    Router(&'a Router),
+    Connection(&'a mut Sender),
+}
+
+impl Via<'_> {
+    async fn send(&mut self, call: Call) -> (StatusCode, HeaderMap, Bytes) {
+        match self {
+            Via::Router(router) => oneshot(router, call).await,
+            Via::Connection(sender) => send(sender, call).await,
+        }
+    }
+}
+
+/// Opens an MCP session (initialize + initialized) and returns its id.
+async fn mcp_session(bearer: &str, mut via: Via<'_>) -> String {
+    let mut call = mcp(bearer, "");
+    call.headers.retain(|(name, _)| *name != "mcp-session-id" && *name != "mcp-protocol-version");
+    call.body = Bytes::from(
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}})
+        .to_string(),
+    );
+    let (status, headers, body) = via.send(call.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let session = headers["mcp-session-id"].to_str().unwrap().to_owned();
+    call.headers.push(("mcp-session-id", session.clone()));
+    call.headers.push(("mcp-protocol-version", "2025-06-18".into()));
+    call.body = Bytes::from(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string());
+    let (status, _, body) = via.send(call).await;
+    assert!(status.is_success(), "{status} {}", String::from_utf8_lossy(&body));
+    session
+}
+
+async fn oneshot(router: &Router, call: Call) -> (StatusCode, HeaderMap, Bytes) {
+    let response = router.clone().oneshot(call.request()).await.unwrap();
+    let (parts, body) = response.into_parts();
+    (parts.status, parts.headers, body.collect().await.unwrap().to_bytes())
+}
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+async fn send(sender: &mut Sender, call: Call) -> (StatusCode, HeaderMap, Bytes) {
+    let mut builder = hyper::Request::post(call.path);
+    for (name, value) in &call.headers {
+        builder = builder.header(*name, value);
+    }
+    sender.ready().await.unwrap();
+    let response = sender.send_request(builder.body(Full::new(call.body)).unwrap()).await.unwrap();
+    let (parts, body) = response.into_parts();
+    (parts.status, parts.headers, body.collect().await.unwrap().to_bytes())
+}
+
+fn bearer_of(call: &Call) -> String {
+    call.headers.iter().find(|(name, _)| *name == "authorization").map(|(_, v)| v.clone()).unwrap_or_default()
+}
+
+fn token(extra: serde_json::Value) -> String {
     let now = chrono::Utc::now().timestamp();
-    let claims = serde_json::json!({"sub": "bench", "iat": now, "exp": now + 3600, "scope": "mail:scan"});
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
+    let mut claims = json!({"sub": "bench", "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 3600,
+        "scope": "mail:scan unsubscribe:read"});
+    claims.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    testing::hs256(&claims)
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() {
-    let env: HashMap<String, String> = [
-        ("AUTH_MODE", "jwt"),
-        ("AUTH_JWT_SECRET", SECRET),
-        ("RATE_LIMIT_PER_MINUTE", "100000000"),
-        ("RATE_LIMIT_BURST", "100000000"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let (app, _) = mailagent_service::server::build(&Source::from_map(env), Some(Arc::new(Canned))).unwrap();
-    let body = serde_json::to_vec(&app.assistant.scan(ScanRequest::default()).await.unwrap()).unwrap();
+fn bench_app() -> (Arc<App>, tempfile::TempDir) {
+    testing::app("hybrid", &[("RATE_LIMIT_PER_MINUTE", "1000000000"), ("RATE_LIMIT_BURST", "1000000000")])
+}
+
+fn ratio(ours: f64, base: f64) -> String {
+    format!("{:>6.1} %", 100.0 * ours / base)
+}
+
+fn row(name: &str, figure: Figure, base: Figure, goal: &str) {
+    println!(
+        "  {name:<34} {:>9.0} req/s  p50 {:>9.1?}  p99 {:>9.1?}   throughput {} of bare   p99 {:>5.1}x bare  {goal}",
+        figure.rate,
+        figure.p50,
+        figure.p99,
+        ratio(figure.rate, base.rate),
+        figure.p99.as_secs_f64() / base.p99.as_secs_f64(),
+    );
+}
+
+fn bare_row(figure: Figure) {
+    println!(
+        "  {:<34} {:>9.0} req/s  p50 {:>9.1?}  p99 {:>9.1?}   (baseline)",
+        "bare axum route (same bytes)", figure.rate, figure.p50, figure.p99
+    );
+}
+
+/// The contenders' order in a round: each starts one round first, so none always runs first.
+fn rotated(round: usize, n: usize) -> impl Iterator<Item = usize> {
+    (0..n).map(move |i| (i + round) % n)
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    // On a worker thread, as a server's handlers run, not on the thread that blocks.
+    runtime.block_on(async { tokio::spawn(run()).await.unwrap() });
+}
+
+async fn run() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    println!("mailagent door bench (load average at start: {})", load_average());
+    let (app, _dir) = bench_app();
+    let ours = mailagent_service::http::router(app.clone());
+    let scan = mailagent_mail::api::ScanRequest::default();
+    let body = serde_json::to_vec(&app.assistant.scan(scan).await.unwrap()).unwrap();
     let bare: Router =
         Router::new().route("/v1/mail/scan", axum::routing::post(move || std::future::ready(body.clone())));
-    let ours = mailagent_service::http::router(app.clone());
-    let bearer = format!("Bearer {}", token());
+    let bearer = format!("Bearer {}", token(json!({})));
+    let rest_jwt = rest(("authorization", bearer.clone()));
+    let rest_key = rest(("x-api-key", API_KEY.to_owned()));
+    let bare_call = rest(("x-unused", String::new()));
 
-    let (bare_rate, bare_p99) = measure(&bare, || Request::post("/v1/mail/scan").body(Body::from("{}")).unwrap()).await;
-    let (rest_rate, rest_p99) = measure(&ours, || {
-        Request::post("/v1/mail/scan")
-            .header("content-type", "application/json")
-            .header("authorization", &bearer)
-            .body(Body::from("{}"))
-            .unwrap()
-    })
-    .await;
-    let mut headers = axum::http::HeaderMap::new();
+    // 1. In process.
+    let session = mcp_session(&bearer, Via::Router(&ours)).await;
+    let mcp_call = mcp(&bearer, &session);
+    let contenders: [(&str, &Router, &Call); 4] = [
+        ("bare", &bare, &bare_call),
+        ("REST, JWT (HS256)", &ours, &rest_jwt),
+        ("REST, API key", &ours, &rest_key),
+        ("MCP tools/call, JWT, session", &ours, &mcp_call),
+    ];
+    if let Ok(wanted) = std::env::var("DOORS_PROFILE") {
+        // `DOORS_PROFILE=mcp perf record ...`: one contender in process for 10 s, nothing else.
+        let (name, router, call) =
+            contenders.iter().find(|(name, ..)| name.to_lowercase().starts_with(&wanted)).unwrap();
+        let start = Instant::now();
+        let mut n = 0;
+        while start.elapsed() < Duration::from_secs(10) {
+            in_process(router, call, 1_000).await;
+            n += 1_000;
+        }
+        println!("{name}: {n} requests in {:?}", start.elapsed());
+        return;
+    }
+    let mut best = [Figure::default(); 4];
+    for (_, router, call) in contenders {
+        in_process(router, call, 2_000).await; // warm up
+    }
+    for round in 0..ROUNDS {
+        for i in rotated(round, contenders.len()) {
+            let (_, router, call) = contenders[i];
+            best[i] = best[i].best(in_process(router, call, IN_PROCESS_REQUESTS).await);
+        }
+    }
+    println!("\nIn process (tower oneshot, sequential, {IN_PROCESS_REQUESTS} requests x {ROUNDS} rounds, best round):");
+    bare_row(best[0]);
+    row(contenders[1].0, best[1], best[0], "(goal >= 60 %)");
+    row(contenders[2].0, best[2], best[0], "");
+    row(contenders[3].0, best[3], best[0], "(goal >= 25 %)");
+
+    // 2. Loopback sockets.
+    let bare_addr = spawn_bare(bare.clone()).await;
+    let ours_addr = spawn_ours(app.clone()).await;
+    // Each connection opens its own session (see `loopback`).
+    let mcp_call = mcp(&bearer, "");
+    let contenders: [(&str, SocketAddr, &Call); 4] = [
+        ("bare", bare_addr, &bare_call),
+        ("REST, JWT (HS256)", ours_addr, &rest_jwt),
+        ("REST, API key", ours_addr, &rest_key),
+        ("MCP tools/call, JWT, session", ours_addr, &mcp_call),
+    ];
+    let mut best = [Figure::default(); 4];
+    for (_, addr, call) in contenders {
+        loopback(addr, call, Duration::from_millis(300)).await; // warm up
+    }
+    for round in 0..ROUNDS {
+        for i in rotated(round, contenders.len()) {
+            let (_, addr, call) = contenders[i];
+            best[i] = best[i].best(loopback(addr, call, LOOPBACK_TIME).await);
+        }
+    }
+    println!(
+        "\nLoopback sockets ({CONNECTIONS} keep-alive HTTP/1.1 connections, client and servers in this process on 2 worker threads, {:?} x {ROUNDS} rounds, best round):",
+        LOOPBACK_TIME
+    );
+    bare_row(best[0]);
+    row(contenders[1].0, best[1], best[0], "(goal >= 60 %)");
+    row(contenders[2].0, best[2], best[0], "");
+    row(contenders[3].0, best[3], best[0], "(goal >= 25 %)");
+    let bare_request = Duration::from_secs_f64(1.0 / best[0].rate);
+
+    // 3. JWT verification.
+    let fresh: Vec<HeaderMap> = (0..JWT_SAMPLES)
+        .map(|i| {
+            let mut headers = HeaderMap::new();
+            headers.insert("authorization", format!("Bearer {}", token(json!({"jti": i}))).parse().unwrap());
+            headers
+        })
+        .collect();
+    let start = Instant::now();
+    for headers in &fresh {
+        app.auth.authenticate(Door::Rest, headers).await.unwrap();
+    }
+    let first_sight = start.elapsed() / JWT_SAMPLES as u32;
+    let mut headers = HeaderMap::new();
     headers.insert("authorization", bearer.parse().unwrap());
     let start = Instant::now();
-    for _ in 0..REQUESTS {
+    for _ in 0..JWT_SAMPLES {
         app.auth.authenticate(Door::Rest, &headers).await.unwrap();
     }
-    let jwt_cost = start.elapsed() / REQUESTS as u32;
+    let again = start.elapsed() / JWT_SAMPLES as u32;
+    let mut key_headers = HeaderMap::new();
+    key_headers.insert("x-api-key", API_KEY.parse().unwrap());
+    let start = Instant::now();
+    for _ in 0..JWT_SAMPLES {
+        app.auth.authenticate(Door::Rest, &key_headers).await.unwrap();
+    }
+    let api_key = start.elapsed() / JWT_SAMPLES as u32;
+    println!(
+        "\nAuthentication cost per request (baseline: one bare loopback request = {bare_request:.1?} of server+client time):"
+    );
+    for (name, cost) in [
+        ("JWT HS256, token seen first time", first_sight),
+        ("JWT HS256, same token again", again),
+        ("API key (SHA-256, constant-time)", api_key),
+    ] {
+        println!(
+            "  {name:<34} {cost:>9.2?}   {} of a bare request",
+            ratio(cost.as_secs_f64(), bare_request.as_secs_f64())
+        );
+    }
 
-    println!("bare axum route        {bare_rate:>10.0} req/s  p99 {bare_p99:?}");
-    println!("authenticated REST     {rest_rate:>10.0} req/s  p99 {rest_p99:?}");
-    println!("REST / bare throughput {:>10.1} %  (goal >= 60 %)", 100.0 * rest_rate / bare_rate);
-    println!("JWT verification       {jwt_cost:>10.2?} per request (HS256)");
+    // 4. Memory of the real binary.
+    memory(&bearer, best[0]).await;
+    println!("\nload average at end: {}", load_average());
+}
+
+async fn spawn_bare(router: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // TCP_NODELAY as `server::serve` sets it, so both sides write the same way.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    addr
+}
+
+async fn spawn_ours(app: Arc<App>) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(mailagent_service::server::serve(app, listener, None, std::future::pending()));
+    addr
+}
+
+fn rss_kib(pid: u32, field: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Spawns the release binary (built by `cargo bench` with the bench profile), reads VmRSS at idle
+/// and after loopback load on REST and MCP.
+async fn memory(bearer: &str, bare: Figure) {
+    let state = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mailagent"))
+        .env_clear()
+        .envs([
+            ("AUTH_MODE", "hybrid"),
+            ("AGENT_API_KEY", API_KEY),
+            ("AUTH_JWT_SECRET", JWT_SECRET),
+            ("AUTH_JWT_ISSUER", ISSUER),
+            ("AUTH_JWT_AUDIENCE", AUDIENCE),
+            ("RATE_LIMIT_PER_MINUTE", "1000000000"),
+            ("RATE_LIMIT_BURST", "1000000000"),
+            ("MAILAGENT_LISTEN", &addr.to_string()),
+            ("MAILAGENT_STATE_DIR", state.path().to_str().unwrap()),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the mailagent binary");
+    let pid = child.id();
+    let started = Instant::now();
+    loop {
+        if let Ok(stream) = tokio::net::TcpStream::connect(addr).await {
+            drop(stream);
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "mailagent did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle = rss_kib(pid, "VmRSS:") * 1024.0;
+    let rest_call = rest(("authorization", bearer.to_owned()));
+    let rest = loopback(addr, &rest_call, LOOPBACK_TIME).await;
+    let mcp_figure = loopback(addr, &mcp(bearer, ""), LOOPBACK_TIME).await;
+    let loaded = rss_kib(pid, "VmRSS:") * 1024.0;
+    let peak = rss_kib(pid, "VmHWM:") * 1024.0;
+    let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+    let _ = child.wait();
+    println!(
+        "\nThe release `mailagent` binary (maildir backend, JSON audit log to /dev/null; {CONNECTIONS} connections; bare in-process server above as baseline):"
+    );
+    row("REST, JWT (binary)", rest, bare, "");
+    row("MCP tools/call, JWT, session (binary)", mcp_figure, bare, "");
+    println!(
+        "  resident memory idle {:.1} MiB ({} of the {IDLE_GOAL_MIB} MiB goal), after load {:.1} MiB, peak {:.1} MiB",
+        idle / MIB,
+        ratio(idle / MIB, IDLE_GOAL_MIB),
+        loaded / MIB,
+        peak / MIB
+    );
 }

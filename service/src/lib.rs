@@ -13,4 +13,6 @@ pub mod ratelimit;
 pub mod reload;
 pub mod server;
 pub mod settings;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod tls;

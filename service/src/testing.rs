@@ -1,0 +1,191 @@
+//! Shared setup for the integration tests and the bench (cargo feature `testing`): the real
+//! router over a canned assistant, with a keyring on disk, and token helpers. Not part of the
+//! workload binary.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::app::App;
+use crate::settings::Source;
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use mailagent_mail::api::*;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+pub const API_KEY: &str = "test-api-key-0123456789abcdef0123456789";
+pub const SCAN_ONLY_KEY: &str = "scan-only-key-0123456789abcdef012345678";
+pub const REVOKED_KEY: &str = "revoked-key-0123456789abcdef0123456789a";
+pub const EXPIRED_KEY: &str = "expired-key-0123456789abcdef0123456789a";
+pub const JWT_SECRET: &str = "test-jwt-secret-that-is-at-least-32-bytes!";
+pub const REVOKED_HS_SECRET: &str = "revoked-hs-secret-that-is-32-bytes-long!!";
+pub const ISSUER: &str = "https://issuer.test";
+pub const AUDIENCE: &str = "mailagent";
+pub const RSA_PRIVATE: &str = include_str!("../tests/fixtures/rsa_private.pem");
+pub const RSA_PUBLIC: &str = include_str!("../tests/fixtures/rsa_public.pem");
+
+/// Answers every capability with a small fixed result.
+pub struct CannedAssistant;
+
+#[async_trait]
+impl Assistant for CannedAssistant {
+    async fn scan(&self, _: ScanRequest) -> Result<ScanResponse, DomainError> {
+        Ok(ScanResponse {
+            total_messages: 3,
+            fetched_messages: 3,
+            incremental: false,
+            full_scan_reason: None,
+            counts: vec![],
+            top_senders: vec![],
+            messages: vec![],
+            quota_units: 0,
+        })
+    }
+    async fn unsubscribe_candidates(&self, _: CandidatesRequest) -> Result<CandidatesResponse, DomainError> {
+        Ok(CandidatesResponse { candidates: vec![], scanned_messages: 3 })
+    }
+    async fn unsubscribe(&self, request: UnsubscribeRequest) -> Result<UnsubscribeResponse, DomainError> {
+        Ok(UnsubscribeResponse {
+            candidate: request.candidate,
+            method: MethodKind::OneClick,
+            target: "https://list.example/…".into(),
+            dry_run: request.dry_run,
+            outcome: UnsubscribeOutcome::WouldExecute,
+            detail: "dry run".into(),
+        })
+    }
+    async fn digest(&self, _: DigestRequest) -> Result<DigestResponse, DomainError> {
+        Err(DomainError::Provider("no provider in tests".into()))
+    }
+    async fn availability(&self, _: AvailabilityRequest) -> Result<AvailabilityResponse, DomainError> {
+        Err(DomainError::InvalidInput("window".into()))
+    }
+    async fn meeting_intervals(&self, _: MeetingIntervalsRequest) -> Result<MeetingIntervalsResponse, DomainError> {
+        Err(DomainError::InvalidInput("window".into()))
+    }
+    fn metrics(&self) -> DomainMetrics {
+        DomainMetrics::default()
+    }
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+/// Writes a keyring with every kind of key the tests need.
+pub fn write_keyring(dir: &std::path::Path) {
+    use base64::Engine;
+    let keyring = json!({
+        "schema": 1,
+        "revision": 7,
+        "apiKeys": [
+            {"kid": "k-ci", "client": "ci", "sha256": sha256_hex(SCAN_ONLY_KEY), "scopes": ["mail:scan"], "state": "Active"},
+            {"kid": "k-old", "client": "old", "sha256": sha256_hex(REVOKED_KEY), "scopes": ["mail:scan"], "state": "Revoked"},
+            {"kid": "k-exp", "client": "exp", "sha256": sha256_hex(EXPIRED_KEY), "scopes": ["mail:scan"], "state": "Active", "notAfter": "2020-01-01T00:00:00Z"},
+        ],
+        "jwtKeys": [
+            {"kid": "rsa1", "alg": "RS256", "publicKeyPem": RSA_PUBLIC, "state": "Active"},
+            {"kid": "hs-revoked", "alg": "HS256", "secret": base64::engine::general_purpose::STANDARD.encode(REVOKED_HS_SECRET), "state": "Revoked"},
+        ],
+    });
+    std::fs::write(dir.join("keyring.json"), serde_json::to_vec_pretty(&keyring).unwrap()).unwrap();
+}
+
+/// An app (no socket) in `mode`, with extra settings; the temp dir holds the keyring.
+pub fn app(mode: &str, extra: &[(&str, &str)]) -> (Arc<App>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    write_keyring(dir.path());
+    let mut env: HashMap<String, String> = [
+        ("AUTH_MODE", mode),
+        ("AGENT_API_KEY", API_KEY),
+        ("AUTH_JWT_SECRET", JWT_SECRET),
+        ("AUTH_JWT_ISSUER", ISSUER),
+        ("AUTH_JWT_AUDIENCE", AUDIENCE),
+        ("AUTH_JWT_MAX_LIFETIME_SECONDS", "86400"),
+        ("RATE_LIMIT_PER_MINUTE", "100000"),
+        ("RATE_LIMIT_BURST", "10000"),
+        ("MAILAGENT_KEYRING_DIR", dir.path().to_str().unwrap()),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (k, v) in extra {
+        env.insert(k.to_string(), v.to_string());
+    }
+    let (app, _) = crate::server::build(&Source::from_map(env), Some(Arc::new(CannedAssistant))).unwrap();
+    (app, dir)
+}
+
+/// Sends one request through the full router.
+pub async fn send(app: &Arc<App>, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {
+    let response = crate::http::router(app.clone()).oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let body =
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    (status, headers, body)
+}
+
+/// A POST with the given headers.
+pub fn post(path: &str, headers: &[(&str, &str)], body: Value) -> Request<Body> {
+    let mut builder = Request::post(path).header("content-type", "application/json");
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    builder.body(Body::from(body.to_string())).unwrap()
+}
+
+pub fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// Standard valid claims with the given scopes.
+pub fn claims(scope: &str) -> Value {
+    json!({"sub": "alice", "iss": ISSUER, "aud": AUDIENCE, "iat": now(), "exp": now() + 600, "scope": scope})
+}
+
+pub fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A compact token with an arbitrary header and payload, HMAC-SHA256-signed with `secret`.
+pub fn hs256_raw(header: &Value, payload: &Value, secret: &[u8]) -> String {
+    let signing_input = format!("{}.{}", b64(header.to_string().as_bytes()), b64(payload.to_string().as_bytes()));
+    let key = jsonwebtoken::EncodingKey::from_secret(secret);
+    let signature = jsonwebtoken::crypto::sign(signing_input.as_bytes(), &key, jsonwebtoken::Algorithm::HS256).unwrap();
+    format!("{signing_input}.{signature}")
+}
+
+/// A real RS256 token from the fixture key.
+pub fn rs256(kid: &str, payload: &Value) -> String {
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some(kid.into());
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(RSA_PRIVATE.as_bytes()).unwrap();
+    jsonwebtoken::encode(&header, payload, &key).unwrap()
+}
+
+/// A valid HS256 token for the laptop secret (no kid).
+pub fn hs256(payload: &Value) -> String {
+    hs256_raw(&json!({"alg": "HS256", "typ": "JWT"}), payload, JWT_SECRET.as_bytes())
+}
+
+/// A copy of the sample Maildir (`mail/testdata/maildir`) at `to`, so a test may change it.
+pub fn copy_sample_maildir(to: &std::path::Path) {
+    fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                copy_dir(&entry.path(), &to.join(entry.file_name()));
+            } else {
+                std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+            }
+        }
+    }
+    copy_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../mail/testdata/maildir"), to);
+}
