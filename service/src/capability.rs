@@ -145,6 +145,20 @@ impl Capability {
             Capability::MeetingIntervals => to_json(a.meeting_intervals(parse(arguments)?).await?),
         }
     }
+
+    /// As [`Self::call`], the result serialized straight to JSON bytes (REST answers): no
+    /// intermediate `Value` tree to build and walk.
+    pub async fn call_to_bytes(self, assistant: &Arc<dyn Assistant>, arguments: Value) -> Result<Vec<u8>, CallError> {
+        let a = assistant.as_ref();
+        match self {
+            Capability::Scan => to_bytes(a.scan(parse(arguments)?).await?),
+            Capability::UnsubscribeCandidates => to_bytes(a.unsubscribe_candidates(parse(arguments)?).await?),
+            Capability::Unsubscribe => to_bytes(a.unsubscribe(parse(arguments)?).await?),
+            Capability::Digest => to_bytes(a.digest(parse(arguments)?).await?),
+            Capability::Availability => to_bytes(a.availability(parse(arguments)?).await?),
+            Capability::MeetingIntervals => to_bytes(a.meeting_intervals(parse(arguments)?).await?),
+        }
+    }
 }
 
 /// Arguments are a JSON object, as every input schema says: serde would otherwise also read a
@@ -184,6 +198,10 @@ fn integral_floats_as_integers(value: &mut Value) {
         Value::Object(map) => map.values_mut().for_each(integral_floats_as_integers),
         _ => {}
     }
+}
+
+fn to_bytes<T: Serialize>(value: T) -> Result<Vec<u8>, CallError> {
+    Ok(serde_json::to_vec(&value).expect("domain responses serialize"))
 }
 
 fn to_json<T: Serialize>(value: T) -> Result<Value, CallError> {

@@ -143,25 +143,41 @@ impl ServerHandler for McpDoor {
 /// Before rmcp sees a `tools/call`, answers 403 `insufficient_scope` (with the step-up challenge
 /// on an OAuth door) when the caller lacks the tool's scope, as the MCP authorization spec asks.
 pub async fn scope_precheck(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
-    let is_post = request.method() == axum::http::Method::POST;
-    let Some(principal) = request.extensions().get::<Principal>().cloned().filter(|_| is_post) else {
+    if request.method() != axum::http::Method::POST || request.extensions().get::<Principal>().is_none() {
         return next.run(request).await;
-    };
+    }
     let (parts, body) = request.into_parts();
     let Ok(bytes) = to_bytes(body, MAX_BODY_BYTES).await else {
         return axum::response::IntoResponse::into_response(axum::http::StatusCode::PAYLOAD_TOO_LARGE);
     };
-    if let Some(capability) = called_tool(&bytes).and_then(|name| Capability::by_name(&name))
+    if let Some(principal) = parts.extensions.get::<Principal>()
+        && let Some(capability) = called_tool(&bytes)
         && !principal.may(capability.scope())
     {
-        audit::forbidden(Door::Mcp, &principal, capability.name(), "insufficient_scope");
+        audit::forbidden(Door::Mcp, principal, capability.name(), "insufficient_scope");
         return crate::http::guard::insufficient_scope(&app, Door::Mcp, capability.scope());
     }
     next.run(Request::from_parts(parts, Body::from(bytes))).await
 }
 
-fn called_tool(body: &[u8]) -> Option<String> {
-    let message: Value = serde_json::from_slice(body).ok()?;
-    (message.get("method")?.as_str()? == "tools/call").then_some(())?;
-    Some(message.get("params")?.get("name")?.as_str()?.to_owned())
+/// The fields of a JSON-RPC message the precheck reads; the rest (arguments) is skipped, not built.
+#[derive(serde::Deserialize)]
+struct Message<'a> {
+    #[serde(borrow, default)]
+    method: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    params: Option<Params<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct Params<'a> {
+    #[serde(borrow, default)]
+    name: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// The capability a `tools/call` names, if the body is one.
+fn called_tool(body: &[u8]) -> Option<Capability> {
+    let message: Message<'_> = serde_json::from_slice(body).ok()?;
+    (message.method.as_deref()? == "tools/call").then_some(())?;
+    Capability::by_name(message.params?.name.as_deref()?)
 }

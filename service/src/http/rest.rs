@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Extension, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use mailagent_mail::api::DomainError;
@@ -45,7 +45,7 @@ async fn call(
         Err(rejection) => return body_rejected(&rejection),
     };
     let target = mutation_target(capability, &arguments);
-    let result = capability.call(&app.assistant, arguments).await;
+    let result = capability.call_to_bytes(&app.assistant, arguments).await;
     if let Some(target) = target {
         audit::mutation(
             Door::Rest,
@@ -56,7 +56,7 @@ async fn call(
         );
     }
     match result {
-        Ok(value) => Json(value).into_response(),
+        Ok(bytes) => ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], bytes).into_response(),
         Err(error) => error_response(&error),
     }
 }
