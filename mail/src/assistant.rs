@@ -18,7 +18,7 @@ use crate::message::MessageMeta;
 use crate::provider::maildir::MaildirProvider;
 use crate::provider::{History, MailProvider, ProviderError};
 use crate::records::UnsubscribedMethods;
-use crate::schedule::{DIGEST_SCHEDULE_FILE, DigestSchedule, ScheduleProgress};
+use crate::schedule::{CronSchedule, DIGEST_SCHEDULE_FILE, ScheduleProgress};
 use crate::state::StateFile;
 use crate::triage::classify;
 use crate::unsubscribe::{Executor, state_error};
@@ -47,7 +47,7 @@ pub(crate) struct LocalAssistant {
     sent_links: StateFile,
     methods: StateFile,
     index: tokio::sync::Mutex<ScanIndex>,
-    schedule: Option<DigestSchedule>,
+    schedule: Option<CronSchedule>,
     schedule_progress: StateFile,
     /// One mutation at a time: two concurrent executions of one candidate must not both pass
     /// the "never twice" check.
@@ -101,7 +101,7 @@ impl LocalAssistant {
         http: GuardedClient,
     ) -> Result<Self, DomainError> {
         let schedule =
-            options.digest_schedule.as_deref().map(|e| DigestSchedule::parse(e, options.time_zone)).transpose()?;
+            options.digest_schedule.as_deref().map(|e| CronSchedule::parse(e, options.time_zone)).transpose()?;
         Ok(Self {
             provider,
             options,

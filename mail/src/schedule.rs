@@ -17,21 +17,20 @@ use crate::state::StateDocument;
 /// Where the schedule's progress is stored, relative to the state directory.
 pub const DIGEST_SCHEDULE_FILE: &str = "data/digest_schedule.json";
 
-/// A parsed schedule.
+/// A parsed cron schedule in a time zone (the digest and the periodic scan).
 #[derive(Debug, Clone)]
-pub struct DigestSchedule {
+pub struct CronSchedule {
     cron: cron::Schedule,
     zone: Tz,
 }
 
-impl DigestSchedule {
+impl CronSchedule {
     /// Parses a 5-field (minute hour day month weekday) or 6/7-field (with seconds) expression.
     pub fn parse(expression: &str, zone: Tz) -> Result<Self, DomainError> {
         let fields = expression.split_whitespace().count();
         let full = if fields == 5 { format!("0 {expression}") } else { expression.to_string() };
-        let cron = cron::Schedule::from_str(&full).map_err(|e| {
-            DomainError::InvalidInput(format!("digest schedule {expression:?} is not a cron expression: {e}"))
-        })?;
+        let cron = cron::Schedule::from_str(&full)
+            .map_err(|e| DomainError::InvalidInput(format!("schedule {expression:?} is not a cron expression: {e}")))?;
         Ok(Self { cron, zone })
     }
 
@@ -87,7 +86,7 @@ mod tests {
 
     #[test]
     fn slots_follow_the_zone_across_dst() {
-        let schedule = DigestSchedule::parse("0 8 * * *", "Europe/Berlin".parse().unwrap()).unwrap();
+        let schedule = CronSchedule::parse("0 8 * * *", "Europe/Berlin".parse().unwrap()).unwrap();
         // 08:00 Berlin is 07:00Z in winter and 06:00Z in summer (switch on 29 March 2026).
         assert_eq!(schedule.next_after(at("2026-03-28T12:00:00Z")), Some(at("2026-03-29T06:00:00Z")));
         assert_eq!(schedule.next_after(at("2026-03-27T12:00:00Z")), Some(at("2026-03-28T07:00:00Z")));
@@ -95,7 +94,7 @@ mod tests {
 
     #[test]
     fn only_the_latest_missed_slot_runs_and_never_twice() {
-        let schedule = DigestSchedule::parse("0 8 * * *", Tz::UTC).unwrap();
+        let schedule = CronSchedule::parse("0 8 * * *", Tz::UTC).unwrap();
         let mut progress =
             ScheduleProgress { schema: 1, last_slot: Some(at("2026-01-01T08:00:00Z")), last_outcome: None };
         assert_eq!(schedule.due(&progress, at("2026-01-01T20:00:00Z")), None);
@@ -111,7 +110,7 @@ mod tests {
 
     #[test]
     fn bad_expressions_are_refused() {
-        assert!(DigestSchedule::parse("every day", Tz::UTC).is_err());
-        assert!(DigestSchedule::parse("61 * * * *", Tz::UTC).is_err());
+        assert!(CronSchedule::parse("every day", Tz::UTC).is_err());
+        assert!(CronSchedule::parse("61 * * * *", Tz::UTC).is_err());
     }
 }

@@ -11,6 +11,7 @@ use mailagent_mail::calendar::{GOOGLE_CALENDAR_DEFAULT_URL, GoogleCalendar};
 use mailagent_mail::provider::gmail::{FetchFormat, Gmail, GmailConfig};
 use mailagent_mail::provider::token::{TokenSource, fingerprint};
 use mailagent_mail::provider_assistant;
+use mailagent_mail::schedule::CronSchedule;
 
 use crate::settings::{CalendarChoice, MailboxKind, Settings};
 
@@ -21,6 +22,15 @@ fn google_token(dir: &Path) -> anyhow::Result<TokenSource> {
         format!("MAILAGENT_CREDENTIALS_DIR: {} (authorized-user token.json with refresh_token, token_uri, client_id, client_secret)", path.display())
     })?;
     Ok(source)
+}
+
+/// The periodic scan (`SCAN_SCHEDULE`), if configured, in the workload's time zone.
+pub fn scan_schedule(settings: &Settings) -> anyhow::Result<Option<CronSchedule>> {
+    let mail = &settings.mail;
+    let Some(expression) = &mail.scan_schedule else { return Ok(None) };
+    let time_zone =
+        mail.time_zone.parse().map_err(|e| anyhow::anyhow!("MAILAGENT_TIMEZONE: {:?}: {e}", mail.time_zone))?;
+    CronSchedule::parse(expression, time_zone).map(Some).map_err(|e| anyhow::anyhow!("SCAN_SCHEDULE: {e}"))
 }
 
 /// The assistant the settings describe.

@@ -39,10 +39,14 @@ pub async fn run(source: Source) -> anyhow::Result<()> {
         Some((cert, key)) => Some(crate::tls::Tls::load(cert, key)?),
         None => None,
     };
+    let scan_schedule = crate::mailbox::scan_schedule(&app.settings)?;
     tokio::spawn(crate::reload::watch(app.clone(), source, digest));
     // Scheduled digests (DIGEST_SCHEDULE): the slot is claimed in the state directory before
     // sending, so a restart neither repeats nor replays one. Returns at once without a schedule.
     tokio::spawn(mailagent_mail::run_digest_schedule(app.assistant.clone()));
+    if let Some(schedule) = scan_schedule {
+        tokio::spawn(mailagent_mail::run_scan_schedule(app.assistant.clone(), schedule));
+    }
     let listener = tokio::net::TcpListener::bind(app.settings.listen)
         .await
         .with_context(|| format!("bind {}", app.settings.listen))?;

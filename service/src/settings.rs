@@ -190,6 +190,8 @@ pub struct MailSettings {
     pub calendar_base_url: Option<String>,
     pub digest_recipient: Option<String>,
     pub digest_schedule: Option<String>,
+    /// `SCAN_SCHEDULE`: cron, read in `time_zone`; parsed when the workload starts.
+    pub scan_schedule: Option<String>,
     /// IANA zone name (`MAILAGENT_TIMEZONE`, default UTC), checked when the assistant opens.
     pub time_zone: String,
 }
@@ -237,6 +239,7 @@ impl MailSettings {
             calendar_base_url: endpoint(env::GOOGLE_CALENDAR_BASE_URL)?,
             digest_recipient: source.get(env::DIGEST_RECIPIENT)?,
             digest_schedule: source.get(env::DIGEST_SCHEDULE)?,
+            scan_schedule: source.get(env::SCAN_SCHEDULE)?,
             time_zone: source.get(env::MAILAGENT_TIMEZONE)?.unwrap_or_else(|| "UTC".into()),
         })
     }

@@ -1,0 +1,90 @@
+//! The real `mailagent` binary runs its schedules on its own: the digest (DIGEST_SCHEDULE) and the
+//! periodic scan (SCAN_SCHEDULE); a schedule that is not cron stops the start. (That a digest slot
+//! is claimed before sending, so a restart neither repeats nor replays one, is the mail crate's
+//! `schedule` tests.)
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+/// The workload on the sample Maildir with a digest and a scan due every second (`scan`), its
+/// log in `dir/workload.log`.
+fn command(dir: &Path, scan: &str) -> Command {
+    let log = std::fs::File::create(dir.join("workload.log")).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mailagent"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AGENT_API_KEY", "digest-schedule-test-key-0123456789")
+        .env("MAILAGENT_LISTEN", "127.0.0.1:0")
+        .env("MAILDIR_PATH", dir.join("maildir"))
+        .env("MAILAGENT_STATE_DIR", dir.join("state"))
+        .env("DIGEST_SCHEDULE", "* * * * * *")
+        .env("DIGEST_RECIPIENT", "owner@example.com")
+        .env("SCAN_SCHEDULE", scan)
+        .env("MAILAGENT_TIMEZONE", "Europe/Berlin")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log);
+    command
+}
+
+/// The running workload, killed when dropped, so a failing assertion never leaves it behind.
+struct Workload(Child);
+
+impl Drop for Workload {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(dir: &Path, scan: &str) -> Workload {
+    Workload(command(dir, scan).spawn().expect("spawn the mailagent binary"))
+}
+
+fn log(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("workload.log")).unwrap_or_default()
+}
+
+fn sent(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join("state/outbox/new")).map(|entries| entries.count()).unwrap_or(0)
+}
+
+fn wait_for(what: &str, deadline: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < deadline, "timed out after {deadline:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_binary_runs_its_digest_and_scan_schedules() {
+    let dir = tempfile::tempdir().unwrap();
+    common::copy_sample_maildir(&dir.path().join("maildir"));
+    let workload = start(dir.path(), "* * * * * *");
+    // A schedule with seconds fires every second; two digests prove it keeps going after the first.
+    wait_for("two scheduled digests in the outbox", Duration::from_secs(30), || sent(dir.path()) >= 2);
+    wait_for("a scheduled scan in the log", Duration::from_secs(30), || log(dir.path()).contains("scheduled scan"));
+    drop(workload);
+    let digest = std::fs::read_dir(dir.path().join("state/outbox/new")).unwrap().next().unwrap().unwrap().path();
+    let text = std::fs::read_to_string(digest).unwrap();
+    assert!(text.contains("owner@example.com"), "the digest goes to DIGEST_RECIPIENT");
+}
+
+#[test]
+fn a_scan_schedule_that_is_not_cron_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    common::copy_sample_maildir(&dir.path().join("maildir"));
+    let mut workload = start(dir.path(), "every morning");
+    let mut status = None;
+    wait_for("the workload to refuse to start", Duration::from_secs(30), || {
+        status = workload.0.try_wait().unwrap();
+        status.is_some()
+    });
+    assert!(!status.unwrap().success(), "the workload must not start with a broken schedule");
+    let log = log(dir.path());
+    assert!(log.contains("SCAN_SCHEDULE") && log.contains("not a cron expression"), "{log}");
+}
