@@ -9,7 +9,10 @@
 //!
 //! MCP `tools/call` runs over rmcp's Streamable HTTP service as a client of the 2025-06-18
 //! revision does it: one `initialize` (a session), then every call carries `Mcp-Session-Id`; the
-//! answer is the SSE stream rmcp returns, read to its end.
+//! answer is the SSE stream rmcp returns, read to its end. And as a 2026-07-28 client does it: no
+//! session (that revision removed them), each call stands alone with its `_meta` and `Mcp-Method`
+//! headers. (rmcp serves each such call with a fresh service; a plain-JSON answer,
+//! `json_response`, measured slower still, so it stays off.)
 //!
 //! Throughput is the best of `ROUNDS` rounds (the machine may be shared; the rounds interleave
 //! the contenders in rotating order so each sees the same conditions); p99 is from that round.
@@ -99,9 +102,41 @@ fn mcp(bearer: &str, session: &str) -> Call {
     }
 }
 
+/// A 2026-07-28 `tools/call`: no session (that revision has none).
+fn mcp_stateless(bearer: &str) -> Call {
+    let mut call = mcp(bearer, "");
+    call.headers.retain(|(name, _)| *name != "mcp-session-id" && *name != "mcp-protocol-version");
+    call.headers.push(("mcp-protocol-version", STATELESS_REVISION.into()));
+    // The revision routes on headers that mirror the body.
+    call.headers.push(("mcp-method", "tools/call".into()));
+    call.headers.push(("mcp-name", "mail_scan".into()));
+    // Without a handshake, each 2026-07-28 request names its revision and capabilities itself.
+    call.body = Bytes::from(
+        json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+        "name": "mail_scan", "arguments": {},
+        "_meta": {
+            "io.modelcontextprotocol/protocolVersion": STATELESS_REVISION,
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": {"name": "bench", "version": "1"},
+        }}})
+        .to_string(),
+    );
+    call
+}
+
+const STATELESS_REVISION: &str = "2026-07-28";
+
+fn is_stateless(call: &Call) -> bool {
+    call.headers.iter().any(|(name, value)| *name == "mcp-protocol-version" && value == STATELESS_REVISION)
+}
+
 /// Checks an answer: 200 and, for MCP, a result rather than an error.
 fn check(status: StatusCode, body: &[u8]) {
     assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(body));
+    if body.starts_with(b"{\"jsonrpc\"") {
+        let text = String::from_utf8_lossy(body);
+        assert!(text.contains("\"result\"") && !text.contains("\"isError\":true"), "{text}");
+    }
     if body.starts_with(b"event:") || body.starts_with(b"data:") || body.starts_with(b"id:") {
         let text = String::from_utf8_lossy(body);
         assert!(text.contains("\"result\"") && !text.contains("\"isError\":true"), "{text}");
@@ -136,7 +171,7 @@ async fn loopback(addr: SocketAddr, call: &Call, time: Duration) -> Figure {
                     hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.unwrap();
                 tokio::spawn(connection);
                 let mut call = call;
-                if call.path == "/mcp" {
+                if call.path == "/mcp" && !is_stateless(&call) {
                     // One session per connection, as separate MCP clients would have.
                     let session = mcp_session(&bearer_of(&call), Via::Connection(&mut sender)).await;
                     call = mcp(&bearer_of(&call), &session);
@@ -296,11 +331,13 @@ async fn run() {
     // 1. In process.
     let session = mcp_session(&bearer, Via::Router(&ours)).await;
     let mcp_call = mcp(&bearer, &session);
-    let contenders: [(&str, &Router, &Call); 4] = [
+    let mcp_stateless_call = mcp_stateless(&bearer);
+    let contenders: [(&str, &Router, &Call); 5] = [
         ("bare", &bare, &bare_call),
         ("REST, JWT (HS256)", &ours, &rest_jwt),
         ("REST, API key", &ours, &rest_key),
         ("MCP tools/call, JWT, session", &ours, &mcp_call),
+        ("MCP tools/call, JWT, 2026-07-28", &ours, &mcp_stateless_call),
     ];
     if let Ok(wanted) = std::env::var("DOORS_PROFILE") {
         // `DOORS_PROFILE=mcp perf record ...`: one contender in process for 10 s, nothing else.
@@ -315,7 +352,7 @@ async fn run() {
         println!("{name}: {n} requests in {:?}", start.elapsed());
         return;
     }
-    let mut best = [Figure::default(); 4];
+    let mut best = [Figure::default(); 5];
     for (_, router, call) in contenders {
         in_process(router, call, 2_000).await; // warm up
     }
@@ -330,19 +367,21 @@ async fn run() {
     row(contenders[1].0, best[1], best[0], "(goal >= 60 %)");
     row(contenders[2].0, best[2], best[0], "");
     row(contenders[3].0, best[3], best[0], "(goal >= 25 %)");
+    row(contenders[4].0, best[4], best[0], "(goal >= 25 %)");
 
     // 2. Loopback sockets.
     let bare_addr = spawn_bare(bare.clone()).await;
     let ours_addr = spawn_ours(app.clone()).await;
     // Each connection opens its own session (see `loopback`).
     let mcp_call = mcp(&bearer, "");
-    let contenders: [(&str, SocketAddr, &Call); 4] = [
+    let contenders: [(&str, SocketAddr, &Call); 5] = [
         ("bare", bare_addr, &bare_call),
         ("REST, JWT (HS256)", ours_addr, &rest_jwt),
         ("REST, API key", ours_addr, &rest_key),
         ("MCP tools/call, JWT, session", ours_addr, &mcp_call),
+        ("MCP tools/call, JWT, 2026-07-28", ours_addr, &mcp_stateless_call),
     ];
-    let mut best = [Figure::default(); 4];
+    let mut best = [Figure::default(); 5];
     for (_, addr, call) in contenders {
         loopback(addr, call, Duration::from_millis(300)).await; // warm up
     }
@@ -360,6 +399,7 @@ async fn run() {
     row(contenders[1].0, best[1], best[0], "(goal >= 60 %)");
     row(contenders[2].0, best[2], best[0], "");
     row(contenders[3].0, best[3], best[0], "(goal >= 25 %)");
+    row(contenders[4].0, best[4], best[0], "(goal >= 25 %)");
     let bare_request = Duration::from_secs_f64(1.0 / best[0].rate);
 
     // 3. JWT verification.
@@ -470,6 +510,7 @@ async fn memory(bearer: &str, bare: Figure) {
     let rest_call = rest(("authorization", bearer.to_owned()));
     let rest = loopback(addr, &rest_call, LOOPBACK_TIME).await;
     let mcp_figure = loopback(addr, &mcp(bearer, ""), LOOPBACK_TIME).await;
+    let mcp_stateless_figure = loopback(addr, &mcp_stateless(bearer), LOOPBACK_TIME).await;
     let loaded = rss_kib(pid, "VmRSS:") * 1024.0;
     let peak = rss_kib(pid, "VmHWM:") * 1024.0;
     let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
@@ -479,6 +520,7 @@ async fn memory(bearer: &str, bare: Figure) {
     );
     row("REST, JWT (binary)", rest, bare, "");
     row("MCP tools/call, JWT, session (binary)", mcp_figure, bare, "");
+    row("MCP tools/call, JWT, 2026-07-28 (binary)", mcp_stateless_figure, bare, "");
     println!(
         "  resident memory idle {:.1} MiB ({} of the {IDLE_GOAL_MIB} MiB goal), after load {:.1} MiB, peak {:.1} MiB",
         idle / MIB,
