@@ -25,6 +25,8 @@ use mailagent_mail::provider::{MailProvider, ProviderError};
 use mailagent_mail::provider_assistant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+mod support;
+
 /// The emulator's base URL. These tests are `#[ignore]`d so a plain `cargo test` reports them as
 /// ignored rather than passed; `run.sh` runs them with `--ignored` and the URL set.
 fn emulator() -> String {
@@ -71,37 +73,20 @@ async fn import(url: &str, user: &str, raw: &[u8], labels: &[&str]) -> String {
     value["id"].as_str().unwrap().to_string()
 }
 
+async fn get_json(client: &reqwest::Client, url: String, token: &str) -> serde_json::Value {
+    serde_json::from_slice(&client.get(url).bearer_auth(token).send().await.unwrap().bytes().await.unwrap()).unwrap()
+}
+
 /// Sent messages of `user`, read back raw from the emulator.
 async fn sent(url: &str, user: &str) -> Vec<(MessageMeta, String)> {
     let client = http();
     let token = format!("tok-{user}");
-    let list: serde_json::Value = serde_json::from_slice(
-        &client
-            .get(format!("{url}/gmail/v1/users/me/messages?labelIds=SENT&maxResults=500"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let list =
+        get_json(&client, format!("{url}/gmail/v1/users/me/messages?labelIds=SENT&maxResults=500"), &token).await;
     let mut out = Vec::new();
     for message in list["messages"].as_array().cloned().unwrap_or_default() {
         let id = message["id"].as_str().unwrap();
-        let got: serde_json::Value = serde_json::from_slice(
-            &client
-                .get(format!("{url}/gmail/v1/users/me/messages/{id}?format=raw"))
-                .bearer_auth(&token)
-                .send()
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap(),
-        )
-        .unwrap();
+        let got = get_json(&client, format!("{url}/gmail/v1/users/me/messages/{id}?format=raw"), &token).await;
         let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(got["raw"].as_str().unwrap().trim_end_matches('='))
             .unwrap();
@@ -222,34 +207,7 @@ async fn faulty_proxy(
             let fault = fault.clone();
             let counter = counter.clone();
             tokio::spawn(async move {
-                let mut request = Vec::new();
-                let mut buf = vec![0u8; 16 * 1024];
-                let (head_end, length) = loop {
-                    let n = client.read(&mut buf).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    request.extend_from_slice(&buf[..n]);
-                    let text = String::from_utf8_lossy(&request);
-                    if let Some(end) = text.find("\r\n\r\n") {
-                        let length = text[..end]
-                            .lines()
-                            .find_map(|l| {
-                                l.to_ascii_lowercase()
-                                    .strip_prefix("content-length:")
-                                    .map(|v| v.trim().parse().unwrap())
-                            })
-                            .unwrap_or(0usize);
-                        break (end, length);
-                    }
-                };
-                while request.len() < head_end + 4 + length {
-                    let n = client.read(&mut buf).await.unwrap_or(0);
-                    if n == 0 {
-                        break;
-                    }
-                    request.extend_from_slice(&buf[..n]);
-                }
+                let Some((request, head_end)) = support::read_request(&mut client).await else { return };
                 let head = String::from_utf8_lossy(&request[..head_end]).into_owned();
                 let request_line = head.lines().next().unwrap_or_default().to_string();
                 if let Some(answer) = fault(&request_line) {

@@ -11,7 +11,9 @@ use mailagent_mail::message::NEEDED_HEADERS;
 use mailagent_mail::provider::gmail::{Gmail, GmailConfig};
 use mailagent_mail::provider::{History, MailProvider};
 use mailagent_mail::provider_assistant;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
+
+mod support;
 
 type Log = Arc<Mutex<Vec<(String, String)>>>;
 
@@ -27,34 +29,7 @@ async fn server(answer: impl Fn(&str, &str) -> (u16, String, String) + Send + Sy
             let Ok((mut socket, _)) = listener.accept().await else { return };
             let (answer, seen) = (answer.clone(), seen.clone());
             tokio::spawn(async move {
-                let mut data = Vec::new();
-                let mut buf = vec![0u8; 16 * 1024];
-                let (end, length) = loop {
-                    let n = socket.read(&mut buf).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    data.extend_from_slice(&buf[..n]);
-                    let text = String::from_utf8_lossy(&data);
-                    if let Some(end) = text.find("\r\n\r\n") {
-                        let length = text[..end]
-                            .lines()
-                            .find_map(|l| {
-                                l.to_ascii_lowercase()
-                                    .strip_prefix("content-length:")
-                                    .map(|v| v.trim().parse().unwrap())
-                            })
-                            .unwrap_or(0usize);
-                        break (end, length);
-                    }
-                };
-                while data.len() < end + 4 + length {
-                    let n = socket.read(&mut buf).await.unwrap_or(0);
-                    if n == 0 {
-                        break;
-                    }
-                    data.extend_from_slice(&buf[..n]);
-                }
+                let Some((data, end)) = support::read_request(&mut socket).await else { return };
                 let text = String::from_utf8_lossy(&data).into_owned();
                 let line = text.lines().next().unwrap_or_default().to_string();
                 let body = text[end + 4..].to_string();
