@@ -504,49 +504,6 @@ pub trait Assistant: Send + Sync {
     }
 }
 
-/// Runs the digest schedule until the task is dropped: wakes at each slot (and at least every
-/// minute, so clock jumps are noticed) and sends what is due. Returns at once when no schedule
-/// is configured. The service spawns this next to its servers.
-pub async fn run_digest_schedule(assistant: Arc<dyn Assistant>) {
-    loop {
-        let now = Utc::now();
-        let Some(next) = assistant.next_digest(now) else { return };
-        let wait = (next - now).to_std().unwrap_or_default().min(std::time::Duration::from_secs(60));
-        tokio::time::sleep(wait).await;
-        match assistant.run_due_digest(Utc::now()).await {
-            Ok(Some(digest)) => tracing::info!(candidates = digest.candidates, "scheduled digest sent"),
-            Ok(None) => {}
-            Err(error) => tracing::warn!(%error, "scheduled digest failed"),
-        }
-    }
-}
-
-/// Scans at each slot of `schedule` (`SCAN_SCHEDULE`) until the task is dropped, so the
-/// incremental checkpoint stays fresh: candidates and digests stay cheap, and the Gmail history
-/// window (about a week) does not lapse into a full scan. One scan at a time; a slot missed while
-/// a scan ran is skipped, not queued. Wakes at least every minute, so clock jumps are noticed.
-pub async fn run_scan_schedule(assistant: Arc<dyn Assistant>, schedule: crate::schedule::CronSchedule) {
-    loop {
-        let Some(slot) = schedule.next_after(Utc::now()) else { return };
-        loop {
-            let now = Utc::now();
-            if now >= slot {
-                break;
-            }
-            tokio::time::sleep((slot - now).to_std().unwrap_or_default().min(std::time::Duration::from_secs(60))).await;
-        }
-        match assistant.scan(ScanRequest::default()).await {
-            Ok(scan) => tracing::info!(
-                fetched = scan.fetched_messages,
-                incremental = scan.incremental,
-                total = scan.total_messages,
-                "scheduled scan"
-            ),
-            Err(error) => tracing::warn!(%error, "scheduled scan failed"),
-        }
-    }
-}
-
 /// Settings beyond the mailbox and the state directory (the service fills them from
 /// `DIGEST_RECIPIENT`, `DIGEST_SCHEDULE` and `MAILAGENT_TIMEZONE`).
 #[derive(Debug, Clone)]

@@ -24,5 +24,5 @@ pub mod unsubscribe;
 
 pub use api::{
     Assistant, AssistantOptions, DomainError, maildir_assistant, maildir_assistant_with, provider_assistant,
-    run_digest_schedule, run_scan_schedule,
 };
+pub use schedule::{run_digest_schedule, run_scan_schedule};

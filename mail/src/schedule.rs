@@ -1,17 +1,19 @@
-//! The digest schedule: a cron expression read in the configured time zone, with the last slot
-//! stored in `data/digest_schedule.json` so a restart neither repeats nor replays a digest.
+//! The schedules: cron expressions read in the configured time zone, and the tasks that run them.
+//! The digest's last slot is stored in `data/digest_schedule.json` so a restart neither repeats
+//! nor replays a digest; the periodic scan needs no record (a scan is idempotent).
 //!
 //! At most once: a slot is claimed durably before the digest is sent, so a crash between the
 //! claim and the send skips that slot rather than sending twice. After downtime only the latest
 //! missed slot runs (one digest, not one per missed slot).
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-use crate::api::DomainError;
+use crate::api::{Assistant, DomainError, ScanRequest};
 use crate::state::StateDocument;
 
 /// Where the schedule's progress is stored, relative to the state directory.
@@ -73,6 +75,49 @@ impl StateDocument for ScheduleProgress {
     }
     fn from_legacy(_value: serde_json::Value) -> Option<Self> {
         None
+    }
+}
+
+/// Runs the digest schedule until the task is dropped: wakes at each slot (and at least every
+/// minute, so clock jumps are noticed) and sends what is due. Returns at once when no schedule
+/// is configured. The service spawns this next to its servers.
+pub async fn run_digest_schedule(assistant: Arc<dyn Assistant>) {
+    loop {
+        let now = Utc::now();
+        let Some(next) = assistant.next_digest(now) else { return };
+        let wait = (next - now).to_std().unwrap_or_default().min(std::time::Duration::from_secs(60));
+        tokio::time::sleep(wait).await;
+        match assistant.run_due_digest(Utc::now()).await {
+            Ok(Some(digest)) => tracing::info!(candidates = digest.candidates, "scheduled digest sent"),
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, "scheduled digest failed"),
+        }
+    }
+}
+
+/// Scans at each slot of `schedule` (`SCAN_SCHEDULE`) until the task is dropped, so the
+/// incremental checkpoint stays fresh: candidates and digests stay cheap, and the Gmail history
+/// window (about a week) does not lapse into a full scan. One scan at a time; a slot missed while
+/// a scan ran is skipped, not queued. Wakes at least every minute, so clock jumps are noticed.
+pub async fn run_scan_schedule(assistant: Arc<dyn Assistant>, schedule: CronSchedule) {
+    loop {
+        let Some(slot) = schedule.next_after(Utc::now()) else { return };
+        loop {
+            let now = Utc::now();
+            if now >= slot {
+                break;
+            }
+            tokio::time::sleep((slot - now).to_std().unwrap_or_default().min(std::time::Duration::from_secs(60))).await;
+        }
+        match assistant.scan(ScanRequest::default()).await {
+            Ok(scan) => tracing::info!(
+                fetched = scan.fetched_messages,
+                incremental = scan.incremental,
+                total = scan.total_messages,
+                "scheduled scan"
+            ),
+            Err(error) => tracing::warn!(%error, "scheduled scan failed"),
+        }
     }
 }
 
