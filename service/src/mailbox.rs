@@ -13,7 +13,7 @@ use mailagent_mail::provider::token::{TokenSource, fingerprint};
 use mailagent_mail::provider_assistant;
 use mailagent_mail::schedule::CronSchedule;
 
-use crate::settings::{CalendarChoice, MailboxKind, Settings};
+use crate::settings::{CalendarChoice, MailSettings, MailboxKind, Settings};
 
 /// The Google credentials from `token.json` in the credentials directory (read once).
 fn google_token(dir: &Path) -> anyhow::Result<TokenSource> {
@@ -24,20 +24,23 @@ fn google_token(dir: &Path) -> anyhow::Result<TokenSource> {
     Ok(source)
 }
 
+/// `MAILAGENT_TIMEZONE`, which the digest, the scan schedule and availability all read in.
+fn time_zone(mail: &MailSettings) -> anyhow::Result<chrono_tz::Tz> {
+    mail.time_zone.parse().map_err(|e| anyhow::anyhow!("MAILAGENT_TIMEZONE: {:?}: {e}", mail.time_zone))
+}
+
 /// The periodic scan (`SCAN_SCHEDULE`), if configured, in the workload's time zone.
 pub fn scan_schedule(settings: &Settings) -> anyhow::Result<Option<CronSchedule>> {
     let mail = &settings.mail;
     let Some(expression) = &mail.scan_schedule else { return Ok(None) };
-    let time_zone =
-        mail.time_zone.parse().map_err(|e| anyhow::anyhow!("MAILAGENT_TIMEZONE: {:?}: {e}", mail.time_zone))?;
+    let time_zone = time_zone(mail)?;
     CronSchedule::parse(expression, time_zone).map(Some).map_err(|e| anyhow::anyhow!("SCAN_SCHEDULE: {e}"))
 }
 
 /// The assistant the settings describe.
 pub fn open(settings: &Settings) -> anyhow::Result<Arc<dyn Assistant>> {
     let mail = &settings.mail;
-    let time_zone =
-        mail.time_zone.parse().map_err(|e| anyhow::anyhow!("MAILAGENT_TIMEZONE: {:?}: {e}", mail.time_zone))?;
+    let time_zone = time_zone(mail)?;
     let mut options = AssistantOptions {
         digest_recipient: mail.digest_recipient.clone(),
         digest_schedule: mail.digest_schedule.clone(),
