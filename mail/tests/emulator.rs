@@ -380,8 +380,7 @@ async fn free_busy_from_google_calendar() {
     let (start, end) = window("2026-11-24T00:00:00+01:00", "2026-11-25T00:00:00+01:00");
     let availability =
         assistant.availability(AvailabilityRequest { start, end, time_zone: None, working_hours: None }).await.unwrap();
-    let busy: Vec<String> =
-        availability.busy.iter().map(|i| format!("{}-{}", i.start.format("%H:%M"), i.end.format("%H:%M"))).collect();
+    let busy = support::hhmm(&availability.busy);
     assert_eq!(busy, ["09:30-09:45", "14:00-15:30"], "busy blocks in Berlin time");
     let free = assistant
         .meeting_intervals(MeetingIntervalsRequest {
@@ -396,8 +395,7 @@ async fn free_busy_from_google_calendar() {
         })
         .await
         .unwrap();
-    let got: Vec<String> =
-        free.intervals.iter().map(|i| format!("{}-{}", i.start.format("%H:%M"), i.end.format("%H:%M"))).collect();
+    let got = support::hhmm(&free.intervals);
     assert_eq!(got, ["09:00-09:30", "09:45-14:00", "15:30-17:00"]);
 
     // Google failing (503): the calendar counts as busy, the request does not fail.

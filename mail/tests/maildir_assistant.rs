@@ -6,6 +6,8 @@ use chrono::DateTime;
 use mailagent_mail::api::*;
 use mailagent_mail::maildir_assistant;
 
+mod support;
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
@@ -114,8 +116,7 @@ async fn digest_and_availability() {
         })
         .await
         .unwrap();
-    let got: Vec<String> =
-        free.intervals.iter().map(|i| format!("{}-{}", i.start.format("%H:%M"), i.end.format("%H:%M"))).collect();
+    let got = support::hhmm(&free.intervals);
     // Stand-up 09:30-09:45 and review 14:00-15:30 local are busy.
     assert_eq!(got, ["09:00-09:30", "09:45-14:00", "15:30-17:00"]);
     let bad = assistant

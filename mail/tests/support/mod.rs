@@ -35,3 +35,8 @@ pub async fn read_request(socket: &mut TcpStream) -> Option<(Vec<u8>, usize)> {
     }
     Some((data, head_end))
 }
+
+/// Intervals as `HH:MM-HH:MM` in their own offset, for comparing with a calendar read by eye.
+pub fn hhmm(intervals: &[mailagent_mail::api::Interval]) -> Vec<String> {
+    intervals.iter().map(|i| format!("{}-{}", i.start.format("%H:%M"), i.end.format("%H:%M"))).collect()
+}
