@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver (and kube-controller-manager) from the k8s.io/kubernetes Go module through the
+# Builds kube-apiserver, kube-controller-manager, kube-scheduler and kubelet from the k8s.io/kubernetes Go module through the
 # Go module proxy, once per machine, and caches the binaries outside the work tree keyed by version.
 #
 # Why a wrapper module: k8s.io/kubernetes requires its staging modules at v0.0.0 with local replaces,
@@ -25,16 +25,17 @@ done
 key="$( { cat "$wrapper/go.mod" "$wrapper/go.sum"; echo "$ldflags"; } | sha256sum | cut -c1-12)"
 out="$cache_root/k8s-v$KUBE_VERSION-$go_version-$key"
 
-if [[ -x "$out/kube-apiserver" && -x "$out/kube-controller-manager" && -f "$out/stamp" ]]; then
+bins=(kube-apiserver kube-controller-manager kube-scheduler kubelet)
+if [[ -f "$out/stamp" ]]; then
   echo "$out"
   exit 0
 fi
 
 mkdir -p "$out.partial"
-echo "building kube-apiserver v$KUBE_VERSION with $go_version into $out (cold: about 8 min and 2 GB RAM on 2 cores)" >&2
+echo "building ${bins[*]} v$KUBE_VERSION with $go_version into $out (cold: about 10 min and 2 GB RAM on 2 cores)" >&2
 start=$(date +%s)
 (cd "$wrapper" && go build -p "$(nproc)" -trimpath -ldflags "$ldflags" -o "$out.partial/" \
-  k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager)
+  "${bins[@]/#/k8s.io/kubernetes/cmd/}")
 echo "built in $(( $(date +%s) - start ))s" >&2
 "$out.partial/kube-apiserver" --version >&2
 date -u +%FT%TZ > "$out.partial/stamp"
