@@ -26,6 +26,7 @@ use crate::contract::{AuthMode, KeyState, McpAuthMode};
     category = "mailagent",
     derive = "PartialEq",
     doc = "Auth mode, scopes, API key clients, JWT validation and key rotation for MailAgents.",
+    validation = Rule::new(crate::names::AUTHPOLICY_NAME_RULE).message(crate::names::AUTHPOLICY_NAME_MESSAGE),
     printcolumn(name = "Mode", type_ = "string", json_path = ".spec.mode"),
     printcolumn(name = "MCP", type_ = "string", json_path = ".spec.mcp.mode"),
     printcolumn(name = "Current Kid", type_ = "string", json_path = ".status.currentKid"),
@@ -336,5 +337,5 @@ pub enum KeyPurpose {
 /// The Secret holding the keyring ([`crate::contract::Keyring`]) that every MailAgent referencing
 /// the policy mounts as a directory.
 pub fn keyring_secret_name(policy: &str) -> String {
-    format!("{policy}-keyring")
+    crate::names::keyring_secret(policy)
 }

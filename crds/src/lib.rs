@@ -7,6 +7,7 @@ pub mod authpolicy;
 pub mod conditions;
 pub mod contract;
 pub mod mailagent;
+pub mod names;
 pub mod scope;
 
 pub use authpolicy::{AuthPolicy, AuthPolicySpec, AuthPolicyStatus};

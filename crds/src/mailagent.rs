@@ -27,6 +27,7 @@ use crate::contract::{AuthMode, McpAuthMode};
     category = "mailagent",
     derive = "PartialEq",
     doc = "A mail assistant for one mailbox, served over REST, A2A and MCP.",
+    validation = Rule::new(crate::names::MAILAGENT_NAME_RULE).message(crate::names::MAILAGENT_NAME_MESSAGE),
     printcolumn(name = "Provider", type_ = "string", json_path = ".spec.mailbox.provider"),
     printcolumn(name = "Auth", type_ = "string", json_path = ".status.authMode"),
     printcolumn(name = "MCP Auth", type_ = "string", json_path = ".status.mcpAuthMode"),

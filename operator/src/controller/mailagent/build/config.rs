@@ -167,7 +167,7 @@ pub fn config_map(agent: &MailAgent, config: &RenderedConfig) -> ConfigMap {
 
 /// Name of the agent's settings ConfigMap.
 pub fn config_map_name(agent: &str) -> String {
-    format!("{agent}-config")
+    mailagent_crds::names::config_map(agent)
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ pub const ALL_SURFACES: [Surface; 3] = [Surface::Rest, Surface::A2a, Surface::Mc
 
 /// Name of the Service for one surface.
 pub fn service_name(agent: &str, surface: Surface) -> String {
-    format!("{agent}-{surface}")
+    mailagent_crds::names::service(agent, surface)
 }
 
 /// The surfaces the agent serves.

@@ -12,7 +12,7 @@ use super::child_meta;
 
 /// Name of the agent's state PersistentVolumeClaim.
 pub fn pvc_name(agent: &str) -> String {
-    format!("{agent}-state")
+    mailagent_crds::names::state_volume(agent)
 }
 
 /// The state PersistentVolumeClaim.
