@@ -44,6 +44,7 @@ test-unit: ## Unit tests (no I/O beyond loopback)
 
 .PHONY: test-integration
 test-integration: control-plane ## Operator tests against a real kube-apiserver + etcd started here
+	$(CARGO) build -p mailagent-operator
 	$(CARGO) test -p mailagent-tests -- --test-threads=4
 
 .PHONY: test-peers

@@ -22,6 +22,9 @@ pub enum Error {
     /// The object came from the API server without a namespace or name.
     #[error("object is missing {0}")]
     MissingField(&'static str),
+    /// The reconcile did not finish in time (a slow or unreachable API server); it was cancelled.
+    #[error("reconcile exceeded its {0:?} deadline and was cancelled")]
+    Deadline(Duration),
 }
 
 /// Shorthand.
@@ -38,13 +41,25 @@ impl Error {
         match self {
             Error::InvalidSpec(_) | Error::MissingField(_) => true,
             // 4xx other than conflict / too-many-requests / not-found means our request is wrong
-            // for this object; retrying the same request would fail the same way.
+            // for this object; retrying the same request would fail the same way. A 403 is the
+            // exception: RBAC is fixed outside the object, so it is retried (slowly, see `backoff`).
             Error::Kube { source: kube::Error::Api(status), .. } => {
                 let code = status.code;
-                (400..500).contains(&code) && ![404, 409, 429].contains(&code)
+                (400..500).contains(&code) && ![403, 404, 409, 429].contains(&code)
             }
-            Error::Kube { .. } => false,
+            Error::Kube { .. } | Error::Deadline(_) => false,
         }
+    }
+
+    /// Whether the API server refused us on RBAC grounds: retry, but slowly, since only an
+    /// administrator can fix it.
+    pub fn is_forbidden(&self) -> bool {
+        matches!(self, Error::Kube { source: kube::Error::Api(s), .. } if s.code == 403)
+    }
+
+    /// How long to wait before retry number `consecutive_failures + 1`.
+    pub fn backoff(&self, consecutive_failures: u32) -> Duration {
+        if self.is_forbidden() { forbidden_backoff(consecutive_failures) } else { backoff(consecutive_failures) }
     }
 
     /// A low-cardinality label for metrics.
@@ -56,6 +71,7 @@ impl Error {
             Error::Kube { .. } => "kube",
             Error::InvalidSpec(_) => "invalid_spec",
             Error::MissingField(_) => "missing_field",
+            Error::Deadline(_) => "deadline",
         }
     }
 }
@@ -64,6 +80,12 @@ impl Error {
 pub fn backoff(consecutive_failures: u32) -> Duration {
     let secs = 1u64 << consecutive_failures.min(9);
     Duration::from_secs(secs.min(300))
+}
+
+/// Backoff after a 403: a minute, doubling to at most 10 minutes, so a fixed ClusterRole is
+/// picked up without a spec change and a broken one does not hammer the API server.
+pub fn forbidden_backoff(consecutive_failures: u32) -> Duration {
+    Duration::from_secs((60u64 << consecutive_failures.min(4)).min(600))
 }
 
 #[cfg(test)]
@@ -81,8 +103,17 @@ mod tests {
         assert!(!api(429).is_permanent());
         assert!(!api(500).is_permanent());
         assert!(api(422).is_permanent());
-        assert!(api(403).is_permanent());
+        assert!(Error::Deadline(Duration::from_secs(1)).metric_label() == "deadline");
+        assert!(!Error::Deadline(Duration::from_secs(1)).is_permanent());
         assert!(Error::InvalidSpec("x".into()).is_permanent());
+    }
+
+    #[test]
+    fn forbidden_is_retried_slowly_until_rbac_is_fixed() {
+        assert!(!api(403).is_permanent(), "RBAC is fixed outside the object; wait for no spec change");
+        assert_eq!(api(403).backoff(0), Duration::from_secs(60));
+        assert_eq!(api(403).backoff(9), Duration::from_secs(600));
+        assert_eq!(api(500).backoff(0), Duration::from_secs(1));
     }
 
     #[test]

@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::State;
@@ -10,42 +9,51 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
+use crate::health::Health;
 use crate::metrics::Metrics;
 
 #[derive(Clone)]
 struct AppState {
     metrics: Arc<Metrics>,
-    ready: Arc<AtomicBool>,
+    health: Arc<Health>,
 }
 
 /// Binds and serves in the background; returns the bound address.
-pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, ready: Arc<AtomicBool>) -> std::io::Result<SocketAddr> {
+pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, health: Arc<Health>) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    let app = router(metrics, ready);
+    let app = router(metrics, health);
     tokio::spawn(async move { axum::serve(listener, app).await });
     Ok(bound)
 }
 
 /// The router, separate from binding so it is testable.
-pub fn router(metrics: Arc<Metrics>, ready: Arc<AtomicBool>) -> Router {
+pub fn router(metrics: Arc<Metrics>, health: Arc<Health>) -> Router {
     Router::new()
         .route("/metrics", get(metrics_text))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(AppState { metrics, ready })
+        .with_state(AppState { metrics, health })
 }
 
 async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.encode())
 }
 
-/// Ready once this replica leads (or election is off): a standby is alive but not ready.
+/// Ready once this replica leads (or election is off), its caches are listed and its watches
+/// reach the API server: a standby is alive but not ready.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    if state.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "waiting for leadership")
+    match state.health.readiness() {
+        Ok(()) => (StatusCode::OK, "ready"),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
+    }
+}
+
+/// Alive unless the watches have been failing for too long to hope they come back by themselves.
+async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    match state.health.liveness() {
+        Ok(()) => (StatusCode::OK, "ok".to_owned()),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
     }
 }
 
@@ -66,19 +74,36 @@ mod tests {
 
     #[tokio::test]
     async fn a_standby_is_alive_but_not_ready() {
-        let ready = Arc::new(AtomicBool::new(false));
-        let router = router(Arc::new(Metrics::default()), ready.clone());
+        let health = Arc::new(Health::default());
+        let router = router(Arc::new(Metrics::default()), health.clone());
         assert_eq!(get(router.clone(), "/healthz").await.0, StatusCode::OK);
         assert_eq!(get(router.clone(), "/readyz").await.0, StatusCode::SERVICE_UNAVAILABLE);
-        ready.store(true, Ordering::Relaxed);
+        health.set_leading();
+        health.set_synced();
         assert_eq!(get(router, "/readyz").await.0, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn deaf_watches_fail_readiness_and_in_the_end_liveness() {
+        let health = Arc::new(Health::new(std::time::Duration::ZERO));
+        health.set_leading();
+        health.set_synced();
+        let router = router(Arc::new(Metrics::default()), health.clone());
+        health.watches.failed("MailAgent", &"connection refused");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let (status, body) = get(router.clone(), "/readyz").await;
+        assert_eq!((status, body.as_str()), (StatusCode::SERVICE_UNAVAILABLE, "watches cannot reach the API server"));
+        assert_eq!(get(router.clone(), "/healthz").await.0, StatusCode::SERVICE_UNAVAILABLE);
+        health.watches.watched("MailAgent");
+        assert_eq!(get(router.clone(), "/readyz").await.0, StatusCode::OK);
+        assert_eq!(get(router, "/healthz").await.0, StatusCode::OK);
     }
 
     #[tokio::test]
     async fn metrics_are_exposed_in_text_format() {
         let metrics = Arc::new(Metrics::default());
         metrics.reconciled("mailagent", std::time::Duration::from_millis(1));
-        let (status, body) = get(router(metrics, Arc::new(AtomicBool::new(true))), "/metrics").await;
+        let (status, body) = get(router(metrics, Arc::new(Health::default())), "/metrics").await;
         assert_eq!(status, StatusCode::OK);
         assert!(body.contains("mailagent_operator_reconcile_duration_seconds_bucket"), "{body}");
     }

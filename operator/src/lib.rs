@@ -4,6 +4,7 @@
 
 pub mod controller;
 pub mod error;
+pub mod health;
 pub mod http;
 pub mod labels;
 pub mod leader;
@@ -12,7 +13,7 @@ pub mod reflect;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
@@ -43,14 +44,18 @@ pub struct Config {
     /// `json` or `text` logs.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: String,
+    /// Seconds the watches may fail without a pause before `/healthz` fails, so the kubelet
+    /// restarts a replica that cannot get them back.
+    #[arg(long, env = "WATCH_FAILURE_LIMIT_SECONDS", default_value_t = health::DEFAULT_DEAF_LIMIT.as_secs())]
+    pub watch_failure_limit_seconds: u64,
 }
 
 /// Runs the operator until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let client = Client::try_default().await?;
     let metrics = Arc::new(metrics::Metrics::default());
-    let ready = Arc::new(AtomicBool::new(false));
-    let server = http::serve(config.metrics_addr, metrics.clone(), ready.clone()).await?;
+    let health = Arc::new(health::Health::new(Duration::from_secs(config.watch_failure_limit_seconds)));
+    let server = http::serve(config.metrics_addr, metrics.clone(), health.clone()).await?;
     info!(addr = %server, "metrics and health server listening");
 
     let _leadership = if config.leader_election {
@@ -58,11 +63,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     } else {
         None
     };
-    ready.store(true, Ordering::Relaxed);
+    health.set_leading();
     let reporter = Reporter { controller: "mailagent-operator".into(), instance: Some(config.identity.clone()) };
     let recorder = Recorder::new(client.clone(), reporter);
     let scope = controller::mailagent::Scope { namespace: config.namespace.clone(), concurrency: config.concurrency };
-    controller::mailagent::run(client, scope, metrics, recorder, shutdown_signal()).await;
+    controller::mailagent::run(client, scope, metrics, recorder, health, shutdown_signal()).await;
     info!("controller stopped");
     Ok(())
 }

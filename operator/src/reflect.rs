@@ -1,31 +1,60 @@
-//! Watches that feed both a cache and the controller's triggers, one watch per kind.
+//! Watches that feed both a cache and the controller's triggers, one watch per kind, each driven
+//! by a task of its own.
 //!
 //! The caches let a reconcile compare desired children with what exists without a GET, which is
 //! what makes a no-op resync (and an operator restart) cost zero API writes and zero reads.
+//!
+//! Why a task per watch instead of handing the streams to the controller: the caches must fill
+//! (and refill after the API server comes back) whether or not a reconcile is running, so the
+//! controller can wait for them once before it starts instead of every reconcile awaiting them
+//! (a store's readiness future wakes only its last waiter, which starved concurrent reconciles);
+//! and the task sees every event, including deletions and re-lists, which the controller's
+//! object streams drop.
 
 use std::fmt::Debug;
+use std::sync::Arc;
 
-use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::{WatchStreamExt, watcher as watch_stream};
 use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
 
-/// A cache and the stream that fills it. The stream must be polled (the controller does) for
-/// the cache to fill.
-pub struct Reflected<K: Resource + 'static>
+use crate::health::WatchHealth;
+
+/// What a watch saw, for the controller to map onto the objects it must look at again.
+#[derive(Debug)]
+pub enum Seen<'a, K> {
+    /// An object was created, changed or deleted.
+    Changed(&'a K),
+    /// The watch listed everything again (after its API server restarted or its resource version
+    /// expired): deletions in between were never seen as events, so everything is suspect.
+    Relisted,
+}
+
+/// A cache and the task that keeps it filled.
+pub struct Watched<K: Resource + 'static>
 where
     K::DynamicType: std::hash::Hash + Eq + Clone,
 {
     /// The cache.
     pub store: Store<K>,
-    /// The object stream, for `Controller::owns_stream` / `watches_stream`.
-    pub stream: futures::stream::BoxStream<'static, Result<K, watcher::Error>>,
+    /// Runs the watch for ever (it retries with backoff); spawn it.
+    pub driver: BoxFuture<'static, ()>,
 }
 
 /// Watches `api` (optionally by label selector), strips `managedFields` (the bulk of most
-/// objects, never needed here) and caches the result.
-pub fn reflect<K>(api: Api<K>, label_selector: Option<&str>) -> Reflected<K>
+/// objects, never needed here), caches the result and calls `on_seen` for every change after the
+/// first list. Errors are reported to `health` and retried with jittered exponential backoff; a
+/// resource version the server no longer has leads to a fresh list.
+pub fn watch<K>(
+    api: Api<K>,
+    label_selector: Option<&str>,
+    health: Arc<WatchHealth>,
+    mut on_seen: impl FnMut(Seen<'_, K>) + Send + 'static,
+) -> Watched<K>
 where
     K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
 {
@@ -34,17 +63,36 @@ where
     if let Some(selector) = label_selector {
         config = config.labels(selector);
     }
-    let stream = watcher(api, config)
+    let kind = K::kind(&()).into_owned();
+    let events = watch_stream(api, config)
         .default_backoff()
         .modify(|obj: &mut K| obj.meta_mut().managed_fields = None)
-        .reflect(writer)
-        .applied_objects()
-        .boxed();
-    Reflected { store, stream }
+        .reflect(writer);
+    let driver = async move {
+        let mut listed_before = false;
+        let mut events = std::pin::pin!(events);
+        while let Some(event) = events.next().await {
+            match event {
+                Ok(event) => {
+                    health.watched(&kind);
+                    match &event {
+                        Event::Apply(obj) | Event::Delete(obj) => on_seen(Seen::Changed(obj)),
+                        Event::InitDone if listed_before => on_seen(Seen::Relisted),
+                        Event::InitDone => listed_before = true,
+                        Event::Init | Event::InitApply(_) => {}
+                    }
+                }
+                Err(error) => health.failed(&kind, &error),
+            }
+        }
+    }
+    .boxed();
+    Watched { store, driver }
 }
 
-/// Whether every cache has finished its initial list. Reconciling before that would mistake
-/// "not listed yet" for "missing" and write everything again after every restart.
+/// Waits until every cache has finished its initial list. Reconciling before that would mistake
+/// "not listed yet" for "missing" and write everything again after every restart. Called once,
+/// before the controller starts, never from a reconcile.
 pub async fn all_ready(stores: &[&dyn Ready]) {
     for store in stores {
         store.ready().await;
@@ -83,6 +131,38 @@ pub fn is_subset(desired: &serde_json::Value, live: &serde_json::Value) -> bool 
         // The server canonicalises quantities (`0.5` comes back as `500m`, `1024Mi` as `1Gi`).
         (Value::String(d), Value::String(l)) => d == l || same_quantity(d, l),
         _ => desired == live,
+    }
+}
+
+/// Where `live` falls short of `desired`, as JSON pointers with the value each should have: the
+/// places [`is_subset`] finds wanting, as deep as objects go. A list is one place, so a list that
+/// someone else lengthened (an extra volume or container) is replaced whole.
+pub fn drift(desired: &serde_json::Value, live: &serde_json::Value) -> Vec<(String, serde_json::Value)> {
+    let mut out = Vec::new();
+    drift_at(desired, live, String::new(), &mut out);
+    out
+}
+
+fn drift_at(
+    desired: &serde_json::Value,
+    live: &serde_json::Value,
+    at: String,
+    out: &mut Vec<(String, serde_json::Value)>,
+) {
+    use serde_json::Value;
+    match (desired, live) {
+        (Value::Object(d), Value::Object(l)) => {
+            for (key, dv) in d {
+                let path = format!("{at}/{}", key.replace('~', "~0").replace('/', "~1"));
+                match l.get(key) {
+                    Some(lv) => drift_at(dv, lv, path, out),
+                    None if is_empty(dv) => {}
+                    None => out.push((path, dv.clone())),
+                }
+            }
+        }
+        _ if is_subset(desired, live) => {}
+        _ => out.push((at, desired.clone())),
     }
 }
 
@@ -161,6 +241,21 @@ mod tests {
         assert!(is_subset(&json!({"cpu": "0.5", "memory": "1024Mi"}), &json!({"cpu": "500m", "memory": "1Gi"})));
         assert!(!is_subset(&json!({"cpu": "0.5"}), &json!({"cpu": "400m"})));
         assert!(!is_subset(&json!({"name": "http"}), &json!({"name": "https"})));
+    }
+
+    #[test]
+    fn drift_names_each_place_and_replaces_lists_whole() {
+        use super::drift;
+        let desired = json!({"spec": {"hostNetwork": false, "volumes": [{"name": "a"}],
+            "securityContext": {"capabilities": {"add": [], "drop": ["ALL"]}}}, "metadata": {"annotations": {"a/b": "1"}}});
+        let live = json!({"spec": {"hostNetwork": true, "volumes": [{"name": "a"}, {"name": "extra"}],
+            "securityContext": {"capabilities": {"add": ["NET_ADMIN"], "drop": ["ALL"]}}}, "metadata": {}});
+        let places: Vec<_> = drift(&desired, &live).into_iter().map(|(path, _)| path).collect();
+        assert_eq!(
+            places,
+            ["/metadata/annotations", "/spec/hostNetwork", "/spec/securityContext/capabilities/add", "/spec/volumes",]
+        );
+        assert!(drift(&desired, &desired).is_empty());
     }
 
     #[test]

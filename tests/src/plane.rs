@@ -144,6 +144,23 @@ impl ControlPlane {
         Ok(plane)
     }
 
+    /// Stops kube-apiserver and starts it again on the same address, certificates and etcd, as a
+    /// control-plane upgrade does; returns once it is ready again. Clients keep working against it.
+    pub async fn restart_apiserver(self) -> anyhow::Result<Self> {
+        self.restart_apiserver_after(Duration::ZERO).await
+    }
+
+    /// Like [`ControlPlane::restart_apiserver`], with the API server down for `downtime`.
+    pub async fn restart_apiserver_after(mut self, downtime: Duration) -> anyhow::Result<Self> {
+        anyhow::ensure!(self.is_local(), "only a local plane can be restarted");
+        let apiserver =
+            self.processes.iter_mut().find(|p| p.name() == "kube-apiserver").context("no kube-apiserver")?;
+        apiserver.stop();
+        tokio::time::sleep(downtime).await;
+        apiserver.restart()?;
+        self.wait_ready().await
+    }
+
     async fn wait_ready(self) -> anyhow::Result<Self> {
         self.wait_for_ok("kube-apiserver", None, "/readyz").await
     }

@@ -34,13 +34,35 @@ pub struct Process {
     name: &'static str,
     child: Child,
     log: PathBuf,
+    /// What was started, so [`Process::restart`] can start it again the same way.
+    program: PathBuf,
+    args: Vec<String>,
 }
 
 impl Process {
     /// Starts `program args` under the watchdog, logging to `log`.
     pub fn spawn(name: &'static str, program: &Path, args: &[String], log: PathBuf) -> std::io::Result<Self> {
         let out = std::fs::File::create(&log)?;
-        let child = Command::new("/bin/sh")
+        let child = Self::start(program, args, out)?;
+        Ok(Self { name, child, log, program: program.to_owned(), args: args.to_vec() })
+    }
+
+    /// The name given at spawn.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Stops the server and starts it again with the same program, arguments and log (appended),
+    /// as an upgrade or a crash-and-restart would.
+    pub fn restart(&mut self) -> std::io::Result<()> {
+        self.stop();
+        let out = std::fs::OpenOptions::new().append(true).open(&self.log)?;
+        self.child = Self::start(&self.program, &self.args, out)?;
+        Ok(())
+    }
+
+    fn start(program: &Path, args: &[String], out: std::fs::File) -> std::io::Result<Child> {
+        Command::new("/bin/sh")
             .arg("-c")
             .arg(WATCHDOG)
             .arg("sh")
@@ -50,8 +72,7 @@ impl Process {
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out)
-            .spawn()?;
-        Ok(Self { name, child, log })
+            .spawn()
     }
 
     /// Whether the server is still running.
@@ -65,10 +86,9 @@ impl Process {
         let all: Vec<&str> = text.lines().collect();
         format!("--- {} ({}) ---\n{}", self.name, self.log.display(), all[all.len().saturating_sub(lines)..].join("\n"))
     }
-}
 
-impl Drop for Process {
-    fn drop(&mut self) {
+    /// Stops the server (SIGTERM through the watchdog, SIGKILL after a grace period).
+    pub fn stop(&mut self) {
         // SIGTERM to the watchdog, which stops the server (escalating to SIGKILL itself) and exits.
         // Killing the watchdog outright would orphan the server, so that is only the last resort.
         let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
@@ -81,6 +101,12 @@ impl Drop for Process {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 

@@ -18,7 +18,7 @@ use super::Context;
 use super::build::Children;
 use crate::error::{Error, Result};
 use crate::labels::{AGENT_LABEL, APPLIED_HASH_ANNOTATION, FIELD_MANAGER};
-use crate::reflect::is_subset;
+use crate::reflect::{drift, is_subset};
 
 /// Brings every child to its desired state and removes unwanted ones. Returns the live
 /// Deployment, for a status that does not wait for the cache to see our own write.
@@ -66,12 +66,43 @@ where
         }
     }
     debug!(kind = <K as k8s_openapi::Resource>::KIND, %ns, %name, "applying");
-    let live = Api::<K>::namespaced(ctx.client.clone(), &ns)
+    let api = Api::<K>::namespaced(ctx.client.clone(), &ns);
+    let live = api
         .patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&wanted))
         .await
         .map_err(Error::kube("applying a child"))?;
     ctx.metrics.wrote(<K as k8s_openapi::Resource>::KIND, "apply");
-    Ok(live)
+    repair(&api, &wanted, live, ctx).await
+}
+
+/// Takes back what server-side apply cannot: entries that another field manager added to a list
+/// we own entry by entry (an extra volume or container), which an apply leaves in place because
+/// it removes only what it owned before. The places still wrong after the apply are replaced
+/// with what we want, in one JSON patch guarded by the resource version we saw.
+async fn repair<K>(api: &Api<K>, wanted: &serde_json::Value, live: K, ctx: &Context) -> Result<K>
+where
+    K: Resource + k8s_openapi::Resource + Clone + Debug + Serialize + DeserializeOwned,
+{
+    let places = drift(wanted, &serde_json::to_value(&live).expect("k8s-openapi objects serialize"));
+    if places.is_empty() {
+        return Ok(live);
+    }
+    let mut ops =
+        vec![serde_json::json!({"op": "test", "path": "/metadata/resourceVersion", "value": live.resource_version()})];
+    ops.extend(places.into_iter().map(|(path, value)| serde_json::json!({"op": "add", "path": path, "value": value})));
+    let patch: json_patch::Patch =
+        serde_json::from_value(serde_json::Value::Array(ops)).expect("well-formed JSON patch");
+    debug!(kind = <K as k8s_openapi::Resource>::KIND, name = %live.name_any(), "replacing what apply left");
+    let repaired = api
+        .patch(
+            &live.name_any(),
+            &PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..PatchParams::default() },
+            &Patch::<()>::Json(patch),
+        )
+        .await
+        .map_err(Error::kube("replacing fields another manager added"))?;
+    ctx.metrics.wrote(<K as k8s_openapi::Resource>::KIND, "repair");
+    Ok(repaired)
 }
 
 /// A short hash of a rendered object (serde_json writes maps in key order, so it is stable).

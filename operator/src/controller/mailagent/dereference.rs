@@ -23,7 +23,8 @@ pub struct Refs {
 pub async fn resolve(agent: &MailAgent, ctx: &Context) -> Result<Refs> {
     let ns = agent.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
     let policy_ref = ObjectRef::new(&agent.spec.auth_policy_ref.name).within(&ns);
-    let policy = ctx.stores.policies.get(&policy_ref);
+    // An AuthPolicy the operator cannot read counts as absent: the agent fails closed.
+    let policy = ctx.stores.policies.get(&policy_ref).and_then(|p| p.0.as_ref().ok().cloned().map(Arc::new));
     let credentials_found = match &agent.spec.mailbox.credentials_secret_ref {
         None => true,
         Some(secret) => Api::<Secret>::namespaced(ctx.client.clone(), &ns)

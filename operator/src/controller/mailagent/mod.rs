@@ -4,6 +4,7 @@
 mod apply;
 pub mod build;
 mod dereference;
+mod problem;
 mod status;
 mod validate;
 
@@ -11,32 +12,46 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::{Future, StreamExt};
+use futures::channel::mpsc;
+use futures::{Future, FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, Client, Resource, ResourceExt};
 use mailagent_crds::{AuthPolicy, MailAgent, MailAgentStatus};
 use tracing::{info, warn};
 
-use crate::error::{Error, Result, backoff};
-use crate::labels::MANAGED_SELECTOR;
+use self::problem::Problem;
+use crate::error::{Error, Result};
+use crate::health::{Health, WatchHealth};
+use crate::labels::{AGENT_LABEL, MANAGED_SELECTOR};
 use crate::metrics::Metrics;
-use crate::reflect::{self, Ready, reflect};
+use crate::reflect::{self, Ready, Seen, Watched, watch};
 
 /// Controller name in metrics, events and logs.
 pub const CONTROLLER: &str = "mailagent";
 /// How often an unchanged agent is looked at again (a safety net; watches do the real work).
 pub const RESYNC: Duration = Duration::from_secs(3600);
-/// How soon to look again while waiting for something the controller does not watch.
+/// How soon to look again while waiting for something the controller does not watch: the
+/// credentials Secret, which the operator may only `get` (a Secret watch would need `list` on
+/// every Secret in the cluster). Status therefore follows a deleted or restored Secret within this.
 pub const RECHECK: Duration = Duration::from_secs(30);
+/// Longest a reconcile may take. Past it the reconcile is cancelled, counted and retried with
+/// backoff, so no API call can hold a concurrency slot (and the object) for ever.
+pub const RECONCILE_DEADLINE: Duration = Duration::from_secs(60);
+
+/// A MailAgent as watched: one that fails to deserialize is reported instead of stalling the watch.
+pub type Agent = DeserializeGuard<MailAgent>;
+/// An AuthPolicy as watched.
+pub type Policy = DeserializeGuard<AuthPolicy>;
 
 /// Caches of everything the reconcile reads.
 pub struct Stores {
-    pub(crate) policies: Store<AuthPolicy>,
+    pub(crate) policies: Store<Policy>,
     pub(crate) service_accounts: Store<ServiceAccount>,
     pub(crate) config_maps: Store<ConfigMap>,
     pub(crate) deployments: Store<Deployment>,
@@ -66,25 +81,25 @@ pub struct Context {
     pub(crate) stores: Stores,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) recorder: Recorder,
-    agents: Store<MailAgent>,
-    failures: Mutex<HashMap<ObjectRef<MailAgent>, u32>>,
+    agents: Store<Agent>,
+    failures: Mutex<HashMap<ObjectRef<Agent>, u32>>,
     /// The status last written per agent (with the agent's uid), because a reconcile can run
     /// before the watch delivers our own write: computing from the stale copy would write (and
     /// announce) the same change twice.
-    written: Mutex<HashMap<ObjectRef<MailAgent>, (String, MailAgentStatus)>>,
+    written: Mutex<HashMap<ObjectRef<Agent>, (String, MailAgentStatus)>>,
 }
 
 impl Context {
     pub(crate) fn written_status(&self, agent: &MailAgent) -> Option<MailAgentStatus> {
         let written = self.written.lock().expect("not poisoned");
-        let (uid, status) = written.get(&ObjectRef::from_obj(agent))?;
+        let (uid, status) = written.get(&agent_ref(agent))?;
         (Some(uid) == agent.metadata.uid.as_ref()).then(|| status.clone())
     }
 
     pub(crate) fn remember_status(&self, agent: &MailAgent, status: MailAgentStatus) {
         let Some(uid) = agent.metadata.uid.clone() else { return };
         let mut written = self.written.lock().expect("not poisoned");
-        written.insert(ObjectRef::from_obj(agent), (uid, status));
+        written.insert(agent_ref(agent), (uid, status));
         // Forget deleted agents now and then, so the memo stays the size of the fleet.
         if written.len() > 2 * self.agents.state().len() + 16 {
             let live: std::collections::HashSet<_> =
@@ -92,6 +107,11 @@ impl Context {
             written.retain(|key, _| live.contains(key));
         }
     }
+}
+
+/// The controller's key for an agent.
+fn agent_ref(agent: &MailAgent) -> ObjectRef<Agent> {
+    ObjectRef::new(&agent.name_any()).within(agent.namespace().as_deref().unwrap_or_default())
 }
 
 /// Where the controller looks and how much it does at once.
@@ -126,23 +146,103 @@ impl Scope {
     }
 }
 
+/// Where watches send what must be reconciled: one agent, or every agent (after a re-list).
+#[derive(Clone)]
+struct Triggers {
+    one: mpsc::UnboundedSender<ObjectRef<Agent>>,
+    all: mpsc::UnboundedSender<()>,
+}
+
+impl Triggers {
+    /// Maps a child (by its agent label, which a retained PVC keeps when it has no owner
+    /// reference) or a re-list onto the agents to look at again.
+    fn child<K: Resource>(&self, seen: Seen<'_, K>) {
+        match seen {
+            Seen::Changed(child) => {
+                if let (Some(agent), Some(ns)) =
+                    (child.meta().labels.as_ref().and_then(|l| l.get(AGENT_LABEL)), &child.meta().namespace)
+                {
+                    let _ = self.one.unbounded_send(ObjectRef::new(agent).within(ns));
+                }
+            }
+            Seen::Relisted => self.everything(),
+        }
+    }
+
+    fn everything(&self) {
+        let _ = self.all.unbounded_send(());
+    }
+}
+
+/// Spawned watch tasks, stopped when the controller stops.
+struct Drivers(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Drivers {
+    fn drop(&mut self) {
+        self.0.iter().for_each(tokio::task::JoinHandle::abort);
+    }
+}
+
+/// Watches one kind of child (by the operator's label), sending each change to its agent.
+fn watch_children<K>(scope: &Scope, client: &Client, health: &Arc<WatchHealth>, triggers: &Triggers) -> Watched<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let triggers = triggers.clone();
+    watch(scope.api::<K>(client), Some(MANAGED_SELECTOR), health.clone(), move |seen| triggers.child(seen))
+}
+
 /// Runs the MailAgent controller until `shutdown` resolves.
 pub fn run(
     client: Client,
     scope: Scope,
     metrics: Arc<Metrics>,
     recorder: Recorder,
+    health: Arc<Health>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> impl Future<Output = ()> {
-    let policies = reflect(scope.api::<AuthPolicy>(&client), None);
-    let service_accounts = reflect(scope.api::<ServiceAccount>(&client), Some(MANAGED_SELECTOR));
-    let config_maps = reflect(scope.api::<ConfigMap>(&client), Some(MANAGED_SELECTOR));
-    let deployments = reflect(scope.api::<Deployment>(&client), Some(MANAGED_SELECTOR));
-    let services = reflect(scope.api::<Service>(&client), Some(MANAGED_SELECTOR));
-    let pvcs = reflect(scope.api::<PersistentVolumeClaim>(&client), Some(MANAGED_SELECTOR));
-    let network_policies = reflect(scope.api::<NetworkPolicy>(&client), Some(MANAGED_SELECTOR));
+    let (one, one_rx) = mpsc::unbounded();
+    let (all, all_rx) = mpsc::unbounded();
+    let triggers = Triggers { one, all };
+    let watches = health.watches.clone();
+    let service_accounts = watch_children::<ServiceAccount>(&scope, &client, &watches, &triggers);
+    let config_maps = watch_children::<ConfigMap>(&scope, &client, &watches, &triggers);
+    let deployments = watch_children::<Deployment>(&scope, &client, &watches, &triggers);
+    let services = watch_children::<Service>(&scope, &client, &watches, &triggers);
+    let pvcs = watch_children::<PersistentVolumeClaim>(&scope, &client, &watches, &triggers);
+    let network_policies = watch_children::<NetworkPolicy>(&scope, &client, &watches, &triggers);
+
+    let agent_triggers = triggers.clone();
+    let agents = watch(scope.api::<Agent>(&client), None, watches.clone(), move |seen| match seen {
+        Seen::Changed(agent) => {
+            let _ = agent_triggers.one.unbounded_send(ObjectRef::from_obj(agent));
+        }
+        Seen::Relisted => agent_triggers.everything(),
+    });
+    // A policy change re-renders every agent that references it.
+    let (policy_triggers, agent_store) = (triggers.clone(), agents.store.clone());
+    let policies = watch(scope.api::<Policy>(&client), None, watches, move |seen| match seen {
+        Seen::Changed(policy) => {
+            let (name, ns) = (policy.name_any(), policy.namespace());
+            let referencing = agent_store
+                .state()
+                .into_iter()
+                .filter(|a| a.namespace() == ns && a.0.as_ref().is_ok_and(|a| a.spec.auth_policy_ref.name == name));
+            for agent in referencing {
+                let _ = policy_triggers.one.unbounded_send(ObjectRef::from_obj(&*agent));
+            }
+        }
+        Seen::Relisted => policy_triggers.everything(),
+    });
+
     let stores = Stores {
-        policies: policies.store.clone(),
+        policies: policies.store,
         service_accounts: service_accounts.store,
         config_maps: config_maps.store,
         deployments: deployments.store,
@@ -150,54 +250,64 @@ pub fn run(
         pvcs: pvcs.store,
         network_policies: network_policies.store,
     };
-
-    // The agents' own watch is stripped of managedFields like the children's.
-    let agents = reflect(scope.api::<MailAgent>(&client), None);
-    let controller = Controller::for_stream(agents.stream, agents.store.clone())
-        .with_config(kube::runtime::controller::Config::default().concurrency(scope.concurrency));
-    let agents = agents.store;
+    let agent_store = agents.store;
+    let drivers = [
+        agents.driver,
+        policies.driver,
+        service_accounts.driver,
+        config_maps.driver,
+        deployments.driver,
+        services.driver,
+        pvcs.driver,
+        network_policies.driver,
+    ];
     let ctx = Arc::new(Context {
-        client: client.clone(),
+        client,
         stores,
         metrics,
         recorder,
-        agents: agents.clone(),
+        agents: agent_store.clone(),
         failures: Mutex::default(),
         written: Mutex::default(),
     });
-    controller
-        .owns_stream(service_accounts.stream)
-        .owns_stream(config_maps.stream)
-        .owns_stream(deployments.stream)
-        .owns_stream(services.stream)
-        .owns_stream(pvcs.stream)
-        .owns_stream(network_policies.stream)
-        // A policy change re-renders every agent that references it.
-        .watches_stream(policies.stream, move |policy: AuthPolicy| {
-            let (name, ns) = (policy.name_any(), policy.namespace());
-            agents
-                .state()
-                .into_iter()
-                .filter(|a| a.spec.auth_policy_ref.name == name && a.namespace() == ns)
-                .map(|a| ObjectRef::from_obj(&*a))
-                .collect::<Vec<_>>()
-        })
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                warn!(%error, "reconcile failed");
-            }
-        })
+    let shutdown = shutdown.shared();
+    async move {
+        let _drivers = Drivers(drivers.into_iter().map(tokio::spawn).collect());
+        // Once, before any reconcile: every cache has its first list.
+        tokio::select! {
+            () = async { ctx.stores.ready().await; let _ = agent_store.wait_until_ready().await; } => {}
+            () = shutdown.clone() => return,
+        }
+        health.set_synced();
+        info!("caches listed; reconciling every agent");
+        triggers.everything();
+        Controller::for_stream(futures::stream::pending(), agent_store)
+            .with_config(kube::runtime::controller::Config::default().concurrency(scope.concurrency))
+            .reconcile_on(one_rx)
+            .reconcile_all_on(all_rx)
+            .graceful_shutdown_on(shutdown)
+            .run(reconcile, error_policy, ctx)
+            .for_each(|result| async move {
+                if let Err(error) = result {
+                    warn!(%error, "reconcile failed");
+                }
+            })
+            .await;
+    }
 }
 
-async fn reconcile(agent: Arc<MailAgent>, ctx: Arc<Context>) -> Result<Action> {
+async fn reconcile(agent: Arc<Agent>, ctx: Arc<Context>) -> Result<Action> {
     let started = Instant::now();
-    ctx.stores.ready().await;
-    let result = reconcile_agent(&agent, &ctx).await;
+    let agent = match &agent.0 {
+        Ok(agent) => agent,
+        Err(invalid) => return status::report_invalid(invalid, &ctx).await.map(|()| Action::await_change()),
+    };
+    let result = tokio::time::timeout(RECONCILE_DEADLINE, reconcile_agent(agent, &ctx))
+        .await
+        .unwrap_or(Err(Error::Deadline(RECONCILE_DEADLINE)));
     ctx.metrics.reconciled(CONTROLLER, started.elapsed());
     if result.is_ok() {
-        ctx.failures.lock().expect("not poisoned").remove(&ObjectRef::from_obj(&*agent));
+        ctx.failures.lock().expect("not poisoned").remove(&agent_ref(agent));
     }
     result
 }
@@ -209,20 +319,25 @@ async fn reconcile_agent(agent: &MailAgent, ctx: &Context) -> Result<Action> {
         Ok(()) => {
             let inputs = build::Inputs { agent, policy: refs.policy.as_ref().map(|p| &p.spec) };
             let children = build::build(inputs);
-            let deployment = apply::apply(agent, &children, ctx).await?;
-            (Ok(children), Some(deployment))
+            match apply::apply(agent, &children, ctx).await {
+                Ok(deployment) => (Ok(children), Some(deployment)),
+                // Said in status and an Event, then wait: retrying the same request fails the same way.
+                Err(error) if error.is_permanent() => (Err(Problem::ApplyRefused(error.to_string())), None),
+                Err(error) => return Err(error),
+            }
         }
-        Err(problem) => (Err(problem), None),
+        Err(problem) => (Err(Problem::InvalidSpec(problem)), None),
     };
     status::update(agent, &refs, &children, deployment, ctx).await?;
-    Ok(match (&children, &refs) {
-        (Err(_), _) => Action::await_change(),
-        (Ok(_), refs) if !refs.credentials_found => Action::requeue(RECHECK),
-        _ => Action::requeue(RESYNC),
+    Ok(match &children {
+        Err(_) => Action::await_change(),
+        // The credentials Secret is not watched (see RECHECK): look again soon, found or not.
+        Ok(_) if agent.spec.mailbox.credentials_secret_ref.is_some() => Action::requeue(RECHECK),
+        Ok(_) => Action::requeue(RESYNC),
     })
 }
 
-fn error_policy(agent: Arc<MailAgent>, error: &Error, ctx: Arc<Context>) -> Action {
+fn error_policy(agent: Arc<Agent>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.failed(CONTROLLER, error.metric_label());
     if error.is_permanent() {
         warn!(agent = %agent.name_any(), %error, "permanent error; waiting for a spec change");
@@ -231,7 +346,7 @@ fn error_policy(agent: Arc<MailAgent>, error: &Error, ctx: Arc<Context>) -> Acti
     let mut failures = ctx.failures.lock().expect("not poisoned");
     let count = failures.entry(ObjectRef::from_obj(&*agent)).or_default();
     *count += 1;
-    let delay = backoff(*count - 1);
+    let delay = error.backoff(*count - 1);
     info!(agent = %agent.name_any(), %error, retry_in = ?delay, "transient error; backing off");
     Action::requeue(delay)
 }

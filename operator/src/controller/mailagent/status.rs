@@ -15,6 +15,7 @@ use tracing::warn;
 use super::Context;
 use super::build::{Children, service_name};
 use super::dereference::Refs;
+use super::problem::Problem;
 use crate::error::{Error, Result};
 use crate::labels::FIELD_MANAGER;
 
@@ -25,7 +26,7 @@ use crate::labels::FIELD_MANAGER;
 pub async fn update(
     agent: &MailAgent,
     refs: &Refs,
-    children: &Result<Children, String>,
+    children: &Result<Children, Problem>,
     deployment: Option<Deployment>,
     ctx: &Context,
 ) -> Result<()> {
@@ -51,6 +52,41 @@ pub async fn update(
     ctx.metrics.wrote("MailAgent", "status");
     ctx.remember_status(agent, desired.clone());
     announce_readiness_change(agent, &current, &desired, ctx).await;
+    announce_new_problem(agent, &current, &desired, ctx).await;
+    Ok(())
+}
+
+/// An agent the API server stores but the operator cannot read (a field of the wrong type that a
+/// looser CRD version let through): said in its status and an Event, while every other agent
+/// carries on.
+pub async fn report_invalid(invalid: &kube::core::error_boundary::InvalidObject, ctx: &Context) -> Result<()> {
+    let meta = &invalid.metadata;
+    let (Some(name), Some(ns)) = (meta.name.as_deref(), meta.namespace.as_deref()) else {
+        return Err(Error::MissingField("metadata.name"));
+    };
+    warn!(agent = name, namespace = ns, error = %invalid.error, "MailAgent cannot be read; skipping it");
+    ctx.metrics.failed(super::CONTROLLER, "invalid_object");
+    let message = format!("the operator cannot read this MailAgent: {}", invalid.error);
+    let condition = DesiredCondition::not(conditions::READY, "InvalidObject", message.clone());
+    let mut conditions = Vec::new();
+    set_condition(&mut conditions, &condition, meta.generation, Time(k8s_openapi::jiff::Timestamp::now()));
+    // A merge patch of the status alone: the rest of the object cannot be read, so it is not
+    // round-tripped.
+    let patch = serde_json::json!({"status": {"observedGeneration": meta.generation, "conditions": conditions}});
+    Api::<super::Agent>::namespaced(ctx.client.clone(), ns)
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(Error::kube("reporting an unreadable MailAgent"))?;
+    ctx.metrics.wrote("MailAgent", "status");
+    let reference = k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some(MailAgent::api_version(&()).into_owned()),
+        kind: Some(MailAgent::kind(&()).into_owned()),
+        name: Some(name.to_owned()),
+        namespace: Some(ns.to_owned()),
+        uid: meta.uid.clone(),
+        ..Default::default()
+    };
+    publish(ctx, &reference, EventType::Warning, "InvalidObject", message).await;
     Ok(())
 }
 
@@ -58,7 +94,7 @@ pub async fn update(
 pub fn compute(
     agent: &MailAgent,
     refs: &Refs,
-    children: &Result<Children, String>,
+    children: &Result<Children, Problem>,
     deployment: Option<&Deployment>,
     current: &MailAgentStatus,
     now: Time,
@@ -83,7 +119,7 @@ pub fn compute(
 fn conditions(
     agent: &MailAgent,
     refs: &Refs,
-    children: &Result<Children, String>,
+    children: &Result<Children, Problem>,
     rollout: &Rollout,
 ) -> Vec<DesiredCondition> {
     use conditions::{AUTH_POLICY_RESOLVED, CREDENTIALS_RESOLVED, DEGRADED, PROGRESSING};
@@ -107,7 +143,7 @@ fn conditions(
         ),
     };
     let degraded = match children {
-        Err(problem) => DesiredCondition::ok(DEGRADED, "InvalidSpec", problem.clone()),
+        Err(problem) => DesiredCondition::ok(DEGRADED, problem.reason(), problem.message()),
         Ok(_) => DesiredCondition::not(DEGRADED, "AsExpected", "the spec renders cleanly"),
     };
     let progressing = if children.is_ok() && rollout.in_progress {
@@ -126,12 +162,12 @@ fn conditions(
 fn readiness(
     agent: &MailAgent,
     refs: &Refs,
-    children: &Result<Children, String>,
+    children: &Result<Children, Problem>,
     rollout: &Rollout,
 ) -> DesiredCondition {
     use conditions::READY;
     if let Err(problem) = children {
-        return DesiredCondition::not(READY, "InvalidSpec", problem.clone());
+        return DesiredCondition::not(READY, problem.reason(), problem.message());
     }
     if refs.policy.is_none() {
         return DesiredCondition::not(
@@ -203,14 +239,35 @@ async fn announce_readiness_change(
     if was.is_none() || was.as_ref() == Some(&(now.status.clone(), now.reason.clone())) {
         return;
     }
-    let event = Event {
-        type_: if now.status == "True" { EventType::Normal } else { EventType::Warning },
-        reason: now.reason.clone(),
-        note: Some(now.message.clone()),
-        action: "Reconcile".into(),
-        secondary: None,
+    let type_ = if now.status == "True" { EventType::Normal } else { EventType::Warning };
+    publish(ctx, &agent.object_ref(&()), type_, &now.reason, now.message.clone()).await;
+}
+
+/// A Warning whenever the agent becomes degraded or its problem changes, including on its first
+/// status: a child the API server refuses must never fail in silence.
+async fn announce_new_problem(agent: &MailAgent, before: &MailAgentStatus, after: &MailAgentStatus, ctx: &Context) {
+    let degraded = |status: &MailAgentStatus| {
+        conditions::find(&status.conditions, conditions::DEGRADED)
+            .filter(|c| c.status == "True")
+            .map(|c| (c.reason.clone(), c.message.clone()))
     };
-    if let Err(error) = ctx.recorder.publish(&event, &agent.object_ref(&())).await {
+    if let Some((reason, message)) = degraded(after)
+        && degraded(before).as_ref() != Some(&(reason.clone(), message.clone()))
+    {
+        publish(ctx, &agent.object_ref(&()), EventType::Warning, &reason, message).await;
+    }
+}
+
+async fn publish(
+    ctx: &Context,
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
+    let event =
+        Event { type_, reason: reason.to_owned(), note: Some(note), action: "Reconcile".into(), secondary: None };
+    if let Err(error) = ctx.recorder.publish(&event, reference).await {
         warn!(%error, "could not publish an event");
     } else {
         ctx.metrics.wrote("Event", "create");

@@ -75,10 +75,18 @@ pub fn deployment(inputs: Inputs<'_>, config: &RenderedConfig) -> Deployment {
 
 fn pod_spec(agent: &MailAgent) -> PodSpec {
     let name = agent.name_any();
+    // Fields stated even where the value is the default (false, empty): what the operator states,
+    // it owns, so another manager that turns on a host namespace or adds an init container sees
+    // it taken back by the next apply (see apply::repair).
     PodSpec {
         service_account_name: Some(name),
         automount_service_account_token: Some(false),
         enable_service_links: Some(false),
+        host_network: Some(false),
+        host_pid: Some(false),
+        host_ipc: Some(false),
+        share_process_namespace: Some(false),
+        init_containers: Some(vec![]),
         termination_grace_period_seconds: Some(30),
         security_context: Some(PodSecurityContext {
             run_as_non_root: Some(true),
@@ -123,7 +131,7 @@ fn container(agent: &MailAgent) -> Container {
             read_only_root_filesystem: Some(true),
             run_as_non_root: Some(true),
             privileged: Some(false),
-            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Capabilities::default() }),
+            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), add: Some(vec![]) }),
             seccomp_profile: Some(runtime_default()),
             ..SecurityContext::default()
         }),
@@ -254,12 +262,15 @@ mod tests {
             assert_eq!(sc.read_only_root_filesystem, Some(true), "{}", c.name);
             assert_eq!(sc.run_as_non_root, Some(true), "{}", c.name);
             assert_eq!(sc.capabilities.as_ref().unwrap().drop.as_deref(), Some(&["ALL".to_owned()][..]));
-            assert!(sc.capabilities.as_ref().unwrap().add.is_none());
+            assert_eq!(sc.capabilities.as_ref().unwrap().add.as_deref(), Some(&[][..]), "stated empty, so owned");
             assert_eq!(sc.seccomp_profile.as_ref().unwrap().type_, "RuntimeDefault");
             assert!(c.resources.as_ref().unwrap().limits.as_ref().unwrap().contains_key("memory"));
             assert!(c.liveness_probe.is_some() && c.readiness_probe.is_some());
         }
         assert!(pod.volumes.iter().flatten().all(|v| v.host_path.is_none()));
+        for host_namespace in [pod.host_network, pod.host_pid, pod.host_ipc] {
+            assert_eq!(host_namespace, Some(false), "stated false, so owned and restored");
+        }
     }
 
     #[test]
