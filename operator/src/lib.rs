@@ -15,7 +15,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 use tracing::info;
 
@@ -52,7 +51,8 @@ pub struct Config {
 
 /// Runs the operator until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let client = Client::try_default().await?;
+    let clients = controller::Clients::with_timeouts(kube::Config::infer().await?)?;
+    let client = clients.requests.clone();
     let metrics = Arc::new(metrics::Metrics::default());
     let health = Arc::new(health::Health::new(Duration::from_secs(config.watch_failure_limit_seconds)));
     let server = http::serve(config.metrics_addr, metrics.clone(), health.clone()).await?;
@@ -67,7 +67,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let reporter = Reporter { controller: "mailagent-operator".into(), instance: Some(config.identity.clone()) };
     let recorder = Recorder::new(client.clone(), reporter);
     let scope = controller::mailagent::Scope { namespace: config.namespace.clone(), concurrency: config.concurrency };
-    controller::mailagent::run(client, scope, metrics, recorder, health, shutdown_signal()).await;
+    controller::mailagent::run(clients, scope, metrics, recorder, health, shutdown_signal()).await;
     info!("controller stopped");
     Ok(())
 }

@@ -24,6 +24,11 @@ use serde::de::DeserializeOwned;
 
 use crate::health::WatchHealth;
 
+/// How long the API server keeps one watch request open (its default is 290 s). Shorter, so the
+/// watch client's read timeout can be short too: a list that hangs fails within that timeout
+/// instead of leaving the cache deaf.
+pub const WATCH_TIMEOUT_SECONDS: u32 = 60;
+
 /// What a watch saw, for the controller to map onto the objects it must look at again.
 #[derive(Debug)]
 pub enum Seen<'a, K> {
@@ -59,7 +64,7 @@ where
     K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
 {
     let (store, writer) = reflector::store();
-    let mut config = watcher::Config::default().any_semantic();
+    let mut config = watcher::Config::default().any_semantic().timeout(WATCH_TIMEOUT_SECONDS);
     if let Some(selector) = label_selector {
         config = config.labels(selector);
     }

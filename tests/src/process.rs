@@ -91,7 +91,7 @@ impl Process {
     pub fn stop(&mut self) {
         // SIGTERM to the watchdog, which stops the server (escalating to SIGKILL itself) and exits.
         // Killing the watchdog outright would orphan the server, so that is only the last resort.
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).stderr(Stdio::null()).status();
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
             if !matches!(self.child.try_wait(), Ok(None)) {

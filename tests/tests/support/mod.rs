@@ -13,6 +13,7 @@ use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::{Api, Client, Resource};
 use mailagent_operator::controller::mailagent;
+use mailagent_operator::health::Health;
 use mailagent_operator::metrics::Metrics;
 use serde::de::DeserializeOwned;
 use tokio::sync::OnceCell;
@@ -46,20 +47,26 @@ pub const OPERATOR_USER: &str = "system:serviceaccount:mailagent-system:mailagen
 pub async fn admin() -> Client {
     let client = mailagent_tests::shared().client().await;
     static SETUP: OnceCell<()> = OnceCell::const_new();
-    SETUP
-        .get_or_init(|| async {
-            mailagent_tests::install_crds(&client, mailagent_crds::crds()).await.expect("CRDs install");
-            install_operator_rbac(&client).await;
-        })
-        .await;
+    SETUP.get_or_init(|| async { prepare(&client).await }).await;
     client
+}
+
+/// Installs the CRDs and the chart's RBAC on the plane `admin` talks to.
+pub async fn prepare(admin: &Client) {
+    mailagent_tests::install_crds(admin, mailagent_crds::crds()).await.expect("CRDs install");
+    install_operator_rbac(admin).await;
 }
 
 /// A client that acts as the operator's ServiceAccount: every call is authorised by the chart's
 /// ClusterRole, so a permission the chart forgot fails the test.
 pub async fn operator_client() -> Client {
     admin().await;
-    mailagent_tests::shared()
+    operator_client_on(mailagent_tests::shared()).await
+}
+
+/// Like [`operator_client`], on a plane of the test's own (prepared with [`prepare`]).
+pub async fn operator_client_on(plane: &mailagent_tests::ControlPlane) -> Client {
+    plane
         .impersonating(
             OPERATOR_USER,
             &[
@@ -108,6 +115,7 @@ async fn install_operator_rbac(client: &Client) {
 /// A controller running in the background, scoped to one namespace.
 pub struct RunningController {
     pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -115,16 +123,23 @@ pub struct RunningController {
 impl RunningController {
     /// Starts the MailAgent controller as the operator would, limited to `namespace`.
     pub async fn start(namespace: &str) -> Self {
-        let client = operator_client().await;
+        Self::start_with(operator_client().await, namespace, mailagent::DEFAULT_CONCURRENCY)
+    }
+
+    /// Starts the controller with `client` (the operator's identity on some plane) and a
+    /// concurrency of its own.
+    pub fn start_with(client: Client, namespace: &str, concurrency: u16) -> Self {
         let metrics = Arc::new(Metrics::default());
+        let health = Arc::new(Health::default());
+        health.set_leading();
         let recorder =
             Recorder::new(client.clone(), Reporter { controller: "mailagent-operator".into(), instance: None });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let scope = mailagent::Scope { namespace: Some(namespace.to_owned()), ..Default::default() };
-        let run = mailagent::run(client, scope, metrics.clone(), recorder, async move {
+        let scope = mailagent::Scope { namespace: Some(namespace.to_owned()), concurrency };
+        let run = mailagent::run(client, scope, metrics.clone(), recorder, health.clone(), async move {
             let _ = stopped.await;
         });
-        Self { metrics, stop: Some(stop), task: tokio::spawn(run) }
+        Self { metrics, health, stop: Some(stop), task: tokio::spawn(run) }
     }
 
     /// Stops the controller gracefully and waits for it.

@@ -200,26 +200,27 @@ where
 
 /// Runs the MailAgent controller until `shutdown` resolves.
 pub fn run(
-    client: Client,
+    clients: impl Into<super::Clients>,
     scope: Scope,
     metrics: Arc<Metrics>,
     recorder: Recorder,
     health: Arc<Health>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> impl Future<Output = ()> {
+    let super::Clients { requests: client, watches: watch_client } = clients.into();
     let (one, one_rx) = mpsc::unbounded();
     let (all, all_rx) = mpsc::unbounded();
     let triggers = Triggers { one, all };
     let watches = health.watches.clone();
-    let service_accounts = watch_children::<ServiceAccount>(&scope, &client, &watches, &triggers);
-    let config_maps = watch_children::<ConfigMap>(&scope, &client, &watches, &triggers);
-    let deployments = watch_children::<Deployment>(&scope, &client, &watches, &triggers);
-    let services = watch_children::<Service>(&scope, &client, &watches, &triggers);
-    let pvcs = watch_children::<PersistentVolumeClaim>(&scope, &client, &watches, &triggers);
-    let network_policies = watch_children::<NetworkPolicy>(&scope, &client, &watches, &triggers);
+    let service_accounts = watch_children::<ServiceAccount>(&scope, &watch_client, &watches, &triggers);
+    let config_maps = watch_children::<ConfigMap>(&scope, &watch_client, &watches, &triggers);
+    let deployments = watch_children::<Deployment>(&scope, &watch_client, &watches, &triggers);
+    let services = watch_children::<Service>(&scope, &watch_client, &watches, &triggers);
+    let pvcs = watch_children::<PersistentVolumeClaim>(&scope, &watch_client, &watches, &triggers);
+    let network_policies = watch_children::<NetworkPolicy>(&scope, &watch_client, &watches, &triggers);
 
     let agent_triggers = triggers.clone();
-    let agents = watch(scope.api::<Agent>(&client), None, watches.clone(), move |seen| match seen {
+    let agents = watch(scope.api::<Agent>(&watch_client), None, watches.clone(), move |seen| match seen {
         Seen::Changed(agent) => {
             let _ = agent_triggers.one.unbounded_send(ObjectRef::from_obj(agent));
         }
@@ -227,7 +228,7 @@ pub fn run(
     });
     // A policy change re-renders every agent that references it.
     let (policy_triggers, agent_store) = (triggers.clone(), agents.store.clone());
-    let policies = watch(scope.api::<Policy>(&client), None, watches, move |seen| match seen {
+    let policies = watch(scope.api::<Policy>(&watch_client), None, watches, move |seen| match seen {
         Seen::Changed(policy) => {
             let (name, ns) = (policy.name_any(), policy.namespace());
             let referencing = agent_store
