@@ -18,8 +18,8 @@ build: ## Build every binary (operator, workload, control-plane CLI)
 	$(CARGO) build --workspace --bins
 
 .PHONY: generate
-generate: ## Regenerate the CRD YAML in crds/yaml and the chart from the Rust types
-	$(CARGO) run -q -p mailagent-crds --bin crdgen -- crds/yaml charts/mailagent-operator/crds
+generate: ## Regenerate the CRD YAML in crds/yaml and the chart, and docs/reference/crds.md, from the Rust types
+	$(CARGO) run -q -p mailagent-crds --bin crdgen -- crds/yaml charts/mailagent-operator/crds --reference docs/reference/crds.md
 
 .PHONY: fmt
 fmt: ## Format the code

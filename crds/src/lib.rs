@@ -8,6 +8,7 @@ pub mod conditions;
 pub mod contract;
 pub mod mailagent;
 pub mod names;
+pub mod reference;
 pub mod scope;
 
 pub use authpolicy::{AuthPolicy, AuthPolicySpec, AuthPolicyStatus};
