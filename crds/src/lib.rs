@@ -4,12 +4,14 @@
 //! [`contract`] names; the workload reads the same names, inside a pod or on a laptop.
 
 pub mod authpolicy;
+pub mod capability;
 pub mod conditions;
 pub mod contract;
 pub mod mailagent;
 pub mod scope;
 
 pub use authpolicy::{AuthPolicy, AuthPolicySpec, AuthPolicyStatus};
+pub use capability::Capability;
 pub use mailagent::{MailAgent, MailAgentSpec, MailAgentStatus};
 pub use scope::Scope;
 
