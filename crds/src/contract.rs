@@ -29,6 +29,10 @@ pub mod env {
     pub const MCP_OAUTH_ISSUER: &str = "MCP_OAUTH_ISSUER";
     /// The issuer's JWKS URL; discovered from the issuer metadata when absent.
     pub const MCP_OAUTH_JWKS_URL: &str = "MCP_OAUTH_JWKS_URL";
+    /// The policy ceiling (an `AuthPolicy`'s `spec.scopes`): space-separated scope names no
+    /// caller may exceed, whatever its key or token grants. Absent: no ceiling. `none`: no scope
+    /// at all (an empty `spec.scopes`; an empty value would read as absent). Hot-reloaded.
+    pub const AUTH_SCOPES_CEILING: &str = "AUTH_SCOPES_CEILING";
     /// Laptop mode: the single shared API key (hashed in memory, never logged).
     pub const AGENT_API_KEY: &str = "AGENT_API_KEY";
     /// Laptop mode: the single HMAC secret for HS256 JWTs.

@@ -4,6 +4,7 @@
 //! [`contract`] names; the workload reads the same names, inside a pod or on a laptop.
 
 pub mod authpolicy;
+pub mod capability;
 pub mod conditions;
 pub mod contract;
 pub mod mailagent;
@@ -12,6 +13,7 @@ pub mod reference;
 pub mod scope;
 
 pub use authpolicy::{AuthPolicy, AuthPolicySpec, AuthPolicyStatus};
+pub use capability::Capability;
 pub use mailagent::{MailAgent, MailAgentSpec, MailAgentStatus};
 pub use scope::Scope;
 

@@ -3,9 +3,9 @@
 //!
 //! Every type derives `serde`, `schemars` and `utoipa` so the doors derive tool input schemas and
 //! OpenAPI text from the doc comments here; keep them written for the person calling the tool.
-
-use std::path::Path;
-use std::sync::Arc;
+//!
+//! Interface only: the implementation and its constructors live in `assistant` (re-exported at
+//! the crate root), so this module depends on nothing else in the crate.
 
 use async_trait::async_trait;
 use chrono::{DateTime, FixedOffset, Utc};
@@ -23,9 +23,18 @@ pub enum DomainError {
     /// The thing the caller named (a candidate, a calendar) does not exist.
     #[error("not found: {0}")]
     NotFound(String),
-    /// The mailbox or calendar provider (or a state file) failed; retrying later may help.
+    /// The mailbox or calendar provider (or a state file) failed for now (throttled, 5xx, network,
+    /// I/O); retrying later may help.
     #[error("provider failure: {0}")]
     Provider(String),
+    /// The mailbox owner's consent is gone (a revoked or expired refresh token, refused
+    /// credentials): retrying will fail the same way until a person runs the consent flow again.
+    #[error("re-consent required: {0}")]
+    ReconsentRequired(String),
+    /// The provider refused the request for good (forbidden, malformed, misconfigured): retrying
+    /// will fail the same way until the configuration changes.
+    #[error("provider refused the request: {0}")]
+    ProviderRejected(String),
     /// A mutation was refused on purpose: an unsafe unsubscribe target, a link already used,
     /// mutations switched off. The refusal is recorded; retrying will be refused again.
     #[error("refused: {0}")]
@@ -502,64 +511,4 @@ pub trait Assistant: Send + Sync {
     fn next_digest(&self, _now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         None
     }
-}
-
-/// Settings beyond the mailbox and the state directory (the service fills them from
-/// `DIGEST_RECIPIENT`, `DIGEST_SCHEDULE` and `MAILAGENT_TIMEZONE`).
-#[derive(Debug, Clone)]
-pub struct AssistantOptions {
-    /// Where digests go; defaults to the mailbox owner.
-    pub digest_recipient: Option<String>,
-    /// Cron expression (5 fields, or 6/7 with seconds) for the digest, read in `time_zone`.
-    pub digest_schedule: Option<String>,
-    /// The zone used when a request names none, and for the schedule.
-    pub time_zone: chrono_tz::Tz,
-    /// A local iCalendar file for availability.
-    pub calendar_ics: Option<std::path::PathBuf>,
-    /// Google Calendar free/busy for availability (used together with `calendar_ics` when both
-    /// are set).
-    pub calendar_google: Option<crate::calendar::GoogleCalendar>,
-}
-
-impl Default for AssistantOptions {
-    fn default() -> Self {
-        Self {
-            digest_recipient: None,
-            digest_schedule: None,
-            time_zone: chrono_tz::Tz::UTC,
-            calendar_ics: None,
-            calendar_google: None,
-        }
-    }
-}
-
-/// Builds an assistant over any mailbox provider (Gmail in production) with state under
-/// `state_dir`. An invalid schedule is an `InvalidInput`.
-pub fn provider_assistant(
-    provider: Box<dyn crate::provider::MailProvider>,
-    state_dir: &Path,
-    options: AssistantOptions,
-) -> Result<Arc<dyn Assistant>, DomainError> {
-    Ok(Arc::new(crate::assistant::LocalAssistant::new(
-        provider,
-        state_dir,
-        options,
-        crate::guard::GuardedClient::default(),
-    )?))
-}
-
-/// Like [`maildir_assistant`] with explicit options. An invalid schedule is an `InvalidInput`.
-pub fn maildir_assistant_with(
-    maildir: &Path,
-    state_dir: &Path,
-    options: AssistantOptions,
-) -> Result<Arc<dyn Assistant>, DomainError> {
-    Ok(Arc::new(crate::assistant::open_maildir_with(maildir, state_dir, options)?))
-}
-
-/// Builds an assistant over a local Maildir with state under `state_dir` (the files
-/// `data/sent_unsubscribe_links.json` and `data/unsubscribed_methods.json` live there). This is
-/// the embedded default for `make run` and for trying the service without Google credentials.
-pub fn maildir_assistant(maildir: &Path, state_dir: &Path) -> Result<Arc<dyn Assistant>, DomainError> {
-    crate::assistant::open_maildir(maildir, state_dir)
 }

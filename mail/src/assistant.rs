@@ -62,25 +62,67 @@ struct Counters {
     digests_sent: AtomicU64,
 }
 
-pub(crate) fn open_maildir(maildir: &Path, state_dir: &Path) -> Result<Arc<dyn Assistant>, DomainError> {
-    let ics = maildir.join(DEFAULT_ICS_NAME);
-    let options = AssistantOptions { calendar_ics: ics.is_file().then_some(ics), ..AssistantOptions::default() };
-    Ok(Arc::new(open_maildir_with(maildir, state_dir, options)?))
+/// Settings beyond the mailbox and the state directory (the service fills them from
+/// `DIGEST_RECIPIENT`, `DIGEST_SCHEDULE` and `MAILAGENT_TIMEZONE`).
+#[derive(Debug, Clone)]
+pub struct AssistantOptions {
+    /// Where digests go; defaults to the mailbox owner.
+    pub digest_recipient: Option<String>,
+    /// Cron expression (5 fields, or 6/7 with seconds) for the digest, read in `time_zone`.
+    pub digest_schedule: Option<String>,
+    /// The zone used when a request names none, and for the schedule.
+    pub time_zone: Tz,
+    /// A local iCalendar file for availability.
+    pub calendar_ics: Option<std::path::PathBuf>,
+    /// Google Calendar free/busy for availability (used together with `calendar_ics` when both
+    /// are set).
+    pub calendar_google: Option<crate::calendar::GoogleCalendar>,
 }
 
-/// Builds the Maildir assistant with explicit options.
-pub(crate) fn open_maildir_with(
+impl Default for AssistantOptions {
+    fn default() -> Self {
+        Self {
+            digest_recipient: None,
+            digest_schedule: None,
+            time_zone: Tz::UTC,
+            calendar_ics: None,
+            calendar_google: None,
+        }
+    }
+}
+
+/// Builds an assistant over any mailbox provider (Gmail in production) with state under
+/// `state_dir`. An invalid schedule is an `InvalidInput`.
+pub fn provider_assistant(
+    provider: Box<dyn MailProvider>,
+    state_dir: &Path,
+    options: AssistantOptions,
+) -> Result<Arc<dyn Assistant>, DomainError> {
+    Ok(Arc::new(LocalAssistant::new(provider, state_dir, options, GuardedClient::default())?))
+}
+
+/// Builds an assistant over a local Maildir with state under `state_dir` (the files
+/// `data/sent_unsubscribe_links.json` and `data/unsubscribed_methods.json` live there). This is
+/// the embedded default for `make run` and for trying the service without Google credentials.
+pub fn maildir_assistant(maildir: &Path, state_dir: &Path) -> Result<Arc<dyn Assistant>, DomainError> {
+    let ics = maildir.join(DEFAULT_ICS_NAME);
+    let options = AssistantOptions { calendar_ics: ics.is_file().then_some(ics), ..AssistantOptions::default() };
+    maildir_assistant_with(maildir, state_dir, options)
+}
+
+/// Like [`maildir_assistant`] with explicit options. An invalid schedule is an `InvalidInput`.
+pub fn maildir_assistant_with(
     maildir: &Path,
     state_dir: &Path,
     options: AssistantOptions,
-) -> Result<LocalAssistant, DomainError> {
+) -> Result<Arc<dyn Assistant>, DomainError> {
     let provider = MaildirProvider::open(maildir, state_dir.join("outbox"), Some("me@localhost".into()))
         .map_err(|e| DomainError::InvalidInput(e.to_string()))?;
-    LocalAssistant::new(Box::new(provider), state_dir, options, GuardedClient::default())
+    Ok(Arc::new(LocalAssistant::new(Box::new(provider), state_dir, options, GuardedClient::default())?))
 }
 
 fn provider_error(error: ProviderError) -> DomainError {
-    DomainError::Provider(error.to_string())
+    error.into()
 }
 
 fn bounded(value: Option<u32>, default: u32, max: u32, name: &str) -> Result<u32, DomainError> {

@@ -69,6 +69,10 @@ impl GoogleCalendar {
         auth: A,
     ) -> Result<Self, DomainError> {
         let connector = crate::provider::gmail::connector().map_err(|e| DomainError::Provider(e.to_string()))?;
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "the Google API client: a configured base URL that passed the endpoint rule"
+        )]
         let client = google_calendar3::hyper_util::client::legacy::Client::builder(
             google_calendar3::hyper_util::rt::TokioExecutor::new(),
         )

@@ -144,10 +144,9 @@ impl GuardedClient {
     /// Sends the RFC 8058 one-click POST to `uri` after checking it.
     pub async fn one_click(&self, uri: &str) -> Result<PostResult, Refusal> {
         let (url, address) = self.check(uri).await?;
-        // reqwest is built without a bundled crypto provider; ring is ours. A provider already
-        // installed by the service is fine too.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        #[allow(clippy::disallowed_methods, reason = "the SSRF guard: the address was checked above")]
         let mut builder = reqwest::Client::builder()
+            .tls_backend_preconfigured(crate::endpoint::tls_client_config())
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(CONNECT_TIMEOUT)

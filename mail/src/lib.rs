@@ -8,6 +8,7 @@ pub mod calendar;
 pub mod candidates;
 pub mod digest;
 pub mod dkim;
+pub mod endpoint;
 pub mod guard;
 #[doc(hidden)]
 pub mod header_invariants;
@@ -22,7 +23,6 @@ pub mod state;
 pub mod triage;
 pub mod unsubscribe;
 
-pub use api::{
-    Assistant, AssistantOptions, DomainError, maildir_assistant, maildir_assistant_with, provider_assistant,
-};
+pub use api::{Assistant, DomainError};
+pub use assistant::{AssistantOptions, maildir_assistant, maildir_assistant_with, provider_assistant};
 pub use schedule::{run_digest_schedule, run_scan_schedule};

@@ -6,6 +6,7 @@
 //! The emulator returns only a fixed header set in `format=metadata` (no `List-Unsubscribe`,
 //! `List-Id`, ...), so tests that need list headers read with `FetchFormat::Raw`; the metadata
 //! path with those headers is covered by the contract tests in `provider/gmail_shapes.rs`.
+#![allow(clippy::disallowed_methods, reason = "test clients talk to the emulator this test starts")]
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -22,7 +23,7 @@ use mailagent_mail::provider::gmail::{FetchFormat, Gmail, GmailConfig};
 use mailagent_mail::provider::suite::{self, Fixture};
 use mailagent_mail::provider::token::{TokenError, TokenSource};
 use mailagent_mail::provider::{MailProvider, ProviderError};
-use mailagent_mail::provider_assistant;
+use mailagent_mail::{AssistantOptions, provider_assistant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod support;
@@ -471,6 +472,6 @@ async fn token_json_refreshes_against_its_token_uri() {
     assert!(matches!(source.access_token().await, Err(TokenError::ReconsentRequired(_))));
     let provider = Gmail::new(config(&url, "oauth", FetchFormat::Metadata), source).unwrap();
     let error = provider.list_ids(None, 10).await.unwrap_err();
-    assert!(matches!(&error, ProviderError::Permanent(m) if m.contains("re-consent")), "{error}");
+    assert!(matches!(&error, ProviderError::ReconsentRequired(m) if m.contains("re-consent")), "{error}");
     assert!(!error.to_string().contains("test-client-secret"));
 }

@@ -6,6 +6,7 @@
 //! wall time against the quota-bound minimum for the same units. The scan runs paced at Gmail's
 //! real per-user quota (15,000 units per sliding minute); an unpaced run of the same scan on a
 //! fresh assistant shows what the emulator alone allows.
+#![allow(clippy::disallowed_methods, reason = "test clients talk to the emulator this test starts")]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,7 +18,7 @@ use google_calendar3::common::GetToken;
 use mailagent_mail::api::*;
 use mailagent_mail::provider::gmail::{FetchFormat, Gmail, GmailConfig};
 use mailagent_mail::provider::gmail_shapes::{Call, USER_UNITS_PER_MINUTE};
-use mailagent_mail::provider_assistant;
+use mailagent_mail::{AssistantOptions, provider_assistant};
 
 const USER: &str = "bench@mail.example";
 

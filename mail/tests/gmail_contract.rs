@@ -10,7 +10,7 @@ use mailagent_mail::api::*;
 use mailagent_mail::message::NEEDED_HEADERS;
 use mailagent_mail::provider::gmail::{Gmail, GmailConfig};
 use mailagent_mail::provider::{History, MailProvider};
-use mailagent_mail::provider_assistant;
+use mailagent_mail::{AssistantOptions, provider_assistant};
 use tokio::io::AsyncWriteExt;
 
 mod support;
@@ -141,4 +141,26 @@ async fn metadata_path_paging_history_404_retry_and_send() {
 
     assert_eq!(gmail.owner().await.unwrap().as_deref(), Some("owner@mail.example"));
     assert_eq!(gmail.send_raw(b"From: a@b.example\r\n\r\nx".to_vec()).await.unwrap(), "sent1");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_credentials_reach_the_caller_as_reconsent_not_retry_later() {
+    // Regression (issue 8, defect 7): every provider failure became the same "retry later".
+    for (status, reason) in [(401, "authError"), (403, "insufficientPermissions")] {
+        let (url, _) = server(move |_, _| {
+            let body = format!(r#"{{"error":{{"code":{status},"message":"no","errors":[{{"reason":"{reason}"}}]}}}}"#);
+            (status, String::new(), body)
+        })
+        .await;
+        let config = GmailConfig { base_url: url.clone(), root_url: url, ..GmailConfig::default() };
+        let gmail = Gmail::new(config, "test-token".to_string()).unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let assistant = provider_assistant(Box::new(gmail), state.path(), AssistantOptions::default()).unwrap();
+        let error = assistant.scan(ScanRequest::default()).await.unwrap_err();
+        match status {
+            401 => assert!(matches!(&error, DomainError::ReconsentRequired(m) if m.contains("re-consent")), "{error}"),
+            _ => assert!(matches!(&error, DomainError::ProviderRejected(m) if m.contains("403")), "{error}"),
+        }
+        assert!(!error.is_caller_fault());
+    }
 }

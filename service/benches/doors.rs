@@ -16,6 +16,10 @@
 //!
 //! Throughput is the best of `ROUNDS` rounds (the machine may be shared; the rounds interleave
 //! the contenders in rotating order so each sees the same conditions); p99 is from that round.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "bench clients talk to the server this bench starts; the bench installs the provider once"
+)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;

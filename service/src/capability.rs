@@ -1,24 +1,14 @@
-//! The one table of capabilities. REST routes, A2A skills and MCP tools are all generated from
-//! it, so the three doors cannot disagree on names, scopes or which ones mutate.
+//! Running the capabilities of the table in [`mailagent_crds::capability`] against the mail
+//! domain: each one's input schema, its call with JSON arguments, and what a mutation acts on
+//! (for the audit line). REST routes, A2A skills and MCP tools all go through here.
 
 use std::sync::Arc;
 
-use mailagent_crds::Scope;
+pub use mailagent_crds::Capability;
 use mailagent_mail::api::{self as mail, Assistant, DomainError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-
-/// One thing the assistant can do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Capability {
-    Scan,
-    UnsubscribeCandidates,
-    Unsubscribe,
-    Digest,
-    Availability,
-    MeetingIntervals,
-}
 
 /// Why a call did not produce a result.
 #[derive(Debug, thiserror::Error)]
@@ -31,133 +21,60 @@ pub enum CallError {
     Domain(#[from] DomainError),
 }
 
-impl Capability {
-    pub const ALL: [Capability; 6] = [
-        Capability::Scan,
-        Capability::UnsubscribeCandidates,
-        Capability::Unsubscribe,
-        Capability::Digest,
-        Capability::Availability,
-        Capability::MeetingIntervals,
-    ];
+/// JSON Schema of the arguments.
+pub fn input_schema(capability: Capability) -> Value {
+    let schema = match capability {
+        Capability::Scan => schemars::schema_for!(mail::ScanRequest),
+        Capability::UnsubscribeCandidates => schemars::schema_for!(mail::CandidatesRequest),
+        Capability::Unsubscribe => schemars::schema_for!(mail::UnsubscribeRequest),
+        Capability::Digest => schemars::schema_for!(mail::DigestRequest),
+        Capability::Availability => schemars::schema_for!(mail::AvailabilityRequest),
+        Capability::MeetingIntervals => schemars::schema_for!(mail::MeetingIntervalsRequest),
+    };
+    serde_json::to_value(schema).expect("schemas serialize")
+}
 
-    /// Tool name, skill id and the last part of the REST path.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Capability::Scan => "mail_scan",
-            Capability::UnsubscribeCandidates => "unsubscribe_candidates",
-            Capability::Unsubscribe => "unsubscribe_execute",
-            Capability::Digest => "unsubscribe_digest",
-            Capability::Availability => "availability",
-            Capability::MeetingIntervals => "available_meeting_intervals",
-        }
+/// Runs the capability with JSON arguments and returns the JSON result.
+pub async fn call(
+    capability: Capability,
+    assistant: &Arc<dyn Assistant>,
+    arguments: Value,
+) -> Result<Value, CallError> {
+    let a = assistant.as_ref();
+    match capability {
+        Capability::Scan => to_json(a.scan(parse(arguments)?).await?),
+        Capability::UnsubscribeCandidates => to_json(a.unsubscribe_candidates(parse(arguments)?).await?),
+        Capability::Unsubscribe => to_json(a.unsubscribe(parse(arguments)?).await?),
+        Capability::Digest => to_json(a.digest(parse(arguments)?).await?),
+        Capability::Availability => to_json(a.availability(parse(arguments)?).await?),
+        Capability::MeetingIntervals => to_json(a.meeting_intervals(parse(arguments)?).await?),
     }
+}
 
-    /// The REST path under `/v1`.
-    pub const fn path(self) -> &'static str {
-        match self {
-            Capability::Scan => "/v1/mail/scan",
-            Capability::UnsubscribeCandidates => "/v1/unsubscribe/candidates",
-            Capability::Unsubscribe => "/v1/unsubscribe/execute",
-            Capability::Digest => "/v1/unsubscribe/digest",
-            Capability::Availability => "/v1/availability",
-            Capability::MeetingIntervals => "/v1/available-meeting-intervals",
-        }
+/// As [`call`], the result serialized straight to JSON bytes (REST answers): no intermediate
+/// `Value` tree to build and walk.
+pub async fn call_to_bytes(
+    capability: Capability,
+    assistant: &Arc<dyn Assistant>,
+    arguments: Value,
+) -> Result<Vec<u8>, CallError> {
+    let a = assistant.as_ref();
+    match capability {
+        Capability::Scan => to_bytes(a.scan(parse(arguments)?).await?),
+        Capability::UnsubscribeCandidates => to_bytes(a.unsubscribe_candidates(parse(arguments)?).await?),
+        Capability::Unsubscribe => to_bytes(a.unsubscribe(parse(arguments)?).await?),
+        Capability::Digest => to_bytes(a.digest(parse(arguments)?).await?),
+        Capability::Availability => to_bytes(a.availability(parse(arguments)?).await?),
+        Capability::MeetingIntervals => to_bytes(a.meeting_intervals(parse(arguments)?).await?),
     }
+}
 
-    /// The one scope it requires.
-    pub const fn scope(self) -> Scope {
-        match self {
-            Capability::Scan => Scope::MailScan,
-            Capability::UnsubscribeCandidates => Scope::UnsubscribeRead,
-            Capability::Unsubscribe => Scope::UnsubscribeExecute,
-            Capability::Digest => Scope::UnsubscribeDigest,
-            Capability::Availability => Scope::AvailabilityRead,
-            Capability::MeetingIntervals => Scope::AvailableMeetingIntervalsRead,
-        }
-    }
-
-    /// Whether it changes the world; such capabilities obey the mutation switch.
-    pub const fn is_mutation(self) -> bool {
-        self.scope().is_mutation()
-    }
-
-    pub const fn title(self) -> &'static str {
-        match self {
-            Capability::Scan => "Scan and triage the inbox",
-            Capability::UnsubscribeCandidates => "List unsubscribe candidates",
-            Capability::Unsubscribe => "Unsubscribe from a sender",
-            Capability::Digest => "Send the unsubscribe digest",
-            Capability::Availability => "Calendar availability",
-            Capability::MeetingIntervals => "Suggest meeting intervals",
-        }
-    }
-
-    pub const fn description(self) -> &'static str {
-        match self {
-            Capability::Scan => {
-                "Scans the mailbox (incrementally when possible) and classifies each message as personal, newsletter, promotion, notification or transactional, with counts, top senders and per-message reasons. Read-only."
-            }
-            Capability::UnsubscribeCandidates => {
-                "Lists senders and mailing lists the user could unsubscribe from, most frequent first, with the ranked unsubscribe methods (RFC 8058 one-click, mailto, manual) and DKIM evidence. Read-only."
-            }
-            Capability::Unsubscribe => {
-                "Unsubscribes from one candidate (by its key from unsubscribe_candidates) using the best safe method. Dry run by default; set dry_run=false to contact the sender. A mutation: refused while mutation tools are disabled."
-            }
-            Capability::Digest => {
-                "Builds the digest of unsubscribe candidates and sends it to the configured recipient. Dry run by default; set dry_run=false to send. A mutation: refused while mutation tools are disabled."
-            }
-            Capability::Availability => {
-                "Returns busy and free time between start and end (RFC 3339), optionally within working hours in an IANA time zone. Read-only."
-            }
-            Capability::MeetingIntervals => {
-                "Suggests free intervals of at least duration_minutes between start and end, within working hours and with optional buffers around busy blocks. Read-only."
-            }
-        }
-    }
-
-    /// JSON Schema of the arguments.
-    pub fn input_schema(self) -> Value {
-        let schema = match self {
-            Capability::Scan => schemars::schema_for!(mail::ScanRequest),
-            Capability::UnsubscribeCandidates => schemars::schema_for!(mail::CandidatesRequest),
-            Capability::Unsubscribe => schemars::schema_for!(mail::UnsubscribeRequest),
-            Capability::Digest => schemars::schema_for!(mail::DigestRequest),
-            Capability::Availability => schemars::schema_for!(mail::AvailabilityRequest),
-            Capability::MeetingIntervals => schemars::schema_for!(mail::MeetingIntervalsRequest),
-        };
-        serde_json::to_value(schema).expect("schemas serialize")
-    }
-
-    pub fn by_name(name: &str) -> Option<Capability> {
-        Self::ALL.into_iter().find(|c| c.name() == name)
-    }
-
-    /// Runs the capability with JSON arguments and returns the JSON result.
-    pub async fn call(self, assistant: &Arc<dyn Assistant>, arguments: Value) -> Result<Value, CallError> {
-        let a = assistant.as_ref();
-        match self {
-            Capability::Scan => to_json(a.scan(parse(arguments)?).await?),
-            Capability::UnsubscribeCandidates => to_json(a.unsubscribe_candidates(parse(arguments)?).await?),
-            Capability::Unsubscribe => to_json(a.unsubscribe(parse(arguments)?).await?),
-            Capability::Digest => to_json(a.digest(parse(arguments)?).await?),
-            Capability::Availability => to_json(a.availability(parse(arguments)?).await?),
-            Capability::MeetingIntervals => to_json(a.meeting_intervals(parse(arguments)?).await?),
-        }
-    }
-
-    /// As [`Self::call`], the result serialized straight to JSON bytes (REST answers): no
-    /// intermediate `Value` tree to build and walk.
-    pub async fn call_to_bytes(self, assistant: &Arc<dyn Assistant>, arguments: Value) -> Result<Vec<u8>, CallError> {
-        let a = assistant.as_ref();
-        match self {
-            Capability::Scan => to_bytes(a.scan(parse(arguments)?).await?),
-            Capability::UnsubscribeCandidates => to_bytes(a.unsubscribe_candidates(parse(arguments)?).await?),
-            Capability::Unsubscribe => to_bytes(a.unsubscribe(parse(arguments)?).await?),
-            Capability::Digest => to_bytes(a.digest(parse(arguments)?).await?),
-            Capability::Availability => to_bytes(a.availability(parse(arguments)?).await?),
-            Capability::MeetingIntervals => to_bytes(a.meeting_intervals(parse(arguments)?).await?),
-        }
+/// What a mutation acts on, for the audit line: the candidate key, or the digest recipient role.
+pub fn mutation_target(capability: Capability, arguments: &Value) -> Option<String> {
+    match capability {
+        Capability::Unsubscribe => Some(arguments.get("candidate").and_then(Value::as_str).unwrap_or("?").to_owned()),
+        Capability::Digest => Some("digest_recipient".to_owned()),
+        _ => None,
     }
 }
 

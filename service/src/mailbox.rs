@@ -6,12 +6,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use mailagent_crds::contract::files;
-use mailagent_mail::api::{Assistant, AssistantOptions, maildir_assistant_with};
+use mailagent_mail::api::Assistant;
 use mailagent_mail::calendar::{GOOGLE_CALENDAR_DEFAULT_URL, GoogleCalendar};
 use mailagent_mail::provider::gmail::{FetchFormat, Gmail, GmailConfig};
 use mailagent_mail::provider::token::{TokenSource, fingerprint};
 use mailagent_mail::provider_assistant;
 use mailagent_mail::schedule::CronSchedule;
+use mailagent_mail::{AssistantOptions, maildir_assistant_with};
 
 use crate::settings::{CalendarChoice, MailSettings, MailboxKind, Settings};
 

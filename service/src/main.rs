@@ -13,6 +13,8 @@ async fn main() -> std::process::ExitCode {
     } else {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }
+    // The one place the process-wide crypto provider is installed; libraries pass theirs.
+    #[allow(clippy::disallowed_methods, reason = "main installs the provider once per binary")]
     let _ = rustls::crypto::ring::default_provider().install_default();
     match mailagent_service::server::run(source).await {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,6 +1,7 @@
 //! The MCP door: rmcp Streamable HTTP at `/mcp`, one tool per capability. The tool list is
-//! filtered per request by the caller's scopes and the mutation switch; a hidden tool is also
-//! uncallable (answered as an unknown tool).
+//! filtered per request by the authorisation decision ([`crate::authz`]); a hidden tool is also
+//! uncallable (answered as an unknown tool). Every error the door answers, rmcp's own included,
+//! is a JSON-RPC error object with the request's id.
 
 use std::sync::Arc;
 
@@ -21,7 +22,8 @@ use serde_json::Value;
 use crate::app::App;
 use crate::audit;
 use crate::auth::{Door, Principal};
-use crate::capability::{CallError, Capability};
+use crate::capability::{self, Capability};
+use crate::error::{ApiError, ErrorCode};
 
 /// Requests larger than this are refused before JSON parsing (rmcp's own cap is the same).
 const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -56,7 +58,7 @@ pub struct McpDoor {
 
 /// The MCP tool for a capability, with annotations a client can show.
 pub fn tool(capability: Capability) -> Tool {
-    let schema = match capability.input_schema() {
+    let schema = match capability::input_schema(capability) {
         Value::Object(map) => Arc::new(map),
         _ => Arc::new(Default::default()),
     };
@@ -66,15 +68,6 @@ pub fn tool(capability: Capability) -> Tool {
         .idempotent(!capability.is_mutation())
         .open_world(capability.is_mutation());
     Tool::new(capability.name(), capability.description(), schema).with_annotations(annotations)
-}
-
-impl McpDoor {
-    /// The capabilities this caller may see right now.
-    fn visible(&self, principal: &Principal) -> impl Iterator<Item = Capability> + '_ {
-        let mutations = self.app.mutations_enabled();
-        let scopes = principal.scopes.clone();
-        Capability::ALL.into_iter().filter(move |c| scopes.contains(&c.scope()) && (mutations || !c.is_mutation()))
-    }
 }
 
 fn principal_of(context: &RequestContext<RoleServer>) -> Result<Principal, McpError> {
@@ -100,7 +93,7 @@ impl ServerHandler for McpDoor {
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
         let principal = principal_of(&context)?;
-        Ok(ListToolsResult::with_all_items(self.visible(&principal).map(tool).collect()))
+        Ok(ListToolsResult::with_all_items(self.app.policy.permitted(&principal).into_iter().map(tool).collect()))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
@@ -113,13 +106,16 @@ impl ServerHandler for McpDoor {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let principal = principal_of(&context)?;
-        let Some(capability) = self.visible(&principal).find(|c| c.name() == request.name) else {
-            audit::forbidden(Door::Mcp, &principal, &request.name, "not_visible");
+        let capability = Capability::by_name(&request.name);
+        let Some(capability) = capability.filter(|c| self.app.authorize(Door::Mcp, &principal, *c).is_ok()) else {
+            if capability.is_none() {
+                audit::forbidden(Door::Mcp, &principal, &request.name, "not_visible");
+            }
             return Err(McpError::invalid_params(format!("unknown tool {:?}", request.name), None));
         };
         let arguments = Value::Object(request.arguments.unwrap_or_default());
-        let target = crate::http::rest::mutation_target(capability, &arguments);
-        let result = capability.call(&self.app.assistant, arguments).await;
+        let target = capability::mutation_target(capability, &arguments);
+        let result = capability::call(capability, &self.app.assistant, arguments).await;
         if let Some(target) = target {
             audit::mutation(
                 Door::Mcp,
@@ -131,33 +127,42 @@ impl ServerHandler for McpDoor {
         }
         Ok(match result {
             Ok(value) => CallToolResult::structured(value),
-            // Failures go back as tool results so the model can read and correct them.
-            Err(error @ (CallError::InvalidArguments(_) | CallError::Domain(_))) => {
-                CallToolResult::error(vec![ContentBlock::text(error.to_string())])
+            // Failures go back as tool results so the model can read and correct them; the
+            // structured content is the error body REST answers, so the kind survives.
+            Err(error) => {
+                let mut result = CallToolResult::error(vec![ContentBlock::text(error.to_string())]);
+                result.structured_content = serde_json::to_value(ApiError::from(&error)).ok();
+                result
             }
         }
         .into())
     }
 }
 
-/// Before rmcp sees a `tools/call`, answers 403 `insufficient_scope` (with the step-up challenge
-/// on an OAuth door) when the caller lacks the tool's scope, as the MCP authorization spec asks.
-pub async fn scope_precheck(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
-    if request.method() != axum::http::Method::POST || request.extensions().get::<Principal>().is_none() {
-        return next.run(request).await;
+/// In front of rmcp: reads the body (bounded), refuses a `tools/call` whose scope the caller
+/// lacks with 403 `insufficient_scope` (the step-up challenge on an OAuth door), as the MCP
+/// authorization spec asks, and turns rmcp's plain-text refusals into JSON-RPC error objects
+/// that echo the request's id.
+pub async fn gate(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    if request.method() != axum::http::Method::POST {
+        return crate::error::normalize(next.run(request).await, Some(Value::Null)).await;
     }
     let (parts, body) = request.into_parts();
     let Ok(bytes) = to_bytes(body, MAX_BODY_BYTES).await else {
-        return axum::response::IntoResponse::into_response(axum::http::StatusCode::PAYLOAD_TOO_LARGE);
+        let error = ApiError::new(ErrorCode::PayloadTooLarge)
+            .with_message(format!("the body is over {MAX_BODY_BYTES} bytes or was cut off"));
+        return error.into_jsonrpc(Value::Null);
     };
+    let id = crate::jsonrpc::request_id(&bytes);
     if let Some(principal) = parts.extensions.get::<Principal>()
         && let Some(capability) = called_tool(&bytes)
-        && !principal.may(capability.scope())
+        && app.policy.decide(principal, capability).is_err_and(|denial| denial.missing_scope().is_some())
+        && let Err(error) = app.authorize(Door::Mcp, principal, capability)
     {
-        audit::forbidden(Door::Mcp, principal, capability.name(), "insufficient_scope");
-        return crate::http::guard::insufficient_scope(&app, Door::Mcp, capability.scope());
+        return error.into_jsonrpc(id);
     }
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    crate::error::normalize(response, Some(id)).await
 }
 
 /// The fields of a JSON-RPC message the precheck reads; the rest (arguments) is skipped, not built.

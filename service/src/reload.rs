@@ -47,6 +47,17 @@ pub async fn watch(app: Arc<App>, source: Source, mut applied: [u8; 32]) {
             tracing::info!(target: "audit", event = "config_reload", mutation_tools_enabled = mutations);
             app.set_mutations(mutations);
         }
+        match crate::authz::scope_ceiling(&source) {
+            Ok(ceiling) if ceiling != app.policy.ceiling() => {
+                tracing::info!(target: "audit", event = "config_reload", scope_ceiling = ?ceiling);
+                app.policy.set_ceiling(ceiling);
+            }
+            Ok(_) => {}
+            Err(error) => {
+                app.metrics.reload_failures.inc();
+                tracing::warn!(%error, "scope ceiling reload failed; keeping the ceiling in force");
+            }
+        }
         match load_keys(&app.settings, &source) {
             Ok((keys, digest)) if digest != applied => {
                 tracing::info!(target: "audit", event = "keyring_reload", revision = keys.revision, keys = ?keys);

@@ -9,6 +9,7 @@ use mailagent_mail::api::Assistant;
 
 use crate::app::App;
 use crate::auth::Authenticator;
+use crate::authz::Policy;
 use crate::settings::{Settings, Source, mutation_switch};
 
 /// Builds the application from a settings source (also used by tests and the bench).
@@ -23,7 +24,8 @@ pub fn build(source: &Source, assistant: Option<Arc<dyn Assistant>>) -> anyhow::
         None => open_assistant(&settings)?,
     };
     let auth = Authenticator::new(&settings, keys);
-    Ok((App::new(settings, auth, assistant, mutation_switch(source)), digest))
+    let policy = Policy::new(mutation_switch(source), crate::authz::scope_ceiling(source)?);
+    Ok((App::new(settings, auth, assistant, policy), digest))
 }
 
 /// The mail domain the settings describe (`MAILBOX_PROVIDER`, calendar, digest): see [`crate::mailbox`].

@@ -127,8 +127,9 @@ pub struct OauthSettings {
     pub resource: String,
     /// The trusted authorization server (token `iss`).
     pub issuer: String,
-    /// Where the issuer's keys are published.
-    pub jwks_url: String,
+    /// Where the issuer's keys are published (`MCP_OAUTH_JWKS_URL`); absent, the `jwks_uri`
+    /// of the issuer's metadata (RFC 8414, else OpenID discovery).
+    pub jwks_url: Option<String>,
 }
 
 /// Every setting the workload reads at start.
@@ -206,10 +207,10 @@ impl MailSettings {
         let endpoint = |name: &'static str| -> Result<Option<String>, SettingsError> {
             match source.get(name)? {
                 None => Ok(None),
-                Some(url) if is_https_or_loopback(&url) => {
-                    Ok(Some(if url.ends_with('/') { url } else { format!("{url}/") }))
-                }
-                Some(url) => Err(invalid(name, format!("{url:?} must be https:// (http only on loopback)"))),
+                Some(url) => match mailagent_mail::endpoint::check(&url) {
+                    Ok(_) => Ok(Some(if url.ends_with('/') { url } else { format!("{url}/") })),
+                    Err(e) => Err(invalid(name, format!("{url:?} {e}"))),
+                },
             }
         };
         let gmail_raw = match source.get(env::GMAIL_FETCH_FORMAT)?.as_deref() {
@@ -329,27 +330,6 @@ impl Settings {
             mail: MailSettings::load(source)?,
         })
     }
-
-    /// The mode a door uses: MCP may override `AUTH_MODE`.
-    pub fn mode_for(&self, door: crate::auth::Door) -> EffectiveMode {
-        let inherited = EffectiveMode::Local(self.auth_mode);
-        match (door, self.mcp_auth_mode) {
-            (crate::auth::Door::Mcp, McpAuthMode::ApiKey) => EffectiveMode::Local(AuthMode::ApiKey),
-            (crate::auth::Door::Mcp, McpAuthMode::Jwt) => EffectiveMode::Local(AuthMode::Jwt),
-            (crate::auth::Door::Mcp, McpAuthMode::Hybrid) => EffectiveMode::Local(AuthMode::Hybrid),
-            (crate::auth::Door::Mcp, McpAuthMode::Oauth) => EffectiveMode::Oauth,
-            _ => inherited,
-        }
-    }
-}
-
-/// The auth mode one door actually applies.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EffectiveMode {
-    /// Keys from the keyring (and the laptop env secrets).
-    Local(AuthMode),
-    /// OAuth resource server against the issuer's JWKS.
-    Oauth,
 }
 
 fn oauth_settings(source: &Source) -> Result<OauthSettings, SettingsError> {
@@ -365,12 +345,11 @@ fn oauth_settings(source: &Source) -> Result<OauthSettings, SettingsError> {
     let issuer = source
         .get(env::MCP_OAUTH_ISSUER)?
         .ok_or_else(|| invalid(env::MCP_OAUTH_ISSUER, "required when MCP_AUTH_MODE=oauth"))?;
-    let jwks_url = match source.get(env::MCP_OAUTH_JWKS_URL)? {
-        Some(url) => url,
-        None => format!("{}/.well-known/jwks.json", issuer.trim_end_matches('/')),
-    };
-    if !is_https_or_loopback(&jwks_url) {
-        return Err(invalid(env::MCP_OAUTH_JWKS_URL, format!("{jwks_url:?} must be https:// (http only on loopback)")));
+    // The issuer is fetched from (its metadata documents), so it obeys the endpoint rule too.
+    mailagent_mail::endpoint::check(&issuer).map_err(|e| invalid(env::MCP_OAUTH_ISSUER, format!("{issuer:?} {e}")))?;
+    let jwks_url = source.get(env::MCP_OAUTH_JWKS_URL)?;
+    if let Some(url) = &jwks_url {
+        mailagent_mail::endpoint::check(url).map_err(|e| invalid(env::MCP_OAUTH_JWKS_URL, format!("{url:?} {e}")))?;
     }
     Ok(OauthSettings { resource, issuer, jwks_url })
 }
@@ -396,14 +375,6 @@ fn public_url(raw: &str, need_https: bool) -> Result<String, String> {
         return Err("must not have a query or fragment".into());
     }
     Ok(url.as_str().trim_end_matches('/').to_owned())
-}
-
-/// Plain http is allowed for a JWKS only on loopback, where tests serve it.
-fn is_https_or_loopback(url: &str) -> bool {
-    url.starts_with("https://")
-        || ["http://127.0.0.1:", "http://127.0.0.1/", "http://[::1]:", "http://localhost:"]
-            .iter()
-            .any(|p| url.starts_with(p))
 }
 
 fn host_of(url: &str) -> Option<String> {
@@ -451,7 +422,7 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(settings.mcp_allowed_hosts, ["mail.example.com"]);
-        assert_eq!(settings.oauth.unwrap().jwks_url, "https://issuer.example.com/.well-known/jwks.json");
+        assert_eq!(settings.oauth.unwrap().jwks_url, None, "discovered from the issuer's metadata");
     }
 
     #[test]
@@ -531,6 +502,30 @@ mod tests {
             let err = Settings::load(&source(&[(name, value)])).unwrap_err();
             assert!(err.to_string().starts_with(name), "{err}");
         }
+    }
+
+    #[test]
+    fn endpoints_are_judged_by_their_parsed_host() {
+        // Regression: a string-prefix check took `localhost:1@` for a loopback host; the host is
+        // evil.example, so plain http there is refused like any other remote host.
+        let sneaky = "http://localhost:1@evil.example/";
+        for name in ["GMAIL_API_BASE_URL", "GOOGLE_CALENDAR_BASE_URL"] {
+            let err = Settings::load(&source(&[(name, sneaky)])).unwrap_err();
+            assert!(err.to_string().starts_with(name), "{err}");
+        }
+        let oauth = |issuer: &str, jwks: &str| {
+            Settings::load(&source(&[
+                ("MCP_AUTH_MODE", "oauth"),
+                ("MCP_RESOURCE_SERVER_URL", "https://mail.example.com/mcp"),
+                ("MCP_OAUTH_ISSUER", issuer),
+                ("MCP_OAUTH_JWKS_URL", jwks),
+            ]))
+        };
+        let err = oauth("https://issuer.example.com", sneaky).unwrap_err();
+        assert!(err.to_string().starts_with("MCP_OAUTH_JWKS_URL"), "{err}");
+        let err = oauth(sneaky, "https://issuer.example.com/keys").unwrap_err();
+        assert!(err.to_string().starts_with("MCP_OAUTH_ISSUER"), "{err}");
+        assert!(oauth("http://127.0.0.1:9/realms/x", "http://localhost:9/keys").is_ok());
     }
 
     #[test]

@@ -96,6 +96,11 @@ pub fn write_keyring(dir: &std::path::Path) {
 
 /// An app (no socket) in `mode`, with extra settings; the temp dir holds the keyring.
 pub fn app(mode: &str, extra: &[(&str, &str)]) -> (Arc<App>, tempfile::TempDir) {
+    app_with(mode, extra, Arc::new(CannedAssistant))
+}
+
+/// As [`app`], over `assistant`.
+pub fn app_with(mode: &str, extra: &[(&str, &str)], assistant: Arc<dyn Assistant>) -> (Arc<App>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     write_keyring(dir.path());
     let mut env: HashMap<String, String> = [
@@ -115,7 +120,7 @@ pub fn app(mode: &str, extra: &[(&str, &str)]) -> (Arc<App>, tempfile::TempDir) 
     for (k, v) in extra {
         env.insert(k.to_string(), v.to_string());
     }
-    let (app, _) = crate::server::build(&Source::from_map(env), Some(Arc::new(CannedAssistant))).unwrap();
+    let (app, _) = crate::server::build(&Source::from_map(env), Some(assistant)).unwrap();
     (app, dir)
 }
 
@@ -137,6 +142,49 @@ pub fn post(path: &str, headers: &[(&str, &str)], body: Value) -> Request<Body> 
         builder = builder.header(*name, *value);
     }
     builder.body(Body::from(body.to_string())).unwrap()
+}
+
+/// The MCP revision that needs no session: each request names its revision itself.
+pub const MCP_STATELESS_REVISION: &str = "2026-07-28";
+
+/// A sessionless (2026-07-28) MCP request for `method` with `params`, and `credential` as a
+/// header; the answer's status, headers and JSON-RPC message (read from the SSE stream, or the
+/// JSON body of a refusal).
+pub async fn mcp(
+    app: &Arc<App>,
+    credential: (&str, &str),
+    method: &str,
+    mut params: Value,
+) -> (StatusCode, axum::http::HeaderMap, Value) {
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": MCP_STATELESS_REVISION,
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"},
+    });
+    let mut builder = Request::post("/mcp")
+        .header("host", "127.0.0.1")
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", MCP_STATELESS_REVISION)
+        .header("mcp-method", method)
+        .header(credential.0, credential.1);
+    if let Some(name) = params.get("name").and_then(Value::as_str) {
+        builder = builder.header("mcp-name", name);
+    }
+    let body = json!({"jsonrpc": "2.0", "id": 5, "method": method, "params": params});
+    let response =
+        crate::http::router(app.clone()).oneshot(builder.body(Body::from(body.to_string())).unwrap()).await.unwrap();
+    let (status, headers) = (response.status(), response.headers().clone());
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&bytes);
+    let message = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("data:"))
+        .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
+        .find(|m| m.get("id").is_some())
+        .or_else(|| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_else(|| Value::String(text.into_owned()));
+    (status, headers, message)
 }
 
 pub fn now() -> i64 {

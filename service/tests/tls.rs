@@ -1,6 +1,7 @@
 //! In-process TLS over real loopback sockets: HTTPS with a self-signed certificate, a renewed
 //! certificate served without a restart and without a failed request, a broken renewal kept out,
 //! plain HTTP refused, the peer address kept for rate limits, graceful shutdown.
+#![allow(clippy::disallowed_methods, reason = "test clients talk to the server this test starts")]
 
 mod common;
 

@@ -204,7 +204,11 @@ fn worth_retry(call: Call, status: u16, reason: Option<&str>) -> bool {
 
 fn failure_to_provider(failure: Failure, what: &str) -> ProviderError {
     match failure {
-        Failure::Status(status @ (401 | 403), reason) => ProviderError::Permanent(format!(
+        // A 401 right after the token source handed out a token: the grant behind it is gone.
+        Failure::Status(401, reason) => ProviderError::ReconsentRequired(format!(
+            "{what}: HTTP 401 ({reason}); the mailbox credentials were refused: re-consent is needed"
+        )),
+        Failure::Status(status @ 403, reason) => ProviderError::Permanent(format!(
             "{what}: HTTP {status} ({reason}); check the granted scopes, or re-consent"
         )),
         Failure::Status(status, reason) if status == 429 || status >= 500 => {
@@ -217,6 +221,7 @@ fn failure_to_provider(failure: Failure, what: &str) -> ProviderError {
 
 fn token_failure(error: Box<dyn std::error::Error + Send + Sync>) -> ProviderError {
     match error.downcast_ref::<TokenError>() {
+        Some(token @ TokenError::ReconsentRequired(_)) => ProviderError::ReconsentRequired(token.to_string()),
         Some(token) if token.is_permanent() => ProviderError::Permanent(token.to_string()),
         Some(token) => ProviderError::Transient(token.to_string()),
         None => ProviderError::Permanent(format!("no access token: {error}")),
@@ -245,6 +250,10 @@ impl Gmail {
     /// A provider authenticating with `auth` (a [`super::token::TokenSource`] in production, a
     /// bearer `String` in tests).
     pub fn new<A: GetToken + 'static>(config: GmailConfig, auth: A) -> Result<Self, ProviderError> {
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "the Google API client: configured base URLs that passed the endpoint rule"
+        )]
         let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
             .pool_max_idle_per_host(config.concurrency.max(1))
             .build(connector()?);

@@ -8,17 +8,33 @@ pub mod token;
 
 use async_trait::async_trait;
 
+use crate::api::DomainError;
 use crate::message::MessageMeta;
 
-/// A provider failure, with whether a retry later could help.
+/// A provider failure, with what would fix it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProviderError {
     /// Temporary: throttled, 5xx, network. Retrying later may work.
     #[error("temporary provider failure: {0}")]
     Transient(String),
-    /// Permanent: bad credentials (re-consent needed), forbidden, malformed request.
+    /// The mailbox owner's consent is gone (refresh token revoked or expired, credentials
+    /// refused): only a person re-running the consent flow can fix it.
+    #[error("{0}")]
+    ReconsentRequired(String),
+    /// Permanent: forbidden, malformed request, unusable configuration.
     #[error("provider failure: {0}")]
     Permanent(String),
+}
+
+/// The kind survives the trip to the doors: "retry later" and "re-consent" stay distinct.
+impl From<ProviderError> for DomainError {
+    fn from(error: ProviderError) -> Self {
+        match error {
+            transient @ ProviderError::Transient(_) => DomainError::Provider(transient.to_string()),
+            ProviderError::ReconsentRequired(message) => DomainError::ReconsentRequired(message),
+            permanent @ ProviderError::Permanent(_) => DomainError::ProviderRejected(permanent.to_string()),
+        }
+    }
 }
 
 /// What changed since a checkpoint.
@@ -102,5 +118,21 @@ impl<T: MailProvider + ?Sized> MailProvider for std::sync::Arc<T> {
     }
     fn retries(&self) -> u64 {
         (**self).retries()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconsent_and_retry_later_stay_distinct_domain_errors() {
+        let reconsent: DomainError = ProviderError::ReconsentRequired("refresh token revoked".into()).into();
+        let transient: DomainError = ProviderError::Transient("HTTP 503".into()).into();
+        let permanent: DomainError = ProviderError::Permanent("HTTP 403".into()).into();
+        assert!(matches!(&reconsent, DomainError::ReconsentRequired(m) if m == "refresh token revoked"));
+        assert!(matches!(transient, DomainError::Provider(_)));
+        assert!(matches!(permanent, DomainError::ProviderRejected(_)));
+        assert!(!reconsent.is_caller_fault());
     }
 }

@@ -165,17 +165,14 @@ impl TokenSource {
                 return Err(TokenError::BadFile(format!("{name} is empty")));
             }
         }
-        let uri = url::Url::parse(&user.token_uri).map_err(|e| TokenError::BadFile(format!("token_uri: {e}")))?;
-        let loopback = matches!(uri.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
-        if uri.scheme() != "https" && !(uri.scheme() == "http" && loopback) {
-            return Err(TokenError::BadFile("token_uri must be https:// (http only on loopback)".into()));
-        }
+        crate::endpoint::check(&user.token_uri).map_err(|e| TokenError::BadFile(format!("token_uri {e}")))?;
         let cached = match (&user.token, user.expiry.as_deref().and_then(parse_expiry)) {
             (Some(token), Some(expires)) if !token.is_empty() => Some(Cached { token: token.clone(), expires }),
             _ => None,
         };
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        #[allow(clippy::disallowed_methods, reason = "the token fetcher: one fixed, checked token_uri")]
         let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(crate::endpoint::tls_client_config())
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(REFRESH_TIMEOUT)

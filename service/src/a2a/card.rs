@@ -11,22 +11,24 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::app::App;
-use crate::auth::Principal;
+use crate::auth::{EffectiveMode, Principal};
 use crate::capability::Capability;
+use crate::security;
 
 pub const PATH: &str = mailagent_crds::contract::http::AGENT_CARD;
 
 /// The public card for a server reachable at `base_url`: every skill the mutation switch allows,
 /// whoever asks.
 pub fn card(app: &App, base_url: &str) -> Value {
-    card_with_skills(app, base_url, |c| app.mutations_enabled() || !c.is_mutation())
+    card_with_skills(app, base_url, |c| app.policy.offered(c))
 }
 
 /// The authenticated extended card (`GetExtendedAgentCard`): the same card, listing only the
 /// skills `principal` may use right now (its scopes and the mutation switch), as MCP filters
 /// `tools/list`.
 pub fn extended_card(app: &App, base_url: &str, principal: &Principal) -> Value {
-    card_with_skills(app, base_url, |c| principal.may(c.scope()) && (app.mutations_enabled() || !c.is_mutation()))
+    let permitted = app.policy.permitted(principal);
+    card_with_skills(app, base_url, |c| permitted.contains(&c))
 }
 
 fn card_with_skills(app: &App, base_url: &str, include: impl Fn(Capability) -> bool) -> Value {
@@ -65,18 +67,20 @@ fn card_with_skills(app: &App, base_url: &str, include: impl Fn(Capability) -> b
     })
 }
 
+/// The card's security schemes and requirements, from the one list the door checks: each scheme
+/// is an alternative requirement.
 fn security(mode: AuthMode) -> (Value, Vec<Value>) {
-    let api_key =
-        json!({"apiKeySecurityScheme": {"location": "header", "name": "X-API-Key", "description": "API key"}});
-    let bearer = json!({"httpAuthSecurityScheme": {"scheme": "Bearer", "bearerFormat": "JWT", "description": "JWT with scopes"}});
-    let requirement = |name: &str| json!({"schemes": {name: {"list": []}}});
-    match mode {
-        AuthMode::ApiKey => (json!({"apiKey": api_key}), vec![requirement("apiKey")]),
-        AuthMode::Jwt => (json!({"bearer": bearer}), vec![requirement("bearer")]),
-        AuthMode::Hybrid => {
-            (json!({"apiKey": api_key, "bearer": bearer}), vec![requirement("apiKey"), requirement("bearer")])
-        }
-    }
+    let schemes = security::schemes(EffectiveMode::Local(mode));
+    let declared: serde_json::Map<String, Value> =
+        schemes.iter().map(|s| (s.name().to_owned(), s.agent_card())).collect();
+    let requirements = schemes
+        .iter()
+        .map(|s| {
+            let name = s.name();
+            json!({"schemes": {name: {"list": []}}})
+        })
+        .collect();
+    (Value::Object(declared), requirements)
 }
 
 fn with_scope(requirement: &Value, scope: &str) -> Value {

@@ -7,13 +7,12 @@
 //! the aws-lc-rs TLS provider, which this binary avoids (it uses ring).
 
 pub mod card;
-mod tasks;
 mod v03;
 
 use std::sync::Arc;
 
 use axum::extract::{Extension, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use serde_json::{Value, json};
@@ -21,8 +20,8 @@ use serde_json::{Value, json};
 use crate::app::App;
 use crate::audit;
 use crate::auth::{Door, Principal};
-use crate::capability::Capability;
-pub use tasks::TaskStore;
+use crate::capability::{self, Capability};
+use crate::error::{ApiError, ErrorCode};
 
 const TASK_NOT_FOUND: i64 = -32001;
 const TASK_NOT_CANCELABLE: i64 = -32002;
@@ -38,8 +37,30 @@ enum Version {
     V03,
 }
 
-fn rpc_error(id: &Value, code: i64, message: &str) -> Response {
+/// Why a JSON-RPC call failed: an A2A protocol error (its own code), or one of the service's
+/// errors (the shared shape, with its HTTP status).
+enum Failure {
+    Protocol(i64, &'static str),
+    Service(ApiError),
+}
+
+impl From<ApiError> for Failure {
+    fn from(error: ApiError) -> Self {
+        Self::Service(error)
+    }
+}
+
+fn rpc_error(id: Value, code: i64, message: &str) -> Response {
     Json(json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})).into_response()
+}
+
+/// Whether the request says its body is JSON (`application/json`, parameters allowed).
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
 }
 
 async fn rpc(
@@ -48,40 +69,46 @@ async fn rpc(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let Ok(request) = serde_json::from_slice::<Value>(&body) else {
-        return rpc_error(&Value::Null, -32700, "parse error");
-    };
-    let id = request.get("id").cloned().unwrap_or(Value::Null);
+    let id = crate::jsonrpc::request_id(&body);
+    if !is_json(&headers) {
+        let error = ApiError::new(ErrorCode::UnsupportedMediaType).with_message("send JSON-RPC as application/json");
+        return error.into_jsonrpc(id);
+    }
+    match dispatch(&app, &principal, &headers, &body).await {
+        Ok(result) => Json(json!({"jsonrpc": "2.0", "id": id, "result": result})).into_response(),
+        Err(Failure::Protocol(code, message)) => rpc_error(id, code, message),
+        Err(Failure::Service(error)) => error.into_jsonrpc(id),
+    }
+}
+
+async fn dispatch(app: &App, principal: &Principal, headers: &HeaderMap, body: &[u8]) -> Result<Value, Failure> {
+    let request = serde_json::from_slice::<Value>(body)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidJson).with_message(format!("parse error: {e}")))?;
     let version = match headers.get("a2a-version").and_then(|v| v.to_str().ok()).map(str::trim) {
         None | Some("") | Some("0.3") | Some("0.3.0") => Version::V03,
         Some("1.0") | Some("1") => Version::V1,
-        Some(_) => return rpc_error(&id, VERSION_NOT_SUPPORTED, "supported A2A versions: 1.0, 0.3"),
+        Some(_) => return Err(Failure::Protocol(VERSION_NOT_SUPPORTED, "supported A2A versions: 1.0, 0.3")),
     };
-    let (Some(method), params) =
-        (request.get("method").and_then(Value::as_str), request.get("params").cloned().unwrap_or(json!({})))
-    else {
-        return rpc_error(&id, -32600, "invalid request");
+    let Some(method) = request.get("method").and_then(Value::as_str) else {
+        return Err(ApiError::new(ErrorCode::InvalidRequest).with_message("invalid request: no method").into());
     };
+    let params = request.get("params").cloned().unwrap_or(json!({}));
     let owner = principal.bucket();
-    let result = match (version, method) {
+    match (version, method) {
         (Version::V1, "SendMessage") | (Version::V03, "message/send") => {
-            match send_message(&app, &principal, &params).await {
-                Ok(task) => {
-                    app.tasks.insert(&owner, task.clone());
-                    Ok(match version {
-                        Version::V1 => json!({"task": task}),
-                        Version::V03 => v03::task(&task),
-                    })
-                }
-                Err(response) => return response,
-            }
+            let task = send_message(app, principal, &params).await?;
+            app.tasks.insert(&owner, task.clone());
+            Ok(match version {
+                Version::V1 => json!({"task": task}),
+                Version::V03 => v03::task(&task),
+            })
         }
         (Version::V1, "GetTask") | (Version::V03, "tasks/get") => {
             let task_id = params.get("id").and_then(Value::as_str).unwrap_or_default();
             match app.tasks.get(&owner, task_id) {
                 Some(task) if version == Version::V03 => Ok(v03::task(&task)),
                 Some(task) => Ok(task),
-                None => Err((TASK_NOT_FOUND, "task not found")),
+                None => Err(Failure::Protocol(TASK_NOT_FOUND, "task not found")),
             }
         }
         (Version::V1, "ListTasks") => {
@@ -92,21 +119,15 @@ async fn rpc(
             let task_id = params.get("id").and_then(Value::as_str).unwrap_or_default();
             // Every task runs to completion inside SendMessage, so none is ever cancelable.
             match app.tasks.get(&owner, task_id) {
-                Some(_) => Err((TASK_NOT_CANCELABLE, "task already finished")),
-                None => Err((TASK_NOT_FOUND, "task not found")),
+                Some(_) => Err(Failure::Protocol(TASK_NOT_CANCELABLE, "task already finished")),
+                None => Err(Failure::Protocol(TASK_NOT_FOUND, "task not found")),
             }
         }
-        (Version::V1, "GetExtendedAgentCard") => {
-            Ok(card::extended_card(&app, &card::base_url(&app, &headers), &principal))
-        }
+        (Version::V1, "GetExtendedAgentCard") => Ok(card::extended_card(app, &card::base_url(app, headers), principal)),
         (Version::V03, "agent/getAuthenticatedExtendedCard") => {
-            Ok(v03::card(&card::extended_card(&app, &card::base_url(&app, &headers), &principal)))
+            Ok(v03::card(&card::extended_card(app, &card::base_url(app, headers), principal)))
         }
-        _ => Err((-32601, "method not found")),
-    };
-    match result {
-        Ok(result) => Json(json!({"jsonrpc": "2.0", "id": id, "result": result})).into_response(),
-        Err((code, message)) => rpc_error(&id, code, message),
+        _ => Err(Failure::Protocol(-32601, "method not found")),
     }
 }
 
@@ -135,19 +156,16 @@ fn requested(params: &Value) -> Option<(Capability, Value)> {
     Some((capability, arguments))
 }
 
-async fn send_message(app: &App, principal: &Principal, params: &Value) -> Result<Value, Response> {
+async fn send_message(app: &App, principal: &Principal, params: &Value) -> Result<Value, ApiError> {
     let message = params.get("message").cloned().unwrap_or(Value::Null);
     let Some((capability, arguments)) = requested(params) else {
-        let id = Value::Null;
-        return Err(rpc_error(
-            &id,
-            -32602,
+        return Err(ApiError::new(ErrorCode::InvalidArguments).with_message(
             "name a skill: a data part {\"skill\": <id>, \"arguments\": {...}} or a text part with the skill id",
         ));
     };
-    crate::http::rest::permit(app, Door::A2a, principal, capability).map_err(|response| *response)?;
-    let target = crate::http::rest::mutation_target(capability, &arguments);
-    let result = capability.call(&app.assistant, arguments).await;
+    app.authorize(Door::A2a, principal, capability)?;
+    let target = capability::mutation_target(capability, &arguments);
+    let result = capability::call(capability, &app.assistant, arguments).await;
     if let Some(target) = target {
         audit::mutation(Door::A2a, principal, capability.name(), &target, if result.is_ok() { "ok" } else { "error" });
     }
@@ -163,9 +181,13 @@ async fn send_message(app: &App, principal: &Principal, params: &Value) -> Resul
             json!({"state": "TASK_STATE_COMPLETED", "timestamp": now}),
             json!([{"artifactId": uuid::Uuid::new_v4().to_string(), "name": capability.name(), "parts": [{"data": value, "mediaType": "application/json"}]}]),
         ),
+        // The failure keeps its kind: a data part carries the same error body REST answers.
         Err(error) => (
             json!({"state": "TASK_STATE_FAILED", "timestamp": now, "message": {
-                "messageId": uuid::Uuid::new_v4().to_string(), "role": "ROLE_AGENT", "parts": [{"text": error.to_string()}]
+                "messageId": uuid::Uuid::new_v4().to_string(), "role": "ROLE_AGENT", "parts": [
+                    {"text": error.to_string()},
+                    {"data": ApiError::from(&error), "mediaType": "application/json"},
+                ]
             }}),
             json!([]),
         ),

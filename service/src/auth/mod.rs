@@ -12,14 +12,16 @@ use std::sync::{Arc, RwLock};
 use axum::http::HeaderMap;
 use chrono::Utc;
 use mailagent_crds::Scope;
-use mailagent_crds::contract::AuthMode;
+use mailagent_crds::contract::{AuthMode, McpAuthMode};
 
-use crate::settings::{EffectiveMode, JwtPolicy, OauthSettings, Settings};
+use crate::settings::{JwtPolicy, OauthSettings, Settings};
 use jwks::JwksCache;
 use keys::{ENV_KID, KeySet};
 
 /// The header an API key arrives in.
 pub const API_KEY_HEADER: &str = "x-api-key";
+/// [`API_KEY_HEADER`] as documents spell it.
+pub const API_KEY_HEADER_NAME: &str = "X-API-Key";
 /// Authorization headers longer than this are refused before parsing.
 const MAX_AUTHORIZATION_BYTES: usize = jwt::MAX_TOKEN_BYTES + 16;
 
@@ -37,6 +39,28 @@ impl Door {
             Door::Rest => "rest",
             Door::A2a => "a2a",
             Door::Mcp => "mcp",
+        }
+    }
+}
+
+/// The auth mode one door actually applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EffectiveMode {
+    /// Keys from the keyring (and the laptop env secrets).
+    Local(AuthMode),
+    /// OAuth resource server against the issuer's JWKS.
+    Oauth,
+}
+
+impl EffectiveMode {
+    /// The mode `door` uses under `settings`: MCP may override `AUTH_MODE`.
+    pub fn of(settings: &Settings, door: Door) -> Self {
+        match (door, settings.mcp_auth_mode) {
+            (Door::Mcp, McpAuthMode::ApiKey) => Self::Local(AuthMode::ApiKey),
+            (Door::Mcp, McpAuthMode::Jwt) => Self::Local(AuthMode::Jwt),
+            (Door::Mcp, McpAuthMode::Hybrid) => Self::Local(AuthMode::Hybrid),
+            (Door::Mcp, McpAuthMode::Oauth) => Self::Oauth,
+            _ => Self::Local(settings.auth_mode),
         }
     }
 }
@@ -161,17 +185,17 @@ pub struct Authenticator {
 
 impl Authenticator {
     pub fn new(settings: &Settings, keys: KeySet) -> Self {
-        let EffectiveMode::Local(rest_mode) = settings.mode_for(Door::Rest) else {
+        let EffectiveMode::Local(rest_mode) = EffectiveMode::of(settings, Door::Rest) else {
             unreachable!("AUTH_MODE is never oauth")
         };
         Self {
             current: RwLock::new(Current { keys: Arc::new(keys), generation: 0 }),
             verified: cache::TokenCache::default(),
             rest_mode,
-            mcp_mode: settings.mode_for(Door::Mcp),
+            mcp_mode: EffectiveMode::of(settings, Door::Mcp),
             jwt: settings.jwt.clone(),
             oauth: settings.oauth.clone().map(|o| {
-                let cache = JwksCache::new(o.jwks_url.clone());
+                let cache = JwksCache::new(o.issuer.clone(), o.jwks_url.clone());
                 (o, cache)
             }),
         }

@@ -5,17 +5,19 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use mailagent_crds::contract::http as paths;
 
 use crate::app::App;
 use crate::audit;
-use crate::auth::{AuthFailure, Door};
+use crate::auth::Door;
+use crate::error::ApiError;
 use crate::metrics::{LimitLabels, RequestLabels};
-use crate::ratelimit::retry_after_seconds;
-use crate::settings::EffectiveMode;
+
+/// Bodies read for a JSON-RPC id before answering 401 or 429 (larger ones have no readable id);
+/// the rest is read anyway (see [`super::drain`]), so this bounds only the parsing.
+const ID_READ_LIMIT: usize = 1024 * 1024;
 
 /// The client address as decided by [`crate::ratelimit::Limits::client_address`].
 #[derive(Clone, Copy, Debug)]
@@ -36,24 +38,37 @@ pub async fn per_address(State(app): State<Arc<App>>, mut request: Request, next
     let response = match app.limits.check_address(client) {
         Err(wait) => {
             app.metrics.rate_limited.get_or_create(&LimitLabels { bucket: "address" }).inc();
-            too_many(wait)
+            ApiError::rate_limited(wait).into_response()
         }
         Ok(()) => next.run(request).await,
     };
-    app.metrics.requests.get_or_create(&RequestLabels { door, route, status: response.status().as_u16() }).inc();
+    app.metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            door: door.map_or("ops", Door::as_str),
+            route,
+            status: response.status().as_u16(),
+        })
+        .inc();
     response
 }
 
-fn door_of(path: &str) -> &'static str {
-    if path.starts_with("/mcp") {
-        "mcp"
-    } else if path.starts_with("/a2a") || path == crate::a2a::card::PATH {
-        "a2a"
+/// The door a path belongs to (`None`: health, metrics and other operational routes).
+pub fn door_of(path: &str) -> Option<Door> {
+    if path.starts_with(paths::MCP) {
+        Some(Door::Mcp)
+    } else if path.starts_with(paths::A2A) || path == paths::AGENT_CARD {
+        Some(Door::A2a)
     } else if path.starts_with("/v1") || path == "/openapi.json" {
-        "rest"
+        Some(Door::Rest)
     } else {
-        "ops"
+        None
     }
+}
+
+/// Whether errors on `path` take the JSON-RPC error shape.
+pub fn is_jsonrpc(path: &str) -> bool {
+    path == paths::MCP || path == paths::A2A
 }
 
 /// Authenticates a door's request and applies the per-principal limit.
@@ -65,12 +80,12 @@ pub async fn authenticate(State((app, door)): State<(Arc<App>, Door)>, mut reque
         Err(failure) => {
             app.metrics.auth_failure(door, failure.reason());
             audit::rejected(door, failure, client);
-            return unauthorized(&app, door, failure);
+            return refuse(app.unauthorized(door, failure), request).await;
         }
     };
     if let Err(wait) = app.limits.check_principal(&principal) {
         app.metrics.rate_limited.get_or_create(&LimitLabels { bucket: "principal" }).inc();
-        return too_many(wait);
+        return refuse(ApiError::rate_limited(wait), request).await;
     }
     if let Some(exp) = principal.expires_at {
         app.metrics.token_remaining_seconds.observe((exp - chrono::Utc::now().timestamp()).max(0) as f64);
@@ -80,45 +95,16 @@ pub async fn authenticate(State((app, door)): State<(Arc<App>, Door)>, mut reque
     next.run(request).await
 }
 
-fn too_many(wait: std::time::Duration) -> Response {
-    let mut response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(json!({"error": "rate_limited"}))).into_response();
-    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds(wait)));
-    response
-}
-
-/// 401 with the reason header and the challenge for the door's mode. The body is the same for
-/// every reason so it reveals nothing the header does not.
-pub fn unauthorized(app: &App, door: Door, failure: AuthFailure) -> Response {
-    let mut response = (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": "unauthorized"}))).into_response();
-    let headers = response.headers_mut();
-    headers.insert("x-auth-failure", HeaderValue::from_static(failure.reason()));
-    let challenge = match app.auth.mode(door) {
-        EffectiveMode::Oauth => {
-            let metadata = crate::http::prm::metadata_url(app);
-            format!("Bearer error=\"invalid_token\", resource_metadata=\"{metadata}\"")
-        }
-        EffectiveMode::Local(mailagent_crds::contract::AuthMode::ApiKey) => "ApiKey header=\"X-API-Key\"".to_owned(),
-        EffectiveMode::Local(_) => "Bearer".to_owned(),
+/// The refusal in the shape of the request's door: on a JSON-RPC door the error object with the
+/// request's id, read from a small body (the body is read anyway, see [`super::drain`]).
+async fn refuse(error: ApiError, request: Request) -> Response {
+    if !is_jsonrpc(request.uri().path()) {
+        return error.into_response();
+    }
+    let id = if request.method() == axum::http::Method::POST {
+        crate::jsonrpc::read_id(request.into_body(), ID_READ_LIMIT).await
+    } else {
+        serde_json::Value::Null
     };
-    if let Ok(value) = HeaderValue::from_str(&challenge) {
-        headers.insert(header::WWW_AUTHENTICATE, value);
-    }
-    response
-}
-
-/// 403 for a missing scope; on an OAuth door with the RFC 6750 step-up challenge.
-pub fn insufficient_scope(app: &App, door: Door, scope: mailagent_crds::Scope) -> Response {
-    let body = json!({"error": "insufficient_scope", "scope": scope.as_str()});
-    let mut response = (StatusCode::FORBIDDEN, axum::Json(body)).into_response();
-    if app.auth.mode(door) == EffectiveMode::Oauth {
-        let metadata = crate::http::prm::metadata_url(app);
-        let challenge = format!(
-            "Bearer error=\"insufficient_scope\", scope=\"{}\", resource_metadata=\"{metadata}\"",
-            scope.as_str()
-        );
-        if let Ok(value) = HeaderValue::from_str(&challenge) {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
-        }
-    }
-    response
+    error.into_jsonrpc(id)
 }

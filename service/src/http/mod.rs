@@ -1,5 +1,6 @@
 //! The HTTP surface: one router for REST, A2A, MCP, health and metrics.
 
+pub mod drain;
 pub mod guard;
 pub mod openapi;
 pub mod prm;
@@ -8,14 +9,16 @@ pub mod rest;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use mailagent_crds::contract::{Surface, http as paths};
 
 use crate::app::App;
 use crate::auth::Door;
+use crate::error::{ApiError, ErrorCode};
 
 /// Builds the whole router for the configured surfaces.
 pub fn router(app: Arc<App>) -> Router {
@@ -33,28 +36,48 @@ pub fn router(app: Arc<App>) -> Router {
     if surfaces.contains(&Surface::A2a) {
         let a2a = crate::a2a::routes()
             .layer(axum::middleware::from_fn_with_state((app.clone(), Door::A2a), guard::authenticate));
-        router = router.merge(a2a).route(crate::a2a::card::PATH, get(crate::a2a::card::serve));
+        router = router.merge(a2a).route(paths::AGENT_CARD, get(crate::a2a::card::serve));
     }
     if surfaces.contains(&Surface::Mcp) {
         let mcp = crate::mcp::service(app.clone());
         let mcp = Router::new()
             .nest_service(paths::MCP, mcp)
-            .layer(axum::middleware::from_fn_with_state(app.clone(), crate::mcp::scope_precheck))
+            .layer(axum::middleware::from_fn_with_state(app.clone(), crate::mcp::gate))
             .layer(axum::middleware::from_fn_with_state((app.clone(), Door::Mcp), guard::authenticate));
         router = router.merge(mcp);
         if app.auth.oauth().is_some() {
             router = router.route(prm::ROOT, get(prm::document)).route(prm::MCP, get(prm::document));
         }
     }
-    router.layer(axum::middleware::from_fn_with_state(app.clone(), guard::per_address)).with_state(app)
+    router
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(app.clone(), guard::per_address))
+        .layer(axum::middleware::from_fn(uniform_errors))
+        .layer(axum::middleware::from_fn(drain::drain_unread_body))
+        .with_state(app)
+}
+
+/// Every error leaves in the shared shape, whichever layer or library produced it: the JSON-RPC
+/// error object on `/a2a` and `/mcp`, the REST body elsewhere.
+async fn uniform_errors(request: Request, next: Next) -> Response {
+    let jsonrpc = guard::is_jsonrpc(request.uri().path()).then_some(serde_json::Value::Null);
+    crate::error::normalize(next.run(request).await, jsonrpc).await
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(ErrorCode::NotFound).with_message("no such route")
 }
 
 async fn health() -> &'static str {
     "ok"
 }
 
-async fn ready(State(app): State<Arc<App>>) -> impl IntoResponse {
-    if app.is_ready() { (StatusCode::OK, "ready") } else { (StatusCode::SERVICE_UNAVAILABLE, "draining") }
+async fn ready(State(app): State<Arc<App>>) -> Response {
+    if app.is_ready() {
+        "ready".into_response()
+    } else {
+        ApiError::new(ErrorCode::Draining).with_message("draining").into_response()
+    }
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {

@@ -8,10 +8,13 @@ use utoipa::openapi::header::Header;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::schema::{Object, Type};
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::security::SecurityRequirement;
 use utoipa::openapi::{Content, Ref, Required, ResponseBuilder};
 
+use crate::auth::EffectiveMode;
 use crate::capability::Capability;
+use crate::error::{ApiError, ErrorCode};
+use crate::security;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -32,25 +35,11 @@ use crate::capability::Capability;
         mail::AvailabilityResponse,
         mail::MeetingIntervalsRequest,
         mail::MeetingIntervalsResponse,
-        Error,
+        ApiError,
+        ErrorCode,
     ))
 )]
 struct Components;
-
-/// The body of every error response: a stable machine-readable `error` code, and for some a
-/// human-readable `message` or the missing `scope`.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)] // Only its schema is used: handlers build the same shape with `json!`.
-struct Error {
-    /// `unauthorized`, `insufficient_scope`, `mutations_disabled`, `rate_limited`,
-    /// `invalid_arguments`, `invalid_input`, `invalid_json`, `unsupported_media_type`,
-    /// `payload_too_large`, `not_found`, `refused` or `provider_unavailable`.
-    error: String,
-    /// What went wrong, in words (never secrets or mail content).
-    message: Option<String>,
-    /// The scope the caller lacks (`insufficient_scope` only).
-    scope: Option<String>,
-}
 
 fn schema_names(capability: Capability) -> (&'static str, &'static str) {
     match capability {
@@ -66,17 +55,11 @@ fn schema_names(capability: Capability) -> (&'static str, &'static str) {
 /// Builds the document for `mode`.
 pub fn document(mode: AuthMode) -> utoipa::openapi::OpenApi {
     let mut doc = Components::openapi();
-    let schemes: &[&str] = match mode {
-        AuthMode::ApiKey => &["apiKey"],
-        AuthMode::Jwt => &["bearer"],
-        AuthMode::Hybrid => &["apiKey", "bearer"],
-    };
+    let schemes = security::schemes(EffectiveMode::Local(mode));
     if let Some(components) = doc.components.as_mut() {
-        components.add_security_scheme("apiKey", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))));
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(Http::builder().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
-        );
+        for scheme in schemes {
+            components.add_security_scheme(scheme.name(), scheme.openapi());
+        }
     }
     for capability in Capability::ALL {
         let (request, response) = schema_names(capability);
@@ -115,9 +98,13 @@ pub fn document(mode: AuthMode) -> utoipa::openapi::OpenApi {
                     )
                     .build(),
             )
-            .response("503", error("The mail or calendar provider is unavailable; retry later").build());
+            .response(
+                "502",
+                error("The provider refused for good: `reconsent_required` (the mailbox owner must grant consent again) or `provider_rejected`; retrying will not help").build(),
+            )
+            .response("503", error("The mail or calendar provider is unavailable (`provider_unavailable`); retry later").build());
         for scheme in schemes {
-            operation = operation.security(SecurityRequirement::new(*scheme, [capability.scope().as_str()]));
+            operation = operation.security(SecurityRequirement::new(scheme.name(), [capability.scope().as_str()]));
         }
         doc.paths.add_path_operation(capability.path(), vec![HttpMethod::Post], operation.build());
     }
@@ -143,8 +130,15 @@ mod tests {
         // Regression (schemathesis): the statuses the routes answer with are all documented.
         let responses = doc["paths"][Capability::Unsubscribe.path()]["post"]["responses"].as_object().unwrap();
         let documented: Vec<&str> = responses.keys().map(String::as_str).collect();
-        assert_eq!(documented, ["200", "400", "401", "403", "404", "409", "413", "415", "429", "503"]);
+        assert_eq!(documented, ["200", "400", "401", "403", "404", "409", "413", "415", "429", "502", "503"]);
         assert_eq!(responses["404"]["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/Error");
         assert!(responses["429"]["headers"].get("Retry-After").is_some());
+        // The documented error body is the one the handlers render (one type, no copy).
+        let error = &schemas["Error"];
+        assert_eq!(error["required"], serde_json::json!(["error"]));
+        let codes = &schemas["ErrorCode"]["enum"];
+        for code in ["reconsent_required", "provider_unavailable", "insufficient_scope", "not_found"] {
+            assert!(codes.as_array().unwrap().iter().any(|c| c == code), "{code} in {codes}");
+        }
     }
 }

@@ -1,4 +1,6 @@
-"""oauth mode: the MCP SDK connects with a token from a local issuer whose JWKS the test serves."""
+"""oauth mode: the MCP SDK connects with a token from a local issuer; the workload discovers the
+issuer's keys from its RFC 8414 metadata, published (as Keycloak, Okta and Entra ID do) at a path
+other than /.well-known/jwks.json."""
 import json
 import threading
 import time
@@ -29,10 +31,18 @@ def issuer():
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):
             fetches.append(self.path)
-            self.send_response(200)
+            documents = {
+                "/.well-known/oauth-authorization-server": json.dumps({
+                    "issuer": url, "jwks_uri": url + "/oauth/v1/keys",
+                    "token_endpoint": url + "/oauth/v1/token", "response_types_supported": ["code"],
+                }).encode(),
+                "/oauth/v1/keys": jwks,
+            }
+            body = documents.get(self.path)
+            self.send_response(200 if body else 404)
             self.send_header("content-type", "application/json")
             self.end_headers()
-            self.wfile.write(jwks)
+            self.wfile.write(body or b"{}")
 
         def log_message(self, *args):
             pass
@@ -58,7 +68,6 @@ async def test_oauth_resource_server(issuer):
         "MCP_AUTH_MODE": "oauth",
         "MCP_RESOURCE_SERVER_URL": RESOURCE,
         "MCP_OAUTH_ISSUER": url,
-        "MCP_OAUTH_JWKS_URL": url + "/jwks",
         "MCP_ALLOWED_HOSTS": "127.0.0.1",
     })
     try:
@@ -76,6 +85,7 @@ async def test_oauth_resource_server(issuer):
 
         wrong_aud = httpx.post(base + "/mcp", json={}, headers={"Authorization": "Bearer " + mint("mail:scan", aud="https://other.test/mcp")})
         assert (wrong_aud.status_code, wrong_aud.headers["x-auth-failure"]) == (401, "wrong_audience")
+        assert fetches[:2] == ["/.well-known/oauth-authorization-server", "/oauth/v1/keys"], fetches
         before = len(fetches)
         for _ in range(5):
             unknown = httpx.post(base + "/mcp", json={}, headers={"Authorization": "Bearer " + mint("mail:scan", signing_kid="invented")})

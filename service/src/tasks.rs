@@ -1,4 +1,4 @@
-//! Finished tasks kept in memory for `GetTask` / `ListTasks`, visible only to the principal that
+//! Finished A2A tasks kept in memory for `GetTask` / `ListTasks`, visible only to the principal that
 //! created them, bounded so a busy caller cannot grow memory without limit.
 
 use std::collections::VecDeque;
