@@ -6,7 +6,10 @@
 //! (pinned with `resolve`, so a second DNS answer cannot rebind it); no proxy, no cookies, no
 //! credentials, no redirects; connect and total time limits and a response size cap. The address
 //! rules are a hand-written table over `std::net` because they are a security boundary small
-//! enough to read whole; every class is covered by the SSRF matrix test.
+//! enough to read whole: an IPv4 address outside the refused blocks is allocated public space, an
+//! IPv6 address must be in global unicast 2000::/3 outside the refused blocks, and every IPv6 form
+//! that embeds an IPv4 address is refused. The SSRF matrix covers every class, and a test walks
+//! every block of the IANA special-purpose registries.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
@@ -114,12 +117,12 @@ impl GuardedClient {
         if !url.username().is_empty() || url.password().is_some() {
             return Err(Refusal("credentials in the URI refused".into()));
         }
-        if url.port().is_some_and(|port| port != 443) {
-            return Err(Refusal("port other than 443 refused".into()));
-        }
+        let wrong_port = url.port().is_some_and(|port| port != 443);
         let addresses = match url.host() {
+            // An address literal is judged before its port, so the refusal names what it reaches.
             Some(Host::Ipv4(ip)) => vec![IpAddr::V4(ip)],
             Some(Host::Ipv6(ip)) => vec![IpAddr::V6(ip)],
+            Some(Host::Domain(_)) if wrong_port => return Err(Refusal("port other than 443 refused".into())),
             Some(Host::Domain(name)) => {
                 check_name(name)?;
                 let lookup = tokio::time::timeout(RESOLVE_TIMEOUT, self.resolver.resolve(name)).await;
@@ -137,6 +140,9 @@ impl GuardedClient {
             if let Some(class) = forbidden_class(*address) {
                 return Err(Refusal(format!("address {address} refused: {class}")));
             }
+        }
+        if wrong_port {
+            return Err(Refusal("port other than 443 refused".into()));
         }
         Ok((url, SocketAddr::new(addresses[0], 443)))
     }
@@ -216,53 +222,118 @@ fn check_name(name: &str) -> Result<(), Refusal> {
     if refused { Err(Refusal(format!("host name {name} refused: local, internal or unqualified"))) } else { Ok(()) }
 }
 
-/// Why an address may not be contacted, or `None` when it is globally routable.
-pub fn forbidden_class(address: IpAddr) -> Option<&'static str> {
+/// Why an address may not be contacted, or `None` when it is known to be globally reachable.
+pub fn forbidden_class(address: IpAddr) -> Option<String> {
     match address {
-        IpAddr::V4(ip) => forbidden_v4(ip),
+        IpAddr::V4(ip) => forbidden_v4(ip).map(str::to_string),
         IpAddr::V6(ip) => forbidden_v6(ip),
     }
 }
 
+/// IPv4 blocks that are not globally reachable (IANA IPv4 special-purpose and address-space
+/// registries), most specific first. Every other IPv4 address is allocated public space.
+const V4_REFUSED: &[([u8; 4], u8, &str)] = &[
+    ([0, 0, 0, 0], 8, "unspecified or this-network"),
+    ([10, 0, 0, 0], 8, "private"),
+    ([100, 64, 0, 0], 10, "carrier-grade NAT"),
+    ([127, 0, 0, 0], 8, "loopback"),
+    ([169, 254, 0, 0], 16, "link-local (cloud metadata lives here)"),
+    ([172, 16, 0, 0], 12, "private"),
+    ([192, 0, 0, 0], 24, "IETF protocol assignments"),
+    ([192, 0, 2, 0], 24, "documentation"),
+    ([192, 88, 99, 0], 24, "6to4 relay anycast (deprecated)"),
+    ([192, 168, 0, 0], 16, "private"),
+    ([198, 18, 0, 0], 15, "benchmarking"),
+    ([198, 51, 100, 0], 24, "documentation"),
+    ([203, 0, 113, 0], 24, "documentation"),
+    ([224, 0, 0, 0], 4, "multicast"),
+    ([240, 0, 0, 0], 4, "reserved or broadcast"),
+];
+
 fn forbidden_v4(ip: Ipv4Addr) -> Option<&'static str> {
-    let [a, b, ..] = ip.octets();
-    Some(match () {
-        _ if ip.is_unspecified() || a == 0 => "unspecified or this-network",
-        _ if ip.is_loopback() => "loopback",
-        _ if ip.is_private() => "private",
-        _ if ip.is_link_local() => "link-local (cloud metadata lives here)",
-        _ if a == 100 && (64..128).contains(&b) => "carrier-grade NAT",
-        _ if a == 198 && (b == 18 || b == 19) => "benchmarking",
-        _ if a == 192 && b == 0 && ip.octets()[2] == 0 => "IETF protocol assignments",
-        _ if ip.is_documentation() => "documentation",
-        _ if ip.is_multicast() => "multicast",
-        _ if ip.is_broadcast() || a >= 240 => "reserved or broadcast",
-        _ => return None,
+    let address = u32::from(ip);
+    V4_REFUSED.iter().find_map(|(net, prefix, why)| {
+        let mask = u32::MAX.checked_shl(32 - u32::from(*prefix)).unwrap_or(0);
+        (address & mask == u32::from_be_bytes(*net) & mask).then_some(*why)
     })
 }
 
-fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
-    let segments = ip.segments();
-    if let Some(v4) = ip.to_ipv4_mapped() {
-        return Some(forbidden_v4(v4).map_or("IPv4-mapped", |_| "IPv4-mapped (to a forbidden IPv4 address)"));
+/// How a refused IPv6 block is judged.
+#[derive(Clone, Copy)]
+enum V6Rule {
+    /// Refused, for this reason.
+    Refuse(&'static str),
+    /// Refused; the IPv4 address in the low 32 bits is named with its own class.
+    EmbedsV4(&'static str),
+}
+
+/// IPv6 blocks refused (IANA IPv6 special-purpose and address-space registries), first match
+/// wins. Outside these only global unicast 2000::/3 is reachable; NAT64, 6to4 and Teredo carry
+/// an IPv4 address a translator or relay would reach, so they are refused outright.
+const V6_REFUSED: &[(Ipv6Addr, u8, V6Rule)] = &[
+    (Ipv6Addr::UNSPECIFIED, 128, V6Rule::Refuse("unspecified")),
+    (Ipv6Addr::LOCALHOST, 128, V6Rule::Refuse("loopback")),
+    (Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0, 0), 96, V6Rule::EmbedsV4("IPv4-mapped")),
+    (Ipv6Addr::new(0, 0, 0, 0, 0xffff, 0, 0, 0), 96, V6Rule::EmbedsV4("IPv4-translated")),
+    (Ipv6Addr::UNSPECIFIED, 96, V6Rule::EmbedsV4("IPv4-compatible")),
+    (Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0), 96, V6Rule::Refuse("NAT64 (embeds an IPv4 address)")),
+    (Ipv6Addr::new(0x64, 0xff9b, 1, 0, 0, 0, 0, 0), 48, V6Rule::Refuse("local-use NAT64 (embeds an IPv4 address)")),
+    (Ipv6Addr::new(0x100, 0, 0, 0, 0, 0, 0, 0), 64, V6Rule::Refuse("discard-only")),
+    (Ipv6Addr::new(0x100, 0, 0, 1, 0, 0, 0, 0), 64, V6Rule::Refuse("dummy prefix")),
+    (Ipv6Addr::new(0x2001, 0, 0, 0, 0, 0, 0, 0), 32, V6Rule::Refuse("Teredo (embeds an IPv4 address)")),
+    (Ipv6Addr::new(0x2001, 0, 0, 0, 0, 0, 0, 0), 23, V6Rule::Refuse("IETF protocol assignments")),
+    (Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0), 32, V6Rule::Refuse("documentation")),
+    (Ipv6Addr::new(0x2002, 0, 0, 0, 0, 0, 0, 0), 16, V6Rule::Refuse("6to4 (embeds an IPv4 address)")),
+    (Ipv6Addr::new(0x3fff, 0, 0, 0, 0, 0, 0, 0), 20, V6Rule::Refuse("documentation")),
+    (Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0), 7, V6Rule::Refuse("unique-local (fc00::/7)")),
+    (Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0), 10, V6Rule::Refuse("link-local (fe80::/10)")),
+    (Ipv6Addr::new(0xfec0, 0, 0, 0, 0, 0, 0, 0), 10, V6Rule::Refuse("site-local (deprecated)")),
+    (Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0), 8, V6Rule::Refuse("multicast")),
+];
+
+fn in_v6_block(ip: Ipv6Addr, net: Ipv6Addr, prefix: u8) -> bool {
+    let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+    u128::from(ip) & mask == u128::from(net) & mask
+}
+
+fn embedded_v4(ip: Ipv6Addr) -> Ipv4Addr {
+    Ipv4Addr::from((u128::from(ip) & 0xffff_ffff) as u32)
+}
+
+fn forbidden_v6(ip: Ipv6Addr) -> Option<String> {
+    if let Some(rule) =
+        V6_REFUSED.iter().find(|(net, prefix, _)| in_v6_block(ip, *net, *prefix)).map(|(_, _, rule)| *rule)
+    {
+        return Some(match rule {
+            V6Rule::Refuse(why) => why.to_string(),
+            V6Rule::EmbedsV4(why) => {
+                let v4 = embedded_v4(ip);
+                match forbidden_v4(v4) {
+                    Some(class) => format!("{why}, carrying {v4} ({class})"),
+                    None => format!("{why}, carrying {v4}: reach IPv4 as IPv4"),
+                }
+            }
+        });
     }
-    Some(match () {
-        _ if ip.is_unspecified() => "unspecified",
-        _ if ip.is_loopback() => "loopback",
-        _ if ip.is_multicast() => "multicast",
-        _ if segments[0] & 0xfe00 == 0xfc00 => "unique-local (fc00::/7)",
-        _ if segments[0] & 0xffc0 == 0xfe80 => "link-local (fe80::/10)",
-        _ if segments[0] & 0xffc0 == 0xfec0 => "site-local (deprecated)",
-        _ if segments[..6] == [0, 0, 0, 0, 0, 0] => "IPv4-compatible",
-        _ if segments[0] == 0x64 && segments[1] == 0xff9b => "NAT64 (embeds an IPv4 address)",
-        _ if segments[0] == 0x2002 => "6to4 (embeds an IPv4 address)",
-        _ if segments[0] == 0x2001 && segments[1] == 0x0db8 => "documentation",
-        _ if segments[0] == 0x2001 && segments[1] == 0 => "Teredo",
-        _ if segments[0] == 0x0100 && segments[1..4] == [0, 0, 0] => "discard-only",
-        _ => return None,
-    })
+    if !in_v6_block(ip, Ipv6Addr::new(0x2000, 0, 0, 0, 0, 0, 0, 0), 3) {
+        return Some("outside global unicast (2000::/3)".into());
+    }
+    // An ISATAP interface id (RFC 5214: ::0:5efe:a.b.c.d, u/g bits aside) carries an IPv4
+    // address a tunnel would reach.
+    let segments = ip.segments();
+    if segments[4] & !0x0300 == 0 && segments[5] == 0x5efe {
+        let v4 = embedded_v4(ip);
+        if let Some(class) = forbidden_v4(v4) {
+            return Some(format!("ISATAP, carrying {v4} ({class})"));
+        }
+    }
+    None
 }
 
 #[cfg(test)]
 #[path = "guard_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "guard_iana_tests.rs"]
+mod iana_tests;

@@ -31,6 +31,9 @@ fn hostile_dns() -> Box<dyn Resolver> {
         ("mapped.example", vec![ip("::ffff:169.254.169.254")]),
         ("ula.example", vec![ip("fd12:3456::1")]),
         ("cgnat.example", vec![ip("100.100.100.100")]),
+        ("translated.example", vec![ip("::ffff:0:7f00:1")]),
+        ("compatible.example", vec![ip("::a9fe:a9fe")]),
+        ("isatap.example", vec![ip("2606:4700::5efe:a9fe:a9fe")]),
         ("empty.example", vec![]),
     ])))
 }
@@ -82,6 +85,19 @@ async fn every_hostile_target_is_refused_and_nothing_reaches_loopback() {
         "https://[::ffff:10.0.0.1]/u".into(),
         "https://[64:ff9b::a00:1]/u".into(),
         "https://[2002:7f00:1::1]/u".into(),
+        // Every IPv6 form that embeds an IPv4 address (issue 13: the IPv4-translated range passed).
+        "https://[::ffff:0:7f00:1]/u".into(),
+        "https://[::ffff:0:a9fe:a9fe]/latest/meta-data/".into(),
+        format!("https://[::ffff:0:7f00:1]:{port}/u"),
+        format!("https://[::ffff:127.0.0.1]:{port}/u"),
+        format!("https://[::7f00:1]:{port}/u"),
+        "https://[::a9fe:a9fe]/u".into(),
+        "https://[64:ff9b:1::a9fe:a9fe]/u".into(),
+        "https://[2001:0:4136:e378:8000:63bf:80ff:fffe]/u".into(),
+        "https://[2606:4700::5efe:7f00:1]/u".into(),
+        "https://translated.example/u".into(),
+        "https://compatible.example/u".into(),
+        "https://isatap.example/u".into(),
         "https://user:pass@news.example.com/u".into(),
         "https://kubernetes.default.svc/api".into(),
         "https://my-service.ns.svc.cluster.local/u".into(),
@@ -102,6 +118,27 @@ async fn every_hostile_target_is_refused_and_nothing_reaches_loopback() {
     for target in &targets {
         let result = client.one_click(target).await;
         assert!(result.is_err(), "{target} was not refused: {result:?}");
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "a refused target reached the loopback listener");
+}
+
+#[tokio::test]
+async fn embedded_ipv4_is_judged_before_the_port_and_named() {
+    let (internal, hits) = internal_service().await;
+    let port = internal.port();
+    let client = GuardedClient::new(hostile_dns());
+    for (target, carried) in [
+        (format!("https://[::ffff:0:7f00:1]:{port}/u"), "IPv4-translated, carrying 127.0.0.1 (loopback)"),
+        (format!("https://[::ffff:127.0.0.1]:{port}/u"), "IPv4-mapped, carrying 127.0.0.1 (loopback)"),
+        (format!("https://[::7f00:1]:{port}/u"), "IPv4-compatible, carrying 127.0.0.1 (loopback)"),
+        ("https://[::ffff:0:a9fe:a9fe]/".to_string(), "IPv4-translated, carrying 169.254.169.254 (link-local"),
+        ("https://translated.example/u".to_string(), "IPv4-translated, carrying 127.0.0.1"),
+        ("https://isatap.example/u".to_string(), "ISATAP, carrying 169.254.169.254"),
+    ] {
+        let refusal = client.check(&target).await.expect_err(&target);
+        assert!(refusal.0.contains(carried), "{target}: {refusal}");
+        assert!(client.one_click(&target).await.is_err(), "{target}");
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(hits.load(Ordering::SeqCst), 0, "a refused target reached the loopback listener");
