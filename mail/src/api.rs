@@ -189,7 +189,9 @@ pub struct UnsubscribeMethod {
     /// Where it goes, with path, query and tokens redacted (`https://host/…`,
     /// `mailto:leave@host`).
     pub target: String,
-    /// True when the service may execute it unattended (one-click with DKIM proof, or mailto).
+    /// True when the service may execute it unattended: the mailbox provider verified a DKIM
+    /// signature of the sender's domain covering the unsubscribe headers (for mailto, also a single
+    /// clean address in the signer's domain). Otherwise `reason` says why a person is needed.
     pub automatic: bool,
     /// Why it has this rank.
     pub reason: String,
@@ -198,8 +200,9 @@ pub struct UnsubscribeMethod {
 /// Evidence from headers that the unsubscribe headers were signed by the sender (RFC 8058 §4).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, ToSchema)]
 pub struct DkimProof {
-    /// True when `Authentication-Results` says `dkim=pass` for a domain whose `DKIM-Signature`
-    /// `h=` tag names both `List-Unsubscribe` and `List-Unsubscribe-Post`.
+    /// True when the mailbox provider's own `Authentication-Results` says `dkim=pass` for a
+    /// signature of the sender's domain whose `h=` tag covers every `List-Unsubscribe` and
+    /// `List-Unsubscribe-Post` field.
     pub covers_unsubscribe: bool,
     /// The `d=` domain of the passing signature, when there is one.
     pub signing_domain: Option<String>,
@@ -310,6 +313,23 @@ pub struct UnsubscribeResponse {
     pub outcome: UnsubscribeOutcome,
     /// Details in words (status code, refusal reason); never contains link tokens.
     pub detail: String,
+    /// For a mailto: the exact message sent, or that a dry run would send.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mailto: Option<MailtoMessage>,
+}
+
+/// The message a mailto unsubscribe sends from the user's mailbox (plus `Auto-Submitted:
+/// auto-generated`). `to` is the one address shown as the method's target and recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, ToSchema)]
+pub struct MailtoMessage {
+    /// The sending mailbox, when known.
+    pub from: Option<String>,
+    /// The list's unsubscribe address.
+    pub to: String,
+    /// The list's `subject` field, else `unsubscribe`.
+    pub subject: String,
+    /// The list's `body` field, else `unsubscribe`.
+    pub body: String,
 }
 
 /// Input of `unsubscribe:digest` (a mutation: sends mail to the configured recipient).

@@ -77,6 +77,9 @@ pub struct AssistantOptions {
     /// Google Calendar free/busy for availability (used together with `calendar_ics` when both
     /// are set).
     pub calendar_google: Option<crate::calendar::GoogleCalendar>,
+    /// The Maildir provider's trusted `authserv-id` (`MAILDIR_AUTHSERV_ID`); see
+    /// [`crate::provider::maildir::MaildirProvider::trusting`].
+    pub maildir_authserv_id: Option<String>,
 }
 
 impl Default for AssistantOptions {
@@ -87,6 +90,7 @@ impl Default for AssistantOptions {
             time_zone: Tz::UTC,
             calendar_ics: None,
             calendar_google: None,
+            maildir_authserv_id: None,
         }
     }
 }
@@ -117,7 +121,8 @@ pub fn maildir_assistant_with(
     options: AssistantOptions,
 ) -> Result<Arc<dyn Assistant>, DomainError> {
     let provider = MaildirProvider::open(maildir, state_dir.join("outbox"), Some("me@localhost".into()))
-        .map_err(|e| DomainError::InvalidInput(e.to_string()))?;
+        .map_err(|e| DomainError::InvalidInput(e.to_string()))?
+        .trusting(options.maildir_authserv_id.clone());
     Ok(Arc::new(LocalAssistant::new(Box::new(provider), state_dir, options, GuardedClient::default())?))
 }
 
@@ -216,7 +221,7 @@ impl LocalAssistant {
 
     async fn candidates_with_history(&self) -> Result<(Vec<Candidate>, u64), DomainError> {
         let index = self.index.lock().await;
-        let mut candidates = discover(index.messages.values());
+        let mut candidates = discover(index.messages.values(), self.provider.authserv_id());
         let done: UnsubscribedMethods = self.methods.load().map_err(state_error)?;
         for candidate in &mut candidates {
             candidate.view.done = done.senders.get(&candidate.view.key).and_then(|record| {

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use crate::api::{DkimProof, MethodKind, UnsubscribeCandidate, UnsubscribeMethod};
-use crate::dkim::unsubscribe_proof;
+use crate::api::{MethodKind, UnsubscribeCandidate, UnsubscribeMethod};
+use crate::dkim::{Authentication, authenticate};
 use crate::list_unsubscribe::{is_one_click, parse_mailto, parse_uris, redact_url};
 use crate::message::MessageMeta;
 
@@ -33,27 +33,29 @@ pub fn candidate_key(message: &MessageMeta) -> String {
 }
 
 /// Groups messages that carry `List-Unsubscribe` and ranks each group's methods, most messages
-/// first.
-pub fn discover<'a>(messages: impl IntoIterator<Item = &'a MessageMeta>) -> Vec<Candidate> {
+/// first. `authserv_id` is the mailbox provider's own `Authentication-Results` identifier (see
+/// [`crate::dkim`]); without it no method is automatic.
+pub fn discover<'a>(messages: impl IntoIterator<Item = &'a MessageMeta>, authserv_id: Option<&str>) -> Vec<Candidate> {
     let mut groups: BTreeMap<String, Vec<&MessageMeta>> = BTreeMap::new();
     for message in messages {
         if !message.list_unsubscribe.is_empty() && !message.from.is_empty() {
             groups.entry(candidate_key(message)).or_default().push(message);
         }
     }
-    let mut candidates: Vec<Candidate> = groups.into_iter().map(|(key, group)| build(key, &group)).collect();
+    let mut candidates: Vec<Candidate> =
+        groups.into_iter().map(|(key, group)| build(key, &group, authserv_id)).collect();
     candidates
         .sort_by(|a, b| b.view.message_count.cmp(&a.view.message_count).then_with(|| a.view.key.cmp(&b.view.key)));
     candidates
 }
 
-fn build(key: String, group: &[&MessageMeta]) -> Candidate {
+fn build(key: String, group: &[&MessageMeta], authserv_id: Option<&str>) -> Candidate {
     // Act on the newest message's headers: older links may have been rotated by the sender.
     let newest = group.iter().max_by_key(|m| (m.date, m.id.clone())).copied().unwrap_or(group[0]);
     let first_seen = group.iter().filter_map(|m| m.date).min();
     let last_seen = group.iter().filter_map(|m| m.date).max();
-    let dkim = unsubscribe_proof(newest);
-    let methods = rank_methods(newest, &dkim);
+    let authentication = authenticate(newest, authserv_id);
+    let methods = rank_methods(newest, &authentication);
     let view = UnsubscribeCandidate {
         key,
         sender: newest.from.clone(),
@@ -63,7 +65,7 @@ fn build(key: String, group: &[&MessageMeta]) -> Candidate {
         first_seen,
         last_seen,
         methods: methods.iter().map(|m| m.view.clone()).collect(),
-        dkim,
+        dkim: authentication.proof(newest),
         done: None,
     };
     Candidate { view, methods }
@@ -77,15 +79,17 @@ fn per_week(count: usize, first: Option<DateTime<Utc>>, last: Option<DateTime<Ut
     (count as f64 / weeks * 100.0).round() / 100.0
 }
 
-/// Methods from the newest message, best first: one-click with DKIM proof, one-click without,
-/// mailto, manual link. Only the leftmost URI of each kind is kept (RFC 2369 preference order).
-pub fn rank_methods(message: &MessageMeta, dkim: &DkimProof) -> Vec<ExecutableMethod> {
+/// Methods from the newest message, best first: one-click the provider vouches for, one-click
+/// without that, mailto, manual link. Only the leftmost URI of each kind is kept (RFC 2369
+/// preference order). A method is automatic only when the provider-verified DKIM signature
+/// vouches for it; every other method says why a person is needed.
+pub fn rank_methods(message: &MessageMeta, auth: &Authentication) -> Vec<ExecutableMethod> {
     // RFC 8058 requires a single List-Unsubscribe field; with several, one-click is off.
     let one_click = is_one_click(&message.list_unsubscribe_post) && message.list_unsubscribe.len() == 1;
     let Some(field) = message.list_unsubscribe.first() else { return Vec::new() };
     let mut found: Vec<(u8, ExecutableMethod)> = Vec::new();
     for uri in parse_uris(field) {
-        let Some(method) = classify_uri(&uri, one_click, dkim, message) else { continue };
+        let Some(method) = classify_uri(&uri, one_click, auth) else { continue };
         if found.iter().any(|(_, m)| m.view.kind == method.1.view.kind) {
             continue;
         }
@@ -102,32 +106,22 @@ pub fn rank_methods(message: &MessageMeta, dkim: &DkimProof) -> Vec<ExecutableMe
         .collect()
 }
 
-fn classify_uri(uri: &str, one_click: bool, dkim: &DkimProof, message: &MessageMeta) -> Option<(u8, ExecutableMethod)> {
+fn classify_uri(uri: &str, one_click: bool, auth: &Authentication) -> Option<(u8, ExecutableMethod)> {
     let lower = uri.to_ascii_lowercase();
     let method = |kind, target: String, automatic, reason: String| ExecutableMethod {
         view: UnsubscribeMethod { kind, rank: 0, target, automatic, reason },
         uri: uri.to_string(),
     };
     if lower.starts_with("https://") && one_click {
-        return Some(if dkim.covers_unsubscribe {
-            (0, method(MethodKind::OneClick, redact_url(uri), true, "RFC 8058 one-click with DKIM proof".into()))
+        return Some(if auth.vouches_for_one_click() {
+            (0, method(MethodKind::OneClick, redact_url(uri), true, format!("RFC 8058 one-click: {}", auth.detail)))
         } else {
-            let reason = format!("RFC 8058 one-click without DKIM proof ({}); needs a person", dkim.detail);
+            let reason = format!("RFC 8058 one-click, but {}; needs a person", auth.detail);
             (1, method(MethodKind::OneClick, redact_url(uri), false, reason))
         });
     }
     if lower.starts_with("mailto:") {
-        let target = parse_mailto(uri)?;
-        let aligned = aligned(target.domain(), message, dkim);
-        let reason = if aligned {
-            "mailto to an address aligned with the sender".to_string()
-        } else {
-            format!(
-                "mailto to {} which does not align with the sender, list or signer; needs a person",
-                target.domain()
-            )
-        };
-        return Some((2, method(MethodKind::Mailto, target.redacted(), aligned, reason)));
+        return Some((2, mailto_method(uri, auth)));
     }
     if lower.starts_with("https://") || lower.starts_with("http://") {
         let reason = "a web page a person must open (no RFC 8058 one-click)".to_string();
@@ -136,19 +130,30 @@ fn classify_uri(uri: &str, one_click: bool, dkim: &DkimProof, message: &MessageM
     None
 }
 
-/// True when `domain` shares its registrable part with the sender, the list or the DKIM signer.
-/// Without a public-suffix list, "registrable" is approximated by the last two labels.
-fn aligned(domain: &str, message: &MessageMeta, dkim: &DkimProof) -> bool {
-    let base = |d: &str| {
-        let labels: Vec<&str> = d.trim_end_matches('.').rsplit('.').take(2).collect();
-        labels.into_iter().rev().collect::<Vec<_>>().join(".")
+/// A mailto method: automatic only for a single clean address in the signer's own domain.
+fn mailto_method(uri: &str, auth: &Authentication) -> ExecutableMethod {
+    let (target, automatic, reason) = match parse_mailto(uri) {
+        Err(refusal) => {
+            let target = refusal.address.map_or_else(|| "mailto:…".to_string(), |a| format!("mailto:{a}"));
+            (target, false, format!("{}; needs a person", refusal.reason))
+        }
+        Ok(target) if auth.vouches_for_mailto(target.domain()) => {
+            (target.redacted(), true, format!("mailto to the list's own address: {}", auth.detail))
+        }
+        Ok(target) if auth.covers_list_unsubscribe && auth.aligned_with_sender => {
+            let signer = auth.signing_domain.as_deref().unwrap_or_default();
+            let reason = format!(
+                "mailto to {}, outside {signer} whose signature vouches for it; needs a person",
+                target.domain()
+            );
+            (target.redacted(), false, reason)
+        }
+        Ok(target) => (target.redacted(), false, format!("mailto, but {}; needs a person", auth.detail)),
     };
-    let target = base(domain);
-    let list_domain = message.list_identifier();
-    [Some(message.from_domain()), list_domain.as_deref(), dkim.signing_domain.as_deref()]
-        .into_iter()
-        .flatten()
-        .any(|other| !other.is_empty() && base(other) == target)
+    ExecutableMethod {
+        view: UnsubscribeMethod { kind: MethodKind::Mailto, rank: 0, target, automatic, reason },
+        uri: uri.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -175,7 +180,7 @@ mod tests {
             "From: n@news.example\r\nDate: Mon, 19 Oct 2026 10:00:00 +0000\r\nList-Id: <weekly.news.example>\r\nList-Unsubscribe: <https://news.example/old>",
         );
         let c = meta("c", "From: friend@x.example\r\nSubject: hi");
-        let candidates = discover([&a, &b, &c]);
+        let candidates = discover([&a, &b, &c], Some("mx.example"));
         assert_eq!(candidates.len(), 1);
         let candidate = &candidates[0];
         assert_eq!(candidate.view.key, "weekly.news.example");
@@ -196,7 +201,7 @@ mod tests {
             "a",
             "From: n@news.example\r\nList-Unsubscribe: <https://news.example/u>\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click",
         );
-        let methods = rank_methods(&message, &unsubscribe_proof(&message));
+        let methods = rank_methods(&message, &authenticate(&message, Some("mx.example")));
         assert_eq!(methods[0].view.kind, MethodKind::OneClick);
         assert!(!methods[0].view.automatic);
     }
@@ -209,11 +214,11 @@ mod tests {
                 "{SIGNED}\r\nFrom: n@news.example\r\nList-Unsubscribe: <https://news.example/u>\r\nList-Unsubscribe: <mailto:x@elsewhere.example>\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click"
             ),
         );
-        let methods = rank_methods(&message, &unsubscribe_proof(&message));
+        let methods = rank_methods(&message, &authenticate(&message, Some("mx.example")));
         assert_eq!(methods.len(), 1);
         assert_eq!(methods[0].view.kind, MethodKind::Manual);
         let unaligned = meta("b", "From: n@news.example\r\nList-Unsubscribe: <mailto:x@elsewhere.example>");
-        let methods = rank_methods(&unaligned, &unsubscribe_proof(&unaligned));
+        let methods = rank_methods(&unaligned, &authenticate(&unaligned, Some("mx.example")));
         assert!(!methods[0].view.automatic);
     }
 }

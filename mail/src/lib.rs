@@ -14,6 +14,7 @@ pub mod guard;
 pub mod header_invariants;
 pub mod intervals;
 pub mod list_unsubscribe;
+pub mod mailto;
 pub mod message;
 pub mod outgoing;
 pub mod provider;

@@ -11,8 +11,6 @@ use url::Url;
 const MAX_URI_LEN: usize = 2048;
 /// Most URIs read from one field.
 const MAX_URIS: usize = 8;
-/// Longest subject or body taken from a mailto URI.
-const MAX_HFIELD_LEN: usize = 512;
 /// The only value RFC 8058 allows in `List-Unsubscribe-Post`.
 pub const ONE_CLICK_BODY: &str = "List-Unsubscribe=One-Click";
 
@@ -73,61 +71,7 @@ pub fn is_one_click(post_fields: &[String]) -> bool {
     matches!(post_fields, [only] if only.trim() == ONE_CLICK_BODY)
 }
 
-/// A parsed `mailto:` unsubscribe target. Only the address in the path is kept: `to`, `cc` and
-/// `bcc` hfields would make the user's account mail third parties, so they are dropped.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MailtoTarget {
-    /// The single list address.
-    pub address: String,
-    /// `subject` hfield, capped.
-    pub subject: Option<String>,
-    /// `body` hfield, capped.
-    pub body: Option<String>,
-}
-
-impl MailtoTarget {
-    /// The target without hfields, safe to show.
-    pub fn redacted(&self) -> String {
-        format!("mailto:{}", self.address)
-    }
-
-    /// The address's domain.
-    pub fn domain(&self) -> &str {
-        self.address.rsplit_once('@').map(|(_, domain)| domain).unwrap_or("")
-    }
-}
-
-/// Parses a `mailto:` URI (RFC 6068). Refuses anything but exactly one plausible addr-spec.
-pub fn parse_mailto(uri: &str) -> Option<MailtoTarget> {
-    let url = Url::parse(uri).ok()?;
-    if url.scheme() != "mailto" {
-        return None;
-    }
-    let address = percent_decode(url.path())?.trim().to_ascii_lowercase();
-    let (local, domain) = address.split_once('@')?;
-    let plausible = !local.is_empty()
-        && domain.contains('.')
-        && !address.contains([',', ';', ' ', '<', '>', '\r', '\n', '"'])
-        && !domain.contains('@');
-    if !plausible {
-        return None;
-    }
-    let mut subject = None;
-    let mut body = None;
-    for (key, value) in url.query_pairs() {
-        let value: String = value.chars().filter(|c| *c != '\r' && *c != '\n').take(MAX_HFIELD_LEN).collect();
-        match key.to_ascii_lowercase().as_str() {
-            "subject" => subject = Some(value),
-            "body" => body = Some(value),
-            _ => {} // to, cc, bcc, in-reply-to and friends are ignored on purpose.
-        }
-    }
-    Some(MailtoTarget { address, subject, body })
-}
-
-fn percent_decode(text: &str) -> Option<String> {
-    percent_encoding::percent_decode_str(text).decode_utf8().ok().map(|decoded| decoded.into_owned())
-}
+pub use crate::mailto::{MailtoRefusal, MailtoTarget, parse_mailto};
 
 /// An http(s) URI shown as scheme and host only: the subscriber token may sit in the path as
 /// well as in the query, so neither is shown or logged.
@@ -205,18 +149,21 @@ mod tests {
     }
 
     #[test]
-    fn mailto_keeps_one_address_and_drops_recipient_hfields() {
-        let target = parse_mailto("mailto:Leave@List.Example?subject=unsub&bcc=victim@evil.example&cc=x@evil.example&to=y@evil.example&body=please%20remove").unwrap();
+    fn mailto_keeps_one_address_and_refuses_recipient_hfields() {
+        // Recipient fields used to be dropped silently; now the whole target is refused, naming why.
+        let refused = parse_mailto("mailto:Leave@List.Example?subject=unsub&bcc=victim@evil.example&cc=x@evil.example&to=y@evil.example&body=please%20remove").unwrap_err();
+        assert_eq!(refused.address.as_deref(), Some("leave@list.example"));
+        assert!(refused.reason.contains("`bcc`"), "{}", refused.reason);
+        let target = parse_mailto("mailto:Leave@List.Example?subject=unsub&body=please%20remove").unwrap();
         assert_eq!(target.address, "leave@list.example");
         assert_eq!(target.subject.as_deref(), Some("unsub"));
         assert_eq!(target.body.as_deref(), Some("please remove"));
         assert_eq!(target.redacted(), "mailto:leave@list.example");
-        assert!(parse_mailto("mailto:a@x.example,b@y.example").is_none());
-        assert!(parse_mailto("mailto:?to=a@x.example").is_none());
-        assert!(parse_mailto("mailto:nodomain").is_none());
-        assert!(parse_mailto("https://x.example/").is_none());
-        let injected = parse_mailto("mailto:a@x.example?subject=hi%0D%0ABcc:%20v@evil.example").unwrap();
-        assert!(!injected.subject.unwrap().contains('\n'));
+        assert!(parse_mailto("mailto:a@x.example,b@y.example").is_err());
+        assert!(parse_mailto("mailto:?to=a@x.example").is_err());
+        assert!(parse_mailto("mailto:nodomain").is_err());
+        assert!(parse_mailto("https://x.example/").is_err());
+        assert!(parse_mailto("mailto:a@x.example?subject=hi%0D%0ABcc:%20v@evil.example").is_err());
     }
 
     #[test]

@@ -88,18 +88,26 @@ pub struct MethodRecord {
     /// Where it went, redacted.
     #[serde(default)]
     pub target: String,
+    /// Why it was refused or needs a person, in words (never a link's secret parts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// The seed file's entry as it was, when imported from the plain format.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imported: Option<serde_json::Value>,
 }
 
-/// `data/unsubscribed_methods.json`: per candidate, the last unsubscribe.
+/// `data/unsubscribed_methods.json`: per candidate, the last unsubscribe, and the last refusal.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnsubscribedMethods {
     /// Schema version.
     pub schema: u32,
     /// Candidate key (list id or sender address) to record.
     pub senders: BTreeMap<String, MethodRecord>,
+    /// Candidate key to the last execution refused before anything was contacted (no automatic
+    /// method, a method that needs a person, a link already used), with its reason. Kept apart
+    /// from `senders` so a refusal neither closes a candidate nor hides an earlier unsubscribe.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub refusals: BTreeMap<String, MethodRecord>,
 }
 
 impl UnsubscribedMethods {
@@ -121,12 +129,18 @@ impl StateDocument for UnsubscribedMethods {
             .map(|(sender, entry)| {
                 let method_name = entry.as_str().or_else(|| entry.get("method").and_then(|m| m.as_str()));
                 let method = method_name.and_then(parse_method_name);
-                let record =
-                    MethodRecord { method, outcome: None, at: None, target: String::new(), imported: Some(entry) };
+                let record = MethodRecord {
+                    method,
+                    outcome: None,
+                    at: None,
+                    target: String::new(),
+                    reason: None,
+                    imported: Some(entry),
+                };
                 (sender.to_ascii_lowercase(), record)
             })
             .collect();
-        Some(Self { schema: Self::SCHEMA, senders })
+        Some(Self { schema: Self::SCHEMA, senders, refusals: BTreeMap::new() })
     }
 }
 

@@ -300,18 +300,63 @@ async fn unsubscribe_discovery_and_mailto_through_gmail_send() {
     assert!(found.candidates[0].dkim.covers_unsubscribe);
     assert!(!serde_json::to_string(&found).unwrap().contains("s3cr3t"), "tokens never leave the domain");
 
-    let request = UnsubscribeRequest { candidate: "deals@shop.example.org".into(), method: None, dry_run: false };
+    // The shop's mailto (no DKIM, a bcc field) is refused with its reason and sends nothing.
+    let shop = UnsubscribeRequest { candidate: "deals@shop.example.org".into(), method: None, dry_run: false };
+    let refused = assistant.unsubscribe(shop).await;
+    assert!(matches!(&refused, Err(DomainError::Refused(reason)) if reason.contains("`bcc`")), "{refused:?}");
+    assert_eq!(sent_count(&url, "unsub").await, 0, "a refused mailto sends nothing");
+
+    // The list Gmail verified runs its own mailto.
+    let request = UnsubscribeRequest {
+        candidate: "weekly.news.example.com".into(),
+        method: Some(MethodKind::Mailto),
+        dry_run: false,
+    };
     let response = assistant.unsubscribe(request.clone()).await.unwrap();
     assert_eq!(response.outcome, UnsubscribeOutcome::MailtoSent);
     let sent = sent(&url, "unsub").await;
     assert_eq!(sent.len(), 1, "one message in SENT");
     let (meta, raw) = &sent[0];
-    assert_eq!(meta.subject, "stop");
-    assert!(raw.contains("unsubscribe@shop.example.org"), "{raw}");
-    assert!(!raw.contains("elsewhere.example"), "the bcc hfield is ignored: {raw}");
+    assert_eq!(meta.subject, "unsubscribe");
+    assert!(raw.contains("leave-weekly@news.example.com"), "{raw}");
+    assert_eq!(response.target, "mailto:leave-weekly@news.example.com", "shown, recorded and sent alike");
+    assert!(!raw.contains("elsewhere.example"), "the shop's bcc went nowhere: {raw}");
     assert!(matches!(assistant.unsubscribe(request).await, Err(DomainError::Refused(_))), "never the same link twice");
     assert_eq!(sent_count(&url, "unsub").await, 1);
     assert!(assistant.metrics().quota_units >= 100, "a send costs 100 units");
+}
+
+/// Issue 13 through Gmail: only what Gmail's receiving service (`mx.google.com`) verified runs.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the Google emulator: hack/peers/mail/run.sh"]
+async fn spoofed_lists_never_send_through_gmail() {
+    let url = emulator();
+    let messages = support::crafted::crafted(mailagent_mail::dkim::GMAIL_AUTHSERV_ID);
+    for message in &messages {
+        import(&url, "spoof", message.raw.as_bytes(), &["INBOX"]).await;
+    }
+    let state = tempfile::tempdir().unwrap();
+    let assistant =
+        provider_assistant(Box::new(gmail(&url, "spoof", FetchFormat::Raw)), state.path(), AssistantOptions::default())
+            .unwrap();
+    for message in messages.iter().filter(|m| m.refusal.is_some()) {
+        let request = UnsubscribeRequest { candidate: message.key.into(), method: None, dry_run: false };
+        let refused = assistant.unsubscribe(request).await;
+        let why = message.refusal.unwrap();
+        assert!(matches!(&refused, Err(DomainError::Refused(r)) if r.contains(why)), "{}: {refused:?}", message.key);
+    }
+    assert_eq!(sent_count(&url, "spoof").await, 0, "a spoofed list made Gmail send");
+    let genuine = UnsubscribeRequest { candidate: "genuine.list.example".into(), method: None, dry_run: false };
+    let response = assistant.unsubscribe(genuine).await.unwrap();
+    assert_eq!(response.outcome, UnsubscribeOutcome::MailtoSent);
+    let sent = sent(&url, "spoof").await;
+    assert_eq!(sent.len(), 1);
+    let (meta, raw) = &sent[0];
+    assert_eq!(meta.subject, "unsubscribe me");
+    assert!(raw.contains("leave@list.example") && !raw.contains("victim"), "{raw}");
+    for secret in support::crafted::NEVER_SHOWN {
+        assert!(!raw.contains(secret), "{secret} in {raw}");
+    }
 }
 
 async fn sent_count(url: &str, user: &str) -> usize {

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::DateTime;
 use mailagent_mail::api::*;
-use mailagent_mail::maildir_assistant;
+use mailagent_mail::{AssistantOptions, maildir_assistant, maildir_assistant_with};
 
 mod support;
 
@@ -58,7 +58,9 @@ async fn scan_triage_and_incremental_scan() {
 #[tokio::test(flavor = "multi_thread")]
 async fn discovery_execution_and_never_twice() {
     let (_dir, maildir, state) = sample();
-    let assistant = maildir_assistant(&maildir, &state).unwrap();
+    // The sample mailbox is stamped by Gmail's receiving service, as a Maildir synced from Gmail is.
+    let options = AssistantOptions { maildir_authserv_id: Some("mx.google.com".into()), ..AssistantOptions::default() };
+    let assistant = maildir_assistant_with(&maildir, &state, options).unwrap();
     let found = assistant.unsubscribe_candidates(CandidatesRequest::default()).await.unwrap();
     let keys: Vec<&str> = found.candidates.iter().map(|c| c.key.as_str()).collect();
     assert_eq!(keys, ["weekly.news.example.com", "deals@shop.example.org", "promo@hostile.example.net"]);
@@ -67,18 +69,37 @@ async fn discovery_execution_and_never_twice() {
     assert_eq!(weekly.methods[0].kind, MethodKind::OneClick);
     assert!(!serde_json::to_string(&found).unwrap().contains("s3cr3t"), "tokens never leave the domain");
 
+    // The shop's mailto has no DKIM and asks for a bcc: listed with its reasons, never run.
+    let shop = &found.candidates[1];
+    assert_eq!((shop.methods[0].kind, shop.methods[0].automatic), (MethodKind::Mailto, false));
+    assert!(shop.methods[0].reason.contains("`bcc`"), "{:?}", shop.methods[0]);
     let dry = UnsubscribeRequest { candidate: "deals@shop.example.org".into(), method: None, dry_run: true };
-    let response = assistant.unsubscribe(dry.clone()).await.unwrap();
-    assert_eq!(response.outcome, UnsubscribeOutcome::WouldExecute);
+    let refused = assistant.unsubscribe(dry.clone()).await;
+    assert!(matches!(&refused, Err(DomainError::Refused(reason)) if reason.contains("`bcc`")), "{refused:?}");
     assert!(!state.join("data/sent_unsubscribe_links.json").exists(), "a dry run writes nothing");
+    let refused = assistant.unsubscribe(UnsubscribeRequest { dry_run: false, ..dry }).await;
+    assert!(matches!(&refused, Err(DomainError::Refused(reason)) if reason.contains("`bcc`")), "{refused:?}");
+    assert!(!state.join("outbox/new").exists() || std::fs::read_dir(state.join("outbox/new")).unwrap().count() == 0);
 
-    let real = UnsubscribeRequest { dry_run: false, ..dry };
+    // The signed list's own mailto runs; the dry run shows the very message that is sent.
+    let mailto = UnsubscribeRequest {
+        candidate: "weekly.news.example.com".into(),
+        method: Some(MethodKind::Mailto),
+        dry_run: true,
+    };
+    let preview = assistant.unsubscribe(mailto.clone()).await.unwrap();
+    assert_eq!(preview.outcome, UnsubscribeOutcome::WouldExecute);
+    let message = preview.mailto.clone().expect("a mailto dry run shows its message");
+    assert_eq!(preview.target, format!("mailto:{}", message.to));
+    assert_eq!((message.to.as_str(), message.subject.as_str()), ("leave-weekly@news.example.com", "unsubscribe"));
+    let real = UnsubscribeRequest { dry_run: false, ..mailto };
     let response = assistant.unsubscribe(real.clone()).await.unwrap();
     assert_eq!(response.outcome, UnsubscribeOutcome::MailtoSent);
+    assert_eq!(response.mailto, preview.mailto, "the dry run showed exactly what was sent");
     let outbox: Vec<_> = std::fs::read_dir(state.join("outbox/new")).unwrap().collect();
     assert_eq!(outbox.len(), 1);
     let sent = std::fs::read_to_string(outbox[0].as_ref().unwrap().path()).unwrap();
-    assert!(sent.contains("unsubscribe@shop.example.org") && !sent.contains("elsewhere.example"), "{sent}");
+    assert!(sent.contains("leave-weekly@news.example.com") && !sent.contains("elsewhere.example"), "{sent}");
     assert!(matches!(assistant.unsubscribe(real).await, Err(DomainError::Refused(_))), "never the same link twice");
 
     let hostile = UnsubscribeRequest { candidate: "promo@hostile.example.net".into(), method: None, dry_run: false };
@@ -86,7 +107,8 @@ async fn discovery_execution_and_never_twice() {
     assert!(matches!(&refused, Err(DomainError::Refused(reason)) if reason.contains("link-local")), "{refused:?}");
     let methods = std::fs::read_to_string(state.join("data/unsubscribed_methods.json")).unwrap();
     assert!(methods.contains("rejected_unsafe") && methods.contains("mailto_sent"), "{methods}");
-    assert_eq!(assistant.metrics().unsubscribe_refused, 2);
+    assert!(methods.contains("`bcc`") && !methods.contains("s3cr3t"), "refusals are recorded with reasons: {methods}");
+    assert_eq!(assistant.metrics().unsubscribe_refused, 4, "two shop refusals, one reuse, one unsafe target");
 
     let missing = UnsubscribeRequest { candidate: "nobody@nowhere.example".into(), method: None, dry_run: true };
     assert!(matches!(assistant.unsubscribe(missing).await, Err(DomainError::NotFound(_))));
@@ -133,7 +155,6 @@ async fn digest_and_availability() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_schedule_survives_a_restart_and_never_sends_twice() {
     use chrono::{Duration, Utc};
-    use mailagent_mail::{AssistantOptions, maildir_assistant_with};
     let (_dir, maildir, state) = sample();
     let options = || AssistantOptions { digest_schedule: Some("0 8 * * *".into()), ..AssistantOptions::default() };
     let start = Utc::now();

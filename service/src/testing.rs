@@ -54,6 +54,7 @@ impl Assistant for CannedAssistant {
             dry_run: request.dry_run,
             outcome: UnsubscribeOutcome::WouldExecute,
             detail: "dry run".into(),
+            mailto: None,
         })
     }
     async fn digest(&self, _: DigestRequest) -> Result<DigestResponse, DomainError> {

@@ -441,6 +441,10 @@ impl MailProvider for Gmail {
         "gmail"
     }
 
+    fn authserv_id(&self) -> Option<&str> {
+        Some(crate::dkim::GMAIL_AUTHSERV_ID)
+    }
+
     async fn owner(&self) -> Result<Option<String>, ProviderError> {
         if let Some(owner) = &self.config.owner {
             return Ok(Some(owner.clone()));

@@ -279,7 +279,7 @@ mod tests {
         let meta = message.into_meta();
         assert_eq!(meta.from, "deals@shop.example");
         assert!(meta.labels.contains(&"CATEGORY_PROMOTIONS".to_string()));
-        let candidates = crate::candidates::discover([&meta]);
+        let candidates = crate::candidates::discover([&meta], Some(crate::dkim::GMAIL_AUTHSERV_ID));
         assert_eq!(candidates[0].view.methods[0].kind, crate::api::MethodKind::OneClick);
         assert!(candidates[0].view.dkim.covers_unsubscribe);
         assert_eq!(crate::triage::classify(&meta).0, crate::api::MessageClass::Promotion);

@@ -22,6 +22,7 @@ pub struct MaildirProvider {
     root: PathBuf,
     outbox: PathBuf,
     owner: Option<String>,
+    authserv_id: Option<String>,
     sent: AtomicU64,
 }
 
@@ -31,7 +32,14 @@ impl MaildirProvider {
         if !root.join("cur").is_dir() && !root.join("new").is_dir() {
             return Err(ProviderError::Permanent(format!("{} is not a Maildir (no cur/ or new/)", root.display())));
         }
-        Ok(Self { root: root.to_path_buf(), outbox, owner, sent: AtomicU64::new(0) })
+        Ok(Self { root: root.to_path_buf(), outbox, owner, authserv_id: None, sent: AtomicU64::new(0) })
+    }
+
+    /// Trusts the `Authentication-Results` of the mail server that delivers into this Maildir,
+    /// named by its `authserv-id` (`MAILDIR_AUTHSERV_ID`). Without one, no unsubscribe is automatic.
+    pub fn trusting(mut self, authserv_id: Option<String>) -> Self {
+        self.authserv_id = authserv_id.map(|id| id.trim().to_string()).filter(|id| !id.is_empty());
+        self
     }
 
     /// Every message file as (id, path, flags), newest modification first.
@@ -81,6 +89,10 @@ fn read_headers(path: &Path) -> std::io::Result<Vec<u8>> {
 impl MailProvider for MaildirProvider {
     fn name(&self) -> &'static str {
         "maildir"
+    }
+
+    fn authserv_id(&self) -> Option<&str> {
+        self.authserv_id.as_deref()
     }
 
     async fn owner(&self) -> Result<Option<String>, ProviderError> {

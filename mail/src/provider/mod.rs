@@ -60,6 +60,11 @@ pub enum History {
 pub trait MailProvider: Send + Sync {
     /// A short name for logs and errors (`maildir`, `gmail`).
     fn name(&self) -> &'static str;
+    /// The `authserv-id` of the provider's own `Authentication-Results` (RFC 8601), the only
+    /// verdicts unsubscribe trusts; `None` trusts none, so nothing runs unattended.
+    fn authserv_id(&self) -> Option<&str> {
+        None
+    }
     /// The mailbox owner's address (the digest's default recipient), when known.
     async fn owner(&self) -> Result<Option<String>, ProviderError>;
     /// The checkpoint to continue from after a full scan that starts now.
@@ -91,6 +96,9 @@ pub trait MailProvider: Send + Sync {
 impl<T: MailProvider + ?Sized> MailProvider for std::sync::Arc<T> {
     fn name(&self) -> &'static str {
         (**self).name()
+    }
+    fn authserv_id(&self) -> Option<&str> {
+        (**self).authserv_id()
     }
     async fn owner(&self) -> Result<Option<String>, ProviderError> {
         (**self).owner().await

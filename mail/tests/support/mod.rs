@@ -1,6 +1,8 @@
 //! Helpers shared by the mail crate's integration tests.
 #![allow(dead_code)]
 
+pub mod crafted;
+
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
