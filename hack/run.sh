@@ -66,6 +66,7 @@ rm -f "$config_dir/MAILDIR_PATH" "$config_dir/MCP_ALLOWED_HOSTS"
 MAILAGENT_CONFIG_DIR="$config_dir" \
 MAILAGENT_STATE_DIR="$run_dir/state" \
 MAILDIR_PATH="$root/mail/testdata/maildir" \
+MAILDIR_AUTHSERV_ID="${MAILDIR_AUTHSERV_ID:-mx.google.com}" \
 MAILAGENT_LISTEN="$listen" \
 MCP_ALLOWED_HOSTS="${listen%:*},localhost,127.0.0.1" \
 AGENT_API_KEY_FILE="$run_dir/api-key" \

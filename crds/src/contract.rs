@@ -80,6 +80,11 @@ pub mod env {
     pub const MAILBOX_PROVIDER: &str = "MAILBOX_PROVIDER";
     /// The Maildir directory for the `maildir` provider.
     pub const MAILDIR_PATH: &str = "MAILDIR_PATH";
+    /// The `authserv-id` (RFC 8601) of the mail server that delivers into the Maildir, e.g.
+    /// `mx.home.example`, or `mx.google.com` for a Maildir synced from Gmail. Unsubscribe trusts
+    /// only the topmost `Authentication-Results` carrying this id; unset, no unsubscribe runs
+    /// unattended. Gmail's own id is built in.
+    pub const MAILDIR_AUTHSERV_ID: &str = "MAILDIR_AUTHSERV_ID";
     /// Override of the Gmail API endpoint, used as both `base_url` and `root_url` (trailing slash
     /// added), e.g. `http://127.0.0.1:4000/` for the Google emulator in tests. Default
     /// `https://gmail.googleapis.com/`; plain `http://` is accepted on loopback only.

@@ -46,6 +46,7 @@ pub fn open(settings: &Settings) -> anyhow::Result<Arc<dyn Assistant>> {
         digest_recipient: mail.digest_recipient.clone(),
         digest_schedule: mail.digest_schedule.clone(),
         time_zone,
+        maildir_authserv_id: mail.maildir_authserv_id.clone(),
         ..AssistantOptions::default()
     };
     let needs_google = mail.provider == MailboxKind::Gmail || matches!(mail.calendar, CalendarChoice::Google(_));

@@ -195,6 +195,8 @@ pub struct MailSettings {
     pub scan_schedule: Option<String>,
     /// IANA zone name (`MAILAGENT_TIMEZONE`, default UTC), checked when the assistant opens.
     pub time_zone: String,
+    /// `MAILDIR_AUTHSERV_ID`: whose `Authentication-Results` unsubscribe trusts in a Maildir.
+    pub maildir_authserv_id: Option<String>,
 }
 
 impl MailSettings {
@@ -228,7 +230,17 @@ impl MailSettings {
                 return Err(invalid(env::CALENDAR_PROVIDER, format!("{other:?}: expected ics, google or none")));
             }
         };
+        let maildir_authserv_id = match source.get(env::MAILDIR_AUTHSERV_ID)? {
+            Some(id) if id.is_empty() || !id.bytes().all(|b| b.is_ascii_graphic() && b != b';') => {
+                return Err(invalid(
+                    env::MAILDIR_AUTHSERV_ID,
+                    format!("{id:?}: expected one authserv-id such as mx.example.com"),
+                ));
+            }
+            id => id,
+        };
         Ok(Self {
+            maildir_authserv_id,
             provider,
             credentials_dir: source
                 .get(env::MAILAGENT_CREDENTIALS_DIR)?
@@ -481,6 +493,9 @@ mod tests {
         assert_eq!(settings.mail.provider, MailboxKind::Maildir);
         assert_eq!(settings.mail.calendar, CalendarChoice::Ics(None));
         assert_eq!(settings.mail.credentials_dir, PathBuf::from(contract::paths::CREDENTIALS_DIR));
+        assert_eq!(settings.mail.maildir_authserv_id, None, "nothing is trusted unless configured");
+        let trusted = Settings::load(&source(&[("MAILDIR_AUTHSERV_ID", "mx.home.example")])).unwrap();
+        assert_eq!(trusted.mail.maildir_authserv_id.as_deref(), Some("mx.home.example"));
         let settings = Settings::load(&source(&[
             ("MAILBOX_PROVIDER", "gmail"),
             ("GMAIL_API_BASE_URL", "http://127.0.0.1:4000"),
@@ -498,6 +513,7 @@ mod tests {
             ("GMAIL_API_BASE_URL", "http://gmail.example.com/"),
             ("CALENDAR_PROVIDER", "outlook"),
             ("GMAIL_FETCH_FORMAT", "full"),
+            ("MAILDIR_AUTHSERV_ID", "mx.example.com; dkim=pass"),
         ] {
             let err = Settings::load(&source(&[(name, value)])).unwrap_err();
             assert!(err.to_string().starts_with(name), "{err}");

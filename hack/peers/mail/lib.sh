@@ -7,7 +7,7 @@
 # spreads its calls over several tokens of the same user). The OAuth client
 # mailagent-test.apps.example / test-client-secret serves the token refresh test.
 
-EMULATOR_USERS="suite scan unsub digest calendar oauth retry bench"
+EMULATOR_USERS="suite scan unsub spoof digest calendar oauth retry bench"
 
 emulator_log() { printf '[peers/mail] %s\n' "$*" >&2; }
 
