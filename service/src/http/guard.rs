@@ -11,9 +11,9 @@ use mailagent_crds::contract::http as paths;
 
 use crate::app::App;
 use crate::audit;
+use crate::auth::Surface;
 use crate::error::ApiError;
 use crate::metrics::{LimitLabels, RequestLabels};
-use Surface;
 
 /// Bodies read for a JSON-RPC id before answering 401 or 429 (larger ones have no readable id);
 /// the rest is read anyway (see [`super::drain`]), so this bounds only the parsing.
