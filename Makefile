@@ -25,10 +25,21 @@ generate: ## Regenerate the CRD YAML in crds/yaml and the chart, and docs/refere
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
+# Crates that must not link a Kubernetes client: the API types (derive only), the workload and
+# the mail domain. `cargo tree -i` fails with "did not match any packages" when it is absent.
+NO_KUBE_CLIENT := mailagent-crds mailagent-service mailagent-mail
+
 .PHONY: lint
-lint: ## rustfmt check and clippy with warnings as errors
+lint: ## rustfmt check, clippy with warnings as errors, no kube-client in the API crate or the workload
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	@for crate in $(NO_KUBE_CLIENT); do \
+		if out=$$($(CARGO) tree -e normal -p $$crate -i kube-client 2>&1); then \
+			echo "$$crate must not depend on kube-client:"; echo "$$out"; exit 1; \
+		fi; \
+		grep -q "did not match any packages" <<<"$$out" || { echo "$$out"; exit 1; }; \
+		echo "$$crate: no kube-client"; \
+	done
 
 .PHONY: control-plane
 control-plane: ## Build (once per machine, cached) kube-apiserver from the Go module proxy

@@ -23,7 +23,10 @@ use crate::contract::{AuthMode, KeyState, McpAuthMode};
     namespaced,
     status = "AuthPolicyStatus",
     shortname = "ap",
-    category = "mailagent",
+    // Not the kind's singular name: kubectl expands a category before it looks up a resource,
+    // so a category `mailagent` made `kubectl get mailagent NAME` mean both kinds (issue 8).
+    // `kubectl get mail` lists every mailagent.dev object.
+    category = "mail",
     derive = "PartialEq",
     doc = "Auth mode, scopes, API key clients, JWT validation and key rotation for MailAgents.",
     validation = Rule::new(crate::names::AUTHPOLICY_NAME_RULE).message(crate::names::AUTHPOLICY_NAME_MESSAGE),
@@ -250,7 +253,7 @@ pub struct Rotation {
 }
 
 fn utc() -> String {
-    "UTC".to_owned()
+    crate::contract::defaults::TIME_ZONE.to_owned()
 }
 
 fn default_overlap() -> Duration {

@@ -14,7 +14,9 @@ pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
 /// The referenced `AuthPolicy` exists and is usable (MailAgent).
 pub const AUTH_POLICY_RESOLVED: &str = "AuthPolicyResolved";
-/// The mailbox credentials Secret exists with the expected keys (MailAgent).
+/// The mailbox credentials Secret exists (MailAgent). Only its existence is checked (by
+/// metadata, never reading data); whether it holds `token.json` is not checked yet, so a Secret
+/// without it shows up when the workload starts.
 pub const CREDENTIALS_RESOLVED: &str = "CredentialsResolved";
 /// A key rotation is under way (AuthPolicy).
 pub const ROTATING: &str = "Rotating";

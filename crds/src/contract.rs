@@ -78,7 +78,7 @@ pub mod env {
     pub const MAILAGENT_STATE_DIR: &str = "MAILAGENT_STATE_DIR";
     /// `gmail` or `maildir`.
     pub const MAILBOX_PROVIDER: &str = "MAILBOX_PROVIDER";
-    /// The Maildir directory for the `maildir` provider.
+    /// The Maildir directory for the `maildir` provider; default `Maildir` in the state directory.
     pub const MAILDIR_PATH: &str = "MAILDIR_PATH";
     /// The `authserv-id` (RFC 8601) of the mail server that delivers into the Maildir, e.g.
     /// `mx.home.example`, or `mx.google.com` for a Maildir synced from Gmail. Unsubscribe trusts
@@ -106,7 +106,8 @@ pub mod env {
     pub const GOOGLE_CALENDAR_BASE_URL: &str = "GOOGLE_CALENDAR_BASE_URL";
     /// Where the digest goes (the mailbox owner's address).
     pub const DIGEST_RECIPIENT: &str = "DIGEST_RECIPIENT";
-    /// Cron expression (with seconds field optional) for the digest; empty disables it.
+    /// Cron expression for the digest (five fields or a macro, see `mailagent_schedule`); empty
+    /// disables it.
     pub const DIGEST_SCHEDULE: &str = "DIGEST_SCHEDULE";
     /// Cron expression for the periodic inbox scan; empty disables it.
     pub const SCAN_SCHEDULE: &str = "SCAN_SCHEDULE";
@@ -141,10 +142,21 @@ pub mod files {
     pub const GMAIL_TOKEN: &str = "token.json";
     /// Google OAuth client secret file.
     pub const GMAIL_CLIENT_SECRET: &str = "client_secret.json";
-    /// Hashes of unsubscribe links already used (relative to the state directory).
-    pub const SENT_UNSUBSCRIBE_LINKS: &str = "data/sent_unsubscribe_links.json";
-    /// What was done for each sender (relative to the state directory).
-    pub const UNSUBSCRIBED_METHODS: &str = "data/unsubscribed_methods.json";
+    // The state directory's layout (the Maildir, `calendar.ics`, the runbooks' `data/*.json`)
+    // belongs to the mail domain: `mailagent_mail::layout`. The operator only mounts the volume.
+}
+
+/// Defaults both sides apply: the CRD's `default` for a field the user left out, and the
+/// workload's value for a setting that is absent (a laptop, `make run`).
+pub mod defaults {
+    /// [`super::env::RATE_LIMIT_PER_MINUTE`] and `spec.rateLimit.perMinute`.
+    pub const RATE_LIMIT_PER_MINUTE: u32 = 60;
+    /// [`super::env::RATE_LIMIT_BURST`] and `spec.rateLimit.burst`.
+    pub const RATE_LIMIT_BURST: u32 = 10;
+    /// [`super::env::MAILAGENT_TIMEZONE`] and `spec.schedules.timeZone`.
+    pub const TIME_ZONE: &str = "UTC";
+    /// [`super::env::MAILBOX_PROVIDER`] when absent (the workload only: the CRD requires it).
+    pub const MAILBOX_PROVIDER: super::MailboxProvider = super::MailboxProvider::Maildir;
 }
 
 /// Ports and paths of the workload's HTTP server.
@@ -238,6 +250,23 @@ pub enum Surface {
 }
 
 wire_enum!(Surface { Rest => "rest", A2a => "a2a", Mcp => "mcp" });
+
+impl Surface {
+    /// Every surface, in the order they are listed and served.
+    pub const ALL: [Surface; 3] = [Surface::Rest, Surface::A2a, Surface::Mcp];
+}
+
+/// Where the mail lives (`MAILBOX_PROVIDER`, `spec.mailbox.provider`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MailboxProvider {
+    /// Gmail through the Gmail API (OAuth token in the credentials Secret).
+    Gmail,
+    /// A Maildir directory, by default `Maildir/` on the state volume; for trials and tests.
+    Maildir,
+}
+
+wire_enum!(MailboxProvider { Gmail => "gmail", Maildir => "maildir" });
 
 /// Parses `MCP_ENABLE_MUTATION_TOOLS`. Only an explicit true turns mutations on; anything absent or
 /// unparsable is off, because an incident responder's typo must never re-enable sending mail.
@@ -349,6 +378,19 @@ mod tests {
         for on in ["true", "TRUE", " 1 ", "yes", "on"] {
             assert!(mutation_tools_enabled(Some(on)), "{on:?} must mean on");
         }
+    }
+
+    #[test]
+    fn wire_enums_round_trip_through_their_names() {
+        for surface in Surface::ALL {
+            assert_eq!(surface.as_str().parse::<Surface>().unwrap(), surface);
+            assert_eq!(serde_json::to_value(surface).unwrap(), surface.as_str());
+        }
+        for provider in [MailboxProvider::Gmail, MailboxProvider::Maildir] {
+            assert_eq!(provider.as_str().parse::<MailboxProvider>().unwrap(), provider);
+            assert_eq!(serde_json::to_value(provider).unwrap(), provider.as_str());
+        }
+        assert!("imap".parse::<MailboxProvider>().unwrap_err().contains("gmail, maildir"));
     }
 
     #[test]

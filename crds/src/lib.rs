@@ -25,11 +25,11 @@ pub const GROUP: &str = "mailagent.dev";
 /// The one served and stored version.
 pub const VERSION: &str = "v1alpha1";
 
-/// CEL rule for a cron expression: a macro, or five or six fields of cron characters. The API
-/// server can only check the shape; the operator parses it fully and reports the rest in status.
-pub(crate) const CRON_RULE: &str = "self.matches('^(@(annually|yearly|monthly|weekly|daily|midnight|hourly)|([0-9A-Za-z*/,?#-]+ +){4,5}[0-9A-Za-z*/,?#-]+)$')";
-pub(crate) const CRON_MESSAGE: &str =
-    "must be a cron expression with five or six fields (e.g. \"0 8 * * MON\") or a macro like @daily";
+/// CEL rule for a schedule field: the grammar of [`mailagent_schedule::Schedule`], which the
+/// operator validates with and the workload runs. The rule accepts exactly what that parser
+/// accepts (checked against a real API server in `tests/tests/schedule_admission.rs`).
+pub(crate) const CRON_RULE: &str = mailagent_schedule::CEL_RULE;
+pub(crate) const CRON_MESSAGE: &str = mailagent_schedule::CEL_MESSAGE;
 
 /// Every CRD this crate defines, in install order.
 pub fn crds() -> Vec<CustomResourceDefinition> {

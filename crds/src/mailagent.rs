@@ -11,7 +11,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::conditions::conditions_schema;
-use crate::contract::{AuthMode, McpAuthMode};
+pub use crate::contract::MailboxProvider;
+use crate::contract::{AuthMode, McpAuthMode, defaults};
 
 /// A mail assistant for one mailbox: the operator turns it into a ServiceAccount, ConfigMap,
 /// Deployment, Service, PersistentVolumeClaim and NetworkPolicy, hardened to the Pod Security
@@ -24,7 +25,10 @@ use crate::contract::{AuthMode, McpAuthMode};
     namespaced,
     status = "MailAgentStatus",
     shortname = "ma",
-    category = "mailagent",
+    // Not the kind's singular name: kubectl expands a category before it looks up a resource,
+    // so a category `mailagent` made `kubectl get mailagent NAME` mean both kinds (issue 8).
+    // `kubectl get mail` lists every mailagent.dev object.
+    category = "mail",
     derive = "PartialEq",
     doc = "A mail assistant for one mailbox, served over REST, A2A and MCP.",
     validation = Rule::new(crate::names::MAILAGENT_NAME_RULE).message(crate::names::MAILAGENT_NAME_MESSAGE),
@@ -161,26 +165,6 @@ pub struct Mailbox {
     pub address: Option<String>,
 }
 
-/// Mailbox providers.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum MailboxProvider {
-    /// Gmail through the Gmail API (OAuth token in the credentials Secret).
-    Gmail,
-    /// A Maildir directory on the state volume (`Maildir/`); for trials and tests.
-    Maildir,
-}
-
-impl MailboxProvider {
-    /// The wire name (`MAILBOX_PROVIDER`).
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            MailboxProvider::Gmail => "gmail",
-            MailboxProvider::Maildir => "maildir",
-        }
-    }
-}
-
 /// The front doors. All are on by default.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 pub struct Surfaces {
@@ -253,11 +237,11 @@ pub struct RateLimit {
 }
 
 fn default_per_minute() -> u32 {
-    60
+    defaults::RATE_LIMIT_PER_MINUTE
 }
 
 fn default_burst() -> u32 {
-    10
+    defaults::RATE_LIMIT_BURST
 }
 
 impl Default for RateLimit {
@@ -270,13 +254,15 @@ impl Default for RateLimit {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Schedules {
-    /// When to send the unsubscribe digest, as a cron expression (`0 8 * * MON`) or a macro
-    /// (`@daily`). Absent: digests only on demand.
+    /// When to send the unsubscribe digest, as a Kubernetes CronJob-style expression
+    /// (`0 8 * * MON-FRI`; five fields, 0 and 7 are Sunday) or a macro (`@daily`), read in
+    /// `timeZone`. Absent: digests only on demand.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new(crate::CRON_RULE).message(crate::CRON_MESSAGE))]
     #[schemars(length(max = 128))]
     pub digest: Option<String>,
-    /// When to scan and triage the inbox, as a cron expression. Absent: scans only on demand.
+    /// When to scan and triage the inbox, in the same grammar as `digest`. Absent: scans only
+    /// on demand.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new(crate::CRON_RULE).message(crate::CRON_MESSAGE))]
     #[schemars(length(max = 128))]
@@ -288,7 +274,7 @@ pub struct Schedules {
 }
 
 fn default_time_zone() -> String {
-    "UTC".to_owned()
+    defaults::TIME_ZONE.to_owned()
 }
 
 impl Default for Schedules {

@@ -23,11 +23,33 @@ fn committed_crd_yaml_matches_the_types() {
 fn every_crd_has_status_short_names_and_the_category() {
     for crd in mailagent_crds::crds() {
         let names = &crd.spec.names;
-        assert_eq!(names.categories.as_deref(), Some(&["mailagent".to_owned()][..]));
+        assert_eq!(names.categories.as_deref(), Some(&["mail".to_owned()][..]));
         assert!(names.short_names.as_ref().is_some_and(|s| !s.is_empty()), "{} lacks a short name", names.kind);
         let version = &crd.spec.versions[0];
         assert!(version.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some());
         assert!(version.additional_printer_columns.as_ref().is_some_and(|c| c.iter().any(|c| c.name == "Ready")));
+    }
+}
+
+/// Issue 8, defect 2: kubectl expands a category before it looks up a resource, so a category
+/// spelled like any kind's name makes `kubectl get <that name> NAME` refuse to run.
+#[test]
+fn no_category_is_spelled_like_a_resource() {
+    let crds = mailagent_crds::crds();
+    let spellings: Vec<String> = crds
+        .iter()
+        .flat_map(|crd| {
+            let n = &crd.spec.names;
+            let mut all = vec![n.plural.clone(), n.kind.to_lowercase()];
+            all.extend(n.singular.clone());
+            all.extend(n.short_names.clone().unwrap_or_default());
+            all
+        })
+        .collect();
+    for crd in &crds {
+        for category in crd.spec.names.categories.iter().flatten() {
+            assert!(!spellings.contains(category), "category {category:?} is also a resource name");
+        }
     }
 }
 

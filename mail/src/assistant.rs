@@ -7,18 +7,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use chrono_tz::Tz;
-use mailagent_crds::contract::files;
 
 use crate::api::*;
 use crate::calendar::{self, CalendarSource};
 use crate::candidates::{Candidate, discover};
 use crate::digest;
 use crate::guard::GuardedClient;
+use crate::layout;
 use crate::message::MessageMeta;
 use crate::provider::maildir::MaildirProvider;
 use crate::provider::{History, MailProvider, ProviderError};
 use crate::records::UnsubscribedMethods;
-use crate::schedule::{CronSchedule, DIGEST_SCHEDULE_FILE, ScheduleProgress};
+use crate::schedule::{CronSchedule, ScheduleProgress};
 use crate::state::StateFile;
 use crate::triage::classify;
 use crate::unsubscribe::{Executor, state_error};
@@ -28,8 +28,6 @@ const MAX_MESSAGES: u32 = 10_000;
 const DEFAULT_EXPLAIN: u32 = 50;
 const MAX_EXPLAIN: u32 = 1_000;
 const TOP_SENDERS: usize = 20;
-/// The calendar file looked for inside the Maildir root when none is configured.
-pub const DEFAULT_ICS_NAME: &str = "calendar.ics";
 
 /// What the last scan knows, kept between scans so the next one fetches only what changed.
 #[derive(Debug, Default)]
@@ -68,7 +66,8 @@ struct Counters {
 pub struct AssistantOptions {
     /// Where digests go; defaults to the mailbox owner.
     pub digest_recipient: Option<String>,
-    /// Cron expression (5 fields, or 6/7 with seconds) for the digest, read in `time_zone`.
+    /// Cron expression (five fields or a macro, `mailagent_schedule`'s grammar) for the digest,
+    /// read in `time_zone`.
     pub digest_schedule: Option<String>,
     /// The zone used when a request names none, and for the schedule.
     pub time_zone: Tz,
@@ -109,7 +108,7 @@ pub fn provider_assistant(
 /// `data/sent_unsubscribe_links.json` and `data/unsubscribed_methods.json` live there). This is
 /// the embedded default for `make run` and for trying the service without Google credentials.
 pub fn maildir_assistant(maildir: &Path, state_dir: &Path) -> Result<Arc<dyn Assistant>, DomainError> {
-    let ics = maildir.join(DEFAULT_ICS_NAME);
+    let ics = maildir.join(layout::CALENDAR_ICS);
     let options = AssistantOptions { calendar_ics: ics.is_file().then_some(ics), ..AssistantOptions::default() };
     maildir_assistant_with(maildir, state_dir, options)
 }
@@ -153,11 +152,11 @@ impl LocalAssistant {
             provider,
             options,
             http,
-            sent_links: StateFile::new(state_dir.join(files::SENT_UNSUBSCRIBE_LINKS)),
-            methods: StateFile::new(state_dir.join(files::UNSUBSCRIBED_METHODS)),
+            sent_links: StateFile::new(state_dir.join(layout::SENT_UNSUBSCRIBE_LINKS)),
+            methods: StateFile::new(state_dir.join(layout::UNSUBSCRIBED_METHODS)),
             index: tokio::sync::Mutex::new(ScanIndex::default()),
             schedule,
-            schedule_progress: StateFile::new(state_dir.join(DIGEST_SCHEDULE_FILE)),
+            schedule_progress: StateFile::new(state_dir.join(layout::DIGEST_SCHEDULE)),
             mutations: tokio::sync::Mutex::new(()),
             counters: Counters::default(),
         })

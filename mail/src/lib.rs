@@ -13,6 +13,7 @@ pub mod guard;
 #[doc(hidden)]
 pub mod header_invariants;
 pub mod intervals;
+pub mod layout;
 pub mod list_unsubscribe;
 pub mod mailto;
 pub mod message;

@@ -6,53 +6,43 @@
 //! claim and the send skips that slot rather than sending twice. After downtime only the latest
 //! missed slot runs (one digest, not one per missed slot).
 
-use std::str::FromStr;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+use mailagent_schedule::{Schedule, ZonedSchedule};
 use serde::{Deserialize, Serialize};
 
 use crate::api::{Assistant, DomainError, ScanRequest};
 use crate::state::StateDocument;
 
-/// Where the schedule's progress is stored, relative to the state directory.
-pub const DIGEST_SCHEDULE_FILE: &str = "data/digest_schedule.json";
-
-/// A parsed cron schedule in a time zone (the digest and the periodic scan).
+/// A parsed cron schedule in a time zone (the digest and the periodic scan): the grammar and the
+/// time-zone rules of [`mailagent_schedule`], the same type the operator validates with.
 #[derive(Debug, Clone)]
-pub struct CronSchedule {
-    cron: cron::Schedule,
-    zone: Tz,
-}
+pub struct CronSchedule(ZonedSchedule);
 
 impl CronSchedule {
-    /// Parses a 5-field (minute hour day month weekday) or 6/7-field (with seconds) expression.
+    /// Parses the Kubernetes CronJob grammar (five fields or a macro; see [`mailagent_schedule`]).
     pub fn parse(expression: &str, zone: Tz) -> Result<Self, DomainError> {
-        let fields = expression.split_whitespace().count();
-        let full = if fields == 5 { format!("0 {expression}") } else { expression.to_string() };
-        let cron = cron::Schedule::from_str(&full)
+        let schedule = Schedule::parse(expression)
             .map_err(|e| DomainError::InvalidInput(format!("schedule {expression:?} is not a cron expression: {e}")))?;
-        Ok(Self { cron, zone })
+        Ok(Self(schedule.in_zone(zone)))
+    }
+
+    /// A schedule already parsed (the workload's settings), read in `zone`.
+    pub fn new(schedule: Schedule, zone: Tz) -> Self {
+        Self(schedule.in_zone(zone))
     }
 
     /// The first slot strictly after `after`.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.cron.after(&after.with_timezone(&self.zone)).next().map(|d| d.with_timezone(&Utc))
+        self.0.next_after(after)
     }
 
     /// The slot to run now, if any: the latest slot after the last claimed one and not after `now`.
     pub fn due(&self, progress: &ScheduleProgress, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let last = progress.last_slot?;
-        let mut due = None;
-        for slot in self.cron.after(&last.with_timezone(&self.zone)) {
-            let slot = slot.with_timezone(&Utc);
-            if slot > now {
-                break;
-            }
-            due = Some(slot);
-        }
-        due
+        self.0.runs_after(last).take_while(|slot| *slot <= now).last()
     }
 }
 
@@ -157,5 +147,32 @@ mod tests {
     fn bad_expressions_are_refused() {
         assert!(CronSchedule::parse("every day", Tz::UTC).is_err());
         assert!(CronSchedule::parse("61 * * * *", Tz::UTC).is_err());
+        assert!(CronSchedule::parse("0 0 8 * * *", Tz::UTC).is_err(), "no seconds field");
+    }
+
+    /// Issue 8, defect 1: the `cron` crate read day-of-week 1 as Sunday, so a Monday-to-Friday
+    /// digest went out Sunday to Thursday.
+    #[test]
+    fn monday_to_friday_means_monday_to_friday() {
+        use chrono::{Datelike, Weekday::*};
+        let schedule = CronSchedule::parse("0 8 * * 1-5", Tz::UTC).unwrap();
+        // 2026-03-01 is a Sunday.
+        let mut after = at("2026-03-01T00:00:00Z");
+        let mut days = Vec::new();
+        for _ in 0..7 {
+            after = schedule.next_after(after).unwrap();
+            days.push(after.weekday());
+        }
+        assert_eq!(days, [Mon, Tue, Wed, Thu, Fri, Mon, Tue]);
+    }
+
+    /// Issue 8, defect 1: `0 8 * * 0` and `@annually` passed admission and the operator, then
+    /// stopped the workload at start.
+    #[test]
+    fn sunday_zero_and_the_annual_macro_run() {
+        let sunday = CronSchedule::parse("0 8 * * 0", Tz::UTC).unwrap();
+        assert_eq!(sunday.next_after(at("2026-03-02T00:00:00Z")), Some(at("2026-03-08T08:00:00Z")));
+        let annual = CronSchedule::parse("@annually", Tz::UTC).unwrap();
+        assert_eq!(annual.next_after(at("2026-03-02T00:00:00Z")), Some(at("2027-01-01T00:00:00Z")));
     }
 }

@@ -29,8 +29,8 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
+use mailagent_crds::contract::Surface;
 use mailagent_service::app::App;
-use mailagent_service::auth::Door;
 use mailagent_service::testing::{self, API_KEY, AUDIENCE, ISSUER, JWT_SECRET};
 use serde_json::json;
 use tower::ServiceExt;
@@ -416,21 +416,21 @@ async fn run() {
         .collect();
     let start = Instant::now();
     for headers in &fresh {
-        app.auth.authenticate(Door::Rest, headers).await.unwrap();
+        app.auth.authenticate(Surface::Rest, headers).await.unwrap();
     }
     let first_sight = start.elapsed() / JWT_SAMPLES as u32;
     let mut headers = HeaderMap::new();
     headers.insert("authorization", bearer.parse().unwrap());
     let start = Instant::now();
     for _ in 0..JWT_SAMPLES {
-        app.auth.authenticate(Door::Rest, &headers).await.unwrap();
+        app.auth.authenticate(Surface::Rest, &headers).await.unwrap();
     }
     let again = start.elapsed() / JWT_SAMPLES as u32;
     let mut key_headers = HeaderMap::new();
     key_headers.insert("x-api-key", API_KEY.parse().unwrap());
     let start = Instant::now();
     for _ in 0..JWT_SAMPLES {
-        app.auth.authenticate(Door::Rest, &key_headers).await.unwrap();
+        app.auth.authenticate(Surface::Rest, &key_headers).await.unwrap();
     }
     let api_key = start.elapsed() / JWT_SAMPLES as u32;
     println!(

@@ -9,7 +9,7 @@ use mailagent_crds::Capability;
 use mailagent_mail::api::Assistant;
 
 use crate::audit;
-use crate::auth::{AuthFailure, Authenticator, Door, Principal};
+use crate::auth::{AuthFailure, Authenticator, Principal, Surface};
 use crate::authz::Policy;
 use crate::error::{ApiError, ErrorCode};
 use crate::metrics::Metrics;
@@ -90,7 +90,7 @@ impl App {
 
     /// The decision for `principal` and `capability` on `door`, audited when it says no, as the
     /// error the door answers with (403, with the step-up challenge on an OAuth door).
-    pub fn authorize(&self, door: Door, principal: &Principal, capability: Capability) -> Result<(), ApiError> {
+    pub fn authorize(&self, door: Surface, principal: &Principal, capability: Capability) -> Result<(), ApiError> {
         let denial = match self.policy.decide(principal, capability) {
             Ok(()) => return Ok(()),
             Err(denial) => denial,
@@ -110,7 +110,7 @@ impl App {
 
     /// 401 with the reason header and the challenge for the door's schemes. The body is the
     /// same for every reason so it reveals nothing the header does not.
-    pub fn unauthorized(&self, door: Door, failure: AuthFailure) -> ApiError {
+    pub fn unauthorized(&self, door: Surface, failure: AuthFailure) -> ApiError {
         let challenge = security::challenge(self.auth.mode(door), &self.resource_metadata_url());
         ApiError::new(ErrorCode::Unauthorized)
             .with_header(header::HeaderName::from_static("x-auth-failure"), failure.reason())

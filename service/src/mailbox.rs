@@ -5,16 +5,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
+use mailagent_crds::contract::MailboxProvider;
 use mailagent_crds::contract::files;
 use mailagent_mail::api::Assistant;
 use mailagent_mail::calendar::{GOOGLE_CALENDAR_DEFAULT_URL, GoogleCalendar};
+use mailagent_mail::layout;
 use mailagent_mail::provider::gmail::{FetchFormat, Gmail, GmailConfig};
 use mailagent_mail::provider::token::{TokenSource, fingerprint};
 use mailagent_mail::provider_assistant;
 use mailagent_mail::schedule::CronSchedule;
 use mailagent_mail::{AssistantOptions, maildir_assistant_with};
 
-use crate::settings::{CalendarChoice, MailSettings, MailboxKind, Settings};
+use crate::settings::{CalendarChoice, Settings};
 
 /// The Google credentials from `token.json` in the credentials directory (read once).
 fn google_token(dir: &Path) -> anyhow::Result<TokenSource> {
@@ -25,41 +27,34 @@ fn google_token(dir: &Path) -> anyhow::Result<TokenSource> {
     Ok(source)
 }
 
-/// `MAILAGENT_TIMEZONE`, which the digest, the scan schedule and availability all read in.
-fn time_zone(mail: &MailSettings) -> anyhow::Result<chrono_tz::Tz> {
-    mail.time_zone.parse().map_err(|e| anyhow::anyhow!("MAILAGENT_TIMEZONE: {:?}: {e}", mail.time_zone))
-}
-
-/// The periodic scan (`SCAN_SCHEDULE`), if configured, in the workload's time zone.
+/// The periodic scan (`SCAN_SCHEDULE`), if configured, in the workload's time zone
+/// (`MAILAGENT_TIMEZONE`, which the digest and availability read in too).
 pub fn scan_schedule(settings: &Settings) -> anyhow::Result<Option<CronSchedule>> {
     let mail = &settings.mail;
-    let Some(expression) = &mail.scan_schedule else { return Ok(None) };
-    let time_zone = time_zone(mail)?;
-    CronSchedule::parse(expression, time_zone).map(Some).map_err(|e| anyhow::anyhow!("SCAN_SCHEDULE: {e}"))
+    Ok(mail.scan_schedule.clone().map(|schedule| CronSchedule::new(schedule, mail.time_zone)))
 }
 
 /// The assistant the settings describe.
 pub fn open(settings: &Settings) -> anyhow::Result<Arc<dyn Assistant>> {
     let mail = &settings.mail;
-    let time_zone = time_zone(mail)?;
     let mut options = AssistantOptions {
         digest_recipient: mail.digest_recipient.clone(),
-        digest_schedule: mail.digest_schedule.clone(),
-        time_zone,
+        digest_schedule: mail.digest_schedule.as_ref().map(|schedule| schedule.as_str().to_owned()),
+        time_zone: mail.time_zone,
         maildir_authserv_id: mail.maildir_authserv_id.clone(),
         ..AssistantOptions::default()
     };
-    let needs_google = mail.provider == MailboxKind::Gmail || matches!(mail.calendar, CalendarChoice::Google(_));
+    let needs_google = mail.provider == MailboxProvider::Gmail || matches!(mail.calendar, CalendarChoice::Google(_));
     let token = if needs_google { Some(google_token(&mail.credentials_dir)?) } else { None };
     let maildir = match mail.provider {
-        MailboxKind::Maildir => Some(maildir_dir(settings)?),
-        MailboxKind::Gmail => None,
+        MailboxProvider::Maildir => Some(maildir_dir(settings)?),
+        MailboxProvider::Gmail => None,
     };
     match &mail.calendar {
         CalendarChoice::None => {}
         CalendarChoice::Ics(Some(path)) => options.calendar_ics = Some(path.clone()),
         CalendarChoice::Ics(None) => {
-            let beside = maildir.as_ref().map(|dir| dir.join("calendar.ics"));
+            let beside = maildir.as_ref().map(|dir| dir.join(layout::CALENDAR_ICS));
             options.calendar_ics = beside.filter(|path| path.is_file());
         }
         CalendarChoice::Google(ids) => {
@@ -70,7 +65,7 @@ pub fn open(settings: &Settings) -> anyhow::Result<Arc<dyn Assistant>> {
         }
     }
     let assistant = match (mail.provider, maildir) {
-        (MailboxKind::Maildir, Some(dir)) => maildir_assistant_with(dir.as_path(), &settings.state_dir, options),
+        (MailboxProvider::Maildir, Some(dir)) => maildir_assistant_with(dir.as_path(), &settings.state_dir, options),
         _ => {
             let token = token.expect("token loaded for gmail");
             let base = mail
@@ -92,12 +87,12 @@ pub fn open(settings: &Settings) -> anyhow::Result<Arc<dyn Assistant>> {
     assistant.map_err(|e| anyhow::anyhow!(e))
 }
 
-/// The Maildir from `MAILDIR_PATH`, or an empty one under the state directory.
+/// The Maildir from `MAILDIR_PATH`, or an empty one in the state directory ([`layout::MAILDIR`]).
 fn maildir_dir(settings: &Settings) -> anyhow::Result<PathBuf> {
     Ok(match &settings.maildir {
         Some(dir) => dir.clone(),
         None => {
-            let dir = settings.state_dir.join("maildir");
+            let dir = settings.state_dir.join(layout::MAILDIR);
             for sub in ["cur", "new", "tmp"] {
                 std::fs::create_dir_all(dir.join(sub)).with_context(|| format!("create {}", dir.display()))?;
             }

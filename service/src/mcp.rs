@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use crate::app::App;
 use crate::audit;
-use crate::auth::{Door, Principal};
+use crate::auth::{Principal, Surface};
 use crate::capability::{self, Capability};
 use crate::error::{ApiError, ErrorCode};
 
@@ -107,9 +107,9 @@ impl ServerHandler for McpDoor {
     ) -> Result<CallToolResponse, McpError> {
         let principal = principal_of(&context)?;
         let capability = Capability::by_name(&request.name);
-        let Some(capability) = capability.filter(|c| self.app.authorize(Door::Mcp, &principal, *c).is_ok()) else {
+        let Some(capability) = capability.filter(|c| self.app.authorize(Surface::Mcp, &principal, *c).is_ok()) else {
             if capability.is_none() {
-                audit::forbidden(Door::Mcp, &principal, &request.name, "not_visible");
+                audit::forbidden(Surface::Mcp, &principal, &request.name, "not_visible");
             }
             return Err(McpError::invalid_params(format!("unknown tool {:?}", request.name), None));
         };
@@ -118,7 +118,7 @@ impl ServerHandler for McpDoor {
         let result = capability::call(capability, &self.app.assistant, arguments).await;
         if let Some(target) = target {
             audit::mutation(
-                Door::Mcp,
+                Surface::Mcp,
                 &principal,
                 capability.name(),
                 &target,
@@ -157,7 +157,7 @@ pub async fn gate(State(app): State<Arc<App>>, request: Request, next: Next) -> 
     if let Some(principal) = parts.extensions.get::<Principal>()
         && let Some(capability) = called_tool(&bytes)
         && app.policy.decide(principal, capability).is_err_and(|denial| denial.missing_scope().is_some())
-        && let Err(error) = app.authorize(Door::Mcp, principal, capability)
+        && let Err(error) = app.authorize(Surface::Mcp, principal, capability)
     {
         return error.into_jsonrpc(id);
     }

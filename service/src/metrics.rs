@@ -3,6 +3,7 @@
 
 use std::sync::Mutex;
 
+use mailagent_crds::contract::Surface;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -125,7 +126,7 @@ impl Metrics {
         self.registry.lock().expect("registry lock").register_collector(Box::new(DomainCollector(assistant)));
     }
 
-    pub fn auth_failure(&self, door: crate::auth::Door, reason: &'static str) {
+    pub fn auth_failure(&self, door: Surface, reason: &'static str) {
         self.auth_failures.get_or_create(&FailureLabels { door: door.as_str(), reason }).inc();
     }
 }

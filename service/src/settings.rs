@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
-use mailagent_crds::contract::{self, AuthMode, McpAuthMode, Surface, env};
+use mailagent_crds::contract::{self, AuthMode, MailboxProvider, McpAuthMode, Surface, defaults, env};
+use mailagent_schedule::{Schedule, Tz};
 
 /// Largest clock skew an operator may configure; beyond this a stolen expired token lives on.
 pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(300);
@@ -156,15 +157,6 @@ pub struct Settings {
     pub mail: MailSettings,
 }
 
-/// Which mailbox provider serves the assistant (`MAILBOX_PROVIDER`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MailboxKind {
-    /// A local Maildir (`MAILDIR_PATH`), the default.
-    Maildir,
-    /// Gmail with `token.json` from the credentials directory.
-    Gmail,
-}
-
 /// Where availability reads busy time (`CALENDAR_PROVIDER`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CalendarChoice {
@@ -179,7 +171,9 @@ pub enum CalendarChoice {
 /// The mail domain's settings: provider, credentials, endpoint overrides, calendar, digest.
 #[derive(Clone, Debug)]
 pub struct MailSettings {
-    pub provider: MailboxKind,
+    /// `MAILBOX_PROVIDER`: a Maildir (`MAILDIR_PATH`) by default, or Gmail with `token.json`
+    /// from the credentials directory.
+    pub provider: MailboxProvider,
     /// Holds `token.json` (and `client_secret.json`) for Google.
     pub credentials_dir: PathBuf,
     /// `GMAIL_API_BASE_URL`, trailing slash added.
@@ -190,21 +184,27 @@ pub struct MailSettings {
     /// `GOOGLE_CALENDAR_BASE_URL`, trailing slash added.
     pub calendar_base_url: Option<String>,
     pub digest_recipient: Option<String>,
-    pub digest_schedule: Option<String>,
-    /// `SCAN_SCHEDULE`: cron, read in `time_zone`; parsed when the workload starts.
-    pub scan_schedule: Option<String>,
-    /// IANA zone name (`MAILAGENT_TIMEZONE`, default UTC), checked when the assistant opens.
-    pub time_zone: String,
+    /// `DIGEST_SCHEDULE`, read in `time_zone`: the operator validates it with the same type.
+    pub digest_schedule: Option<Schedule>,
+    /// `SCAN_SCHEDULE`, read in `time_zone`.
+    pub scan_schedule: Option<Schedule>,
+    /// `MAILAGENT_TIMEZONE` (default UTC): schedules and working hours.
+    pub time_zone: Tz,
     /// `MAILDIR_AUTHSERV_ID`: whose `Authentication-Results` unsubscribe trusts in a Maildir.
     pub maildir_authserv_id: Option<String>,
 }
 
 impl MailSettings {
     fn load(source: &Source) -> Result<Self, SettingsError> {
-        let provider = match source.get(env::MAILBOX_PROVIDER)?.as_deref() {
-            None | Some("maildir") => MailboxKind::Maildir,
-            Some("gmail") => MailboxKind::Gmail,
-            Some(other) => return Err(invalid(env::MAILBOX_PROVIDER, format!("{other:?}: expected gmail or maildir"))),
+        let provider = source.parsed(env::MAILBOX_PROVIDER, defaults::MAILBOX_PROVIDER)?;
+        let schedule = |name: &'static str| -> Result<Option<Schedule>, SettingsError> {
+            let Some(raw) = source.get(name)? else { return Ok(None) };
+            Schedule::parse(&raw).map(Some).map_err(|e| invalid(name, format!("{raw:?} is not a cron expression: {e}")))
+        };
+        let time_zone = match source.get(env::MAILAGENT_TIMEZONE)? {
+            Some(raw) => mailagent_schedule::parse_time_zone(&raw)
+                .map_err(|e| invalid(env::MAILAGENT_TIMEZONE, e.to_string()))?,
+            None => mailagent_schedule::parse_time_zone(defaults::TIME_ZONE).expect("the default zone exists"),
         };
         let endpoint = |name: &'static str| -> Result<Option<String>, SettingsError> {
             match source.get(name)? {
@@ -251,9 +251,9 @@ impl MailSettings {
             calendar,
             calendar_base_url: endpoint(env::GOOGLE_CALENDAR_BASE_URL)?,
             digest_recipient: source.get(env::DIGEST_RECIPIENT)?,
-            digest_schedule: source.get(env::DIGEST_SCHEDULE)?,
-            scan_schedule: source.get(env::SCAN_SCHEDULE)?,
-            time_zone: source.get(env::MAILAGENT_TIMEZONE)?.unwrap_or_else(|| "UTC".into()),
+            digest_schedule: schedule(env::DIGEST_SCHEDULE)?,
+            scan_schedule: schedule(env::SCAN_SCHEDULE)?,
+            time_zone,
         })
     }
 }
@@ -287,18 +287,18 @@ impl Settings {
             clock_skew,
             max_lifetime,
         };
-        let rate_per_minute = source.parsed(env::RATE_LIMIT_PER_MINUTE, 600u32)?;
+        let rate_per_minute = source.parsed(env::RATE_LIMIT_PER_MINUTE, defaults::RATE_LIMIT_PER_MINUTE)?;
         if rate_per_minute == 0 {
             return Err(invalid(env::RATE_LIMIT_PER_MINUTE, "must be at least 1"));
         }
-        let rate_burst = source.parsed(env::RATE_LIMIT_BURST, 60u32)?.max(1);
+        let rate_burst = source.parsed(env::RATE_LIMIT_BURST, defaults::RATE_LIMIT_BURST)?.max(1);
         let trusted_proxies = source
             .list(env::TRUSTED_PROXIES)?
             .iter()
             .map(|cidr| parse_cidr(cidr).map_err(|e| invalid(env::TRUSTED_PROXIES, e)))
             .collect::<Result<_, _>>()?;
         let surfaces = match source.list(env::MAILAGENT_SURFACES)? {
-            names if names.is_empty() => [Surface::Rest, Surface::A2a, Surface::Mcp].into(),
+            names if names.is_empty() => Surface::ALL.into(),
             names => names
                 .iter()
                 .map(|n| n.parse::<Surface>().map_err(|e| invalid(env::MAILAGENT_SURFACES, e)))
@@ -490,7 +490,7 @@ mod tests {
     #[test]
     fn mail_settings_default_to_maildir_and_check_overrides() {
         let settings = Settings::load(&source(&[])).unwrap();
-        assert_eq!(settings.mail.provider, MailboxKind::Maildir);
+        assert_eq!(settings.mail.provider, MailboxProvider::Maildir);
         assert_eq!(settings.mail.calendar, CalendarChoice::Ics(None));
         assert_eq!(settings.mail.credentials_dir, PathBuf::from(contract::paths::CREDENTIALS_DIR));
         assert_eq!(settings.mail.maildir_authserv_id, None, "nothing is trusted unless configured");
@@ -504,7 +504,7 @@ mod tests {
             ("GOOGLE_CALENDAR_BASE_URL", "http://127.0.0.1:4000/calendar/v3"),
         ]))
         .unwrap();
-        assert_eq!(settings.mail.provider, MailboxKind::Gmail);
+        assert_eq!(settings.mail.provider, MailboxProvider::Gmail);
         assert_eq!(settings.mail.gmail_base_url.as_deref(), Some("http://127.0.0.1:4000/"));
         assert_eq!(settings.mail.calendar_base_url.as_deref(), Some("http://127.0.0.1:4000/calendar/v3/"));
         assert_eq!(settings.mail.calendar, CalendarChoice::Google(vec!["primary".into(), "team@group.example".into()]));
@@ -514,10 +514,38 @@ mod tests {
             ("CALENDAR_PROVIDER", "outlook"),
             ("GMAIL_FETCH_FORMAT", "full"),
             ("MAILDIR_AUTHSERV_ID", "mx.example.com; dkim=pass"),
+            ("DIGEST_SCHEDULE", "0 0 8 * * *"),
+            ("SCAN_SCHEDULE", "every morning"),
+            ("MAILAGENT_TIMEZONE", "Mars/Olympus"),
         ] {
             let err = Settings::load(&source(&[(name, value)])).unwrap_err();
             assert!(err.to_string().starts_with(name), "{err}");
         }
+    }
+
+    /// Issue 8, defect 3: absent settings mean what the CRD's defaults mean.
+    #[test]
+    fn defaults_are_the_crds() {
+        let settings = Settings::load(&source(&[])).unwrap();
+        let spec = mailagent_crds::mailagent::RateLimit::default();
+        assert_eq!((settings.rate_per_minute, settings.rate_burst), (spec.per_minute, spec.burst));
+        assert_eq!((settings.rate_per_minute, settings.rate_burst), (60, 10));
+        assert_eq!(settings.mail.time_zone, Tz::UTC);
+        assert_eq!(settings.surfaces, Surface::ALL.into());
+    }
+
+    /// Issue 8, defect 1: what the operator admits, the workload starts with.
+    #[test]
+    fn schedules_are_parsed_at_load_in_the_crontab_grammar() {
+        let settings = Settings::load(&source(&[
+            ("DIGEST_SCHEDULE", "0 8 * * 0"),
+            ("SCAN_SCHEDULE", "@annually"),
+            ("MAILAGENT_TIMEZONE", "Europe/Berlin"),
+        ]))
+        .unwrap();
+        assert_eq!(settings.mail.digest_schedule.as_ref().map(Schedule::as_str), Some("0 8 * * 0"));
+        assert_eq!(settings.mail.scan_schedule.as_ref().map(Schedule::as_str), Some("@annually"));
+        assert_eq!(settings.mail.time_zone, Tz::Europe__Berlin);
     }
 
     #[test]

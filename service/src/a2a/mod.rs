@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use crate::app::App;
 use crate::audit;
-use crate::auth::{Door, Principal};
+use crate::auth::{Principal, Surface};
 use crate::capability::{self, Capability};
 use crate::error::{ApiError, ErrorCode};
 
@@ -163,11 +163,17 @@ async fn send_message(app: &App, principal: &Principal, params: &Value) -> Resul
             "name a skill: a data part {\"skill\": <id>, \"arguments\": {...}} or a text part with the skill id",
         ));
     };
-    app.authorize(Door::A2a, principal, capability)?;
+    app.authorize(Surface::A2a, principal, capability)?;
     let target = capability::mutation_target(capability, &arguments);
     let result = capability::call(capability, &app.assistant, arguments).await;
     if let Some(target) = target {
-        audit::mutation(Door::A2a, principal, capability.name(), &target, if result.is_ok() { "ok" } else { "error" });
+        audit::mutation(
+            Surface::A2a,
+            principal,
+            capability.name(),
+            &target,
+            if result.is_ok() { "ok" } else { "error" },
+        );
     }
     let task_id = uuid::Uuid::new_v4().to_string();
     let context_id = message

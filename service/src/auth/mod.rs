@@ -25,23 +25,8 @@ pub const API_KEY_HEADER_NAME: &str = "X-API-Key";
 /// Authorization headers longer than this are refused before parsing.
 const MAX_AUTHORIZATION_BYTES: usize = jwt::MAX_TOKEN_BYTES + 16;
 
-/// A front door.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Door {
-    Rest,
-    A2a,
-    Mcp,
-}
-
-impl Door {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Door::Rest => "rest",
-            Door::A2a => "a2a",
-            Door::Mcp => "mcp",
-        }
-    }
-}
+/// A front door: the contract's [`Surface`], the name the operator and `MAILAGENT_SURFACES` use.
+pub use mailagent_crds::contract::Surface;
 
 /// The auth mode one door actually applies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,12 +39,12 @@ pub enum EffectiveMode {
 
 impl EffectiveMode {
     /// The mode `door` uses under `settings`: MCP may override `AUTH_MODE`.
-    pub fn of(settings: &Settings, door: Door) -> Self {
+    pub fn of(settings: &Settings, door: Surface) -> Self {
         match (door, settings.mcp_auth_mode) {
-            (Door::Mcp, McpAuthMode::ApiKey) => Self::Local(AuthMode::ApiKey),
-            (Door::Mcp, McpAuthMode::Jwt) => Self::Local(AuthMode::Jwt),
-            (Door::Mcp, McpAuthMode::Hybrid) => Self::Local(AuthMode::Hybrid),
-            (Door::Mcp, McpAuthMode::Oauth) => Self::Oauth,
+            (Surface::Mcp, McpAuthMode::ApiKey) => Self::Local(AuthMode::ApiKey),
+            (Surface::Mcp, McpAuthMode::Jwt) => Self::Local(AuthMode::Jwt),
+            (Surface::Mcp, McpAuthMode::Hybrid) => Self::Local(AuthMode::Hybrid),
+            (Surface::Mcp, McpAuthMode::Oauth) => Self::Oauth,
             _ => Self::Local(settings.auth_mode),
         }
     }
@@ -185,14 +170,14 @@ pub struct Authenticator {
 
 impl Authenticator {
     pub fn new(settings: &Settings, keys: KeySet) -> Self {
-        let EffectiveMode::Local(rest_mode) = EffectiveMode::of(settings, Door::Rest) else {
+        let EffectiveMode::Local(rest_mode) = EffectiveMode::of(settings, Surface::Rest) else {
             unreachable!("AUTH_MODE is never oauth")
         };
         Self {
             current: RwLock::new(Current { keys: Arc::new(keys), generation: 0 }),
             verified: cache::TokenCache::default(),
             rest_mode,
-            mcp_mode: EffectiveMode::of(settings, Door::Mcp),
+            mcp_mode: EffectiveMode::of(settings, Surface::Mcp),
             jwt: settings.jwt.clone(),
             oauth: settings.oauth.clone().map(|o| {
                 let cache = JwksCache::new(o.issuer.clone(), o.jwks_url.clone());
@@ -225,9 +210,9 @@ impl Authenticator {
     }
 
     /// The mode `door` applies.
-    pub fn mode(&self, door: Door) -> EffectiveMode {
+    pub fn mode(&self, door: Surface) -> EffectiveMode {
         match door {
-            Door::Mcp => self.mcp_mode,
+            Surface::Mcp => self.mcp_mode,
             _ => EffectiveMode::Local(self.rest_mode),
         }
     }
@@ -238,7 +223,7 @@ impl Authenticator {
     }
 
     /// Who is calling `door` with these headers.
-    pub async fn authenticate(&self, door: Door, headers: &HeaderMap) -> Result<Principal, AuthFailure> {
+    pub async fn authenticate(&self, door: Surface, headers: &HeaderMap) -> Result<Principal, AuthFailure> {
         let api_key = headers.get(API_KEY_HEADER).map(|v| v.as_bytes());
         let bearer = bearer_token(headers)?;
         match self.mode(door) {

@@ -11,7 +11,7 @@ use mailagent_crds::contract::http as paths;
 
 use crate::app::App;
 use crate::audit;
-use crate::auth::Door;
+use crate::auth::Surface;
 use crate::error::ApiError;
 use crate::metrics::{LimitLabels, RequestLabels};
 
@@ -45,7 +45,7 @@ pub async fn per_address(State(app): State<Arc<App>>, mut request: Request, next
     app.metrics
         .requests
         .get_or_create(&RequestLabels {
-            door: door.map_or("ops", Door::as_str),
+            door: door.map_or("ops", Surface::as_str),
             route,
             status: response.status().as_u16(),
         })
@@ -54,13 +54,13 @@ pub async fn per_address(State(app): State<Arc<App>>, mut request: Request, next
 }
 
 /// The door a path belongs to (`None`: health, metrics and other operational routes).
-pub fn door_of(path: &str) -> Option<Door> {
+pub fn door_of(path: &str) -> Option<Surface> {
     if path.starts_with(paths::MCP) {
-        Some(Door::Mcp)
+        Some(Surface::Mcp)
     } else if path.starts_with(paths::A2A) || path == paths::AGENT_CARD {
-        Some(Door::A2a)
+        Some(Surface::A2a)
     } else if path.starts_with("/v1") || path == "/openapi.json" {
-        Some(Door::Rest)
+        Some(Surface::Rest)
     } else {
         None
     }
@@ -72,7 +72,11 @@ pub fn is_jsonrpc(path: &str) -> bool {
 }
 
 /// Authenticates a door's request and applies the per-principal limit.
-pub async fn authenticate(State((app, door)): State<(Arc<App>, Door)>, mut request: Request, next: Next) -> Response {
+pub async fn authenticate(
+    State((app, door)): State<(Arc<App>, Surface)>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     // Formatted only if the audit line is written.
     let client = request.extensions().get::<ClientAddress>().map(|c| c.0);
     let principal = match app.auth.authenticate(door, request.headers()).await {

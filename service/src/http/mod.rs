@@ -17,7 +17,6 @@ use axum::routing::get;
 use mailagent_crds::contract::{Surface, http as paths};
 
 use crate::app::App;
-use crate::auth::Door;
 use crate::error::{ApiError, ErrorCode};
 
 /// Builds the whole router for the configured surfaces.
@@ -29,13 +28,13 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(metrics));
     let surfaces = &app.settings.surfaces;
     if surfaces.contains(&Surface::Rest) {
-        let rest =
-            rest::routes().layer(axum::middleware::from_fn_with_state((app.clone(), Door::Rest), guard::authenticate));
+        let rest = rest::routes()
+            .layer(axum::middleware::from_fn_with_state((app.clone(), Surface::Rest), guard::authenticate));
         router = router.merge(rest).route("/openapi.json", get(openapi_json));
     }
     if surfaces.contains(&Surface::A2a) {
         let a2a = crate::a2a::routes()
-            .layer(axum::middleware::from_fn_with_state((app.clone(), Door::A2a), guard::authenticate));
+            .layer(axum::middleware::from_fn_with_state((app.clone(), Surface::A2a), guard::authenticate));
         router = router.merge(a2a).route(paths::AGENT_CARD, get(crate::a2a::card::serve));
     }
     if surfaces.contains(&Surface::Mcp) {
@@ -43,7 +42,7 @@ pub fn router(app: Arc<App>) -> Router {
         let mcp = Router::new()
             .nest_service(paths::MCP, mcp)
             .layer(axum::middleware::from_fn_with_state(app.clone(), crate::mcp::gate))
-            .layer(axum::middleware::from_fn_with_state((app.clone(), Door::Mcp), guard::authenticate));
+            .layer(axum::middleware::from_fn_with_state((app.clone(), Surface::Mcp), guard::authenticate));
         router = router.merge(mcp);
         if app.auth.oauth().is_some() {
             router = router.route(prm::ROOT, get(prm::document)).route(prm::MCP, get(prm::document));

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::app::App;
 use crate::audit;
-use crate::auth::{Door, Principal};
+use crate::auth::{Principal, Surface};
 use crate::capability::{self, Capability};
 use crate::error::{ApiError, ErrorCode};
 
@@ -37,7 +37,7 @@ async fn call(
     Extension(principal): Extension<Principal>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Response {
-    if let Err(error) = app.authorize(Door::Rest, &principal, capability) {
+    if let Err(error) = app.authorize(Surface::Rest, &principal, capability) {
         return error.into_response();
     }
     let arguments = match body {
@@ -48,7 +48,7 @@ async fn call(
     let result = capability::call_to_bytes(capability, &app.assistant, arguments).await;
     if let Some(target) = target {
         audit::mutation(
-            Door::Rest,
+            Surface::Rest,
             &principal,
             capability.name(),
             &target,

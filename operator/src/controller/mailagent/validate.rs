@@ -6,7 +6,7 @@ use mailagent_crds::MailAgent;
 /// Checks the spec; `Err` carries a sentence for the `Degraded` condition.
 pub fn check(agent: &MailAgent) -> Result<(), String> {
     let schedules = &agent.spec.schedules;
-    schedules.time_zone.parse::<chrono_tz::Tz>().map_err(|_| {
+    mailagent_schedule::parse_time_zone(&schedules.time_zone).map_err(|_| {
         format!("schedules.timeZone {:?} is not an IANA time zone (e.g. Europe/Berlin)", schedules.time_zone)
     })?;
     for (field, expr) in [("schedules.digest", &schedules.digest), ("schedules.scan", &schedules.scan)] {
@@ -17,9 +17,10 @@ pub fn check(agent: &MailAgent) -> Result<(), String> {
     Ok(())
 }
 
-/// Parses a 5-field (or 6-field, with seconds) cron expression or a macro such as `@daily`.
-pub fn parse_cron(expr: &str) -> Result<croner::Cron, croner::errors::CronError> {
-    croner::parser::CronParser::builder().seconds(croner::parser::Seconds::Optional).build().parse(expr)
+/// Parses a cron expression with the workload's own type (five fields or a macro such as
+/// `@daily`; see [`mailagent_schedule`]), so what passes here is what the workload runs.
+pub fn parse_cron(expr: &str) -> Result<mailagent_schedule::Schedule, mailagent_schedule::ScheduleError> {
+    mailagent_schedule::Schedule::parse(expr)
 }
 
 #[cfg(test)]
@@ -30,6 +31,18 @@ mod tests {
     #[test]
     fn accepts_real_schedules_and_zones() {
         assert!(check(&agent("schedules: {digest: '0 8 * * MON', scan: '@hourly', timeZone: Europe/Berlin}")).is_ok());
+    }
+
+    /// Issue 8, defect 1: the operator and the workload read these alike now (see also
+    /// `mailagent_mail::schedule`'s tests of the same expressions).
+    #[test]
+    fn accepts_what_the_workload_runs_and_refuses_what_it_would_not() {
+        for good in ["0 8 * * 1-5", "0 8 * * 0", "0 8 * * 7", "@annually", "@midnight"] {
+            assert!(check(&agent(&format!("schedules: {{digest: '{good}'}}"))).is_ok(), "{good}");
+        }
+        for bad in ["0 0 8 * * *", "0 8 * * 1L", "0 8 * MON *"] {
+            assert!(check(&agent(&format!("schedules: {{scan: '{bad}'}}"))).is_err(), "{bad}");
+        }
     }
 
     #[test]

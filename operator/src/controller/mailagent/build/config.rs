@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::ResourceExt;
-use mailagent_crds::contract::{AuthMode, McpAuthMode, env, paths};
-use mailagent_crds::mailagent::MailboxProvider;
+use mailagent_crds::contract::{AuthMode, McpAuthMode, env};
 use mailagent_crds::{AuthPolicySpec, MailAgent};
 use sha2::{Digest, Sha256};
 
@@ -52,9 +51,8 @@ pub fn render_config(inputs: Inputs<'_>) -> RenderedConfig {
     if !spec.mcp.allowed_origins.is_empty() {
         set(env::MCP_ALLOWED_ORIGINS, spec.mcp.allowed_origins.join(","));
     }
-    if spec.mailbox.provider == MailboxProvider::Maildir {
-        set(env::MAILDIR_PATH, format!("{}/Maildir", paths::STATE_DIR));
-    }
+    // No MAILDIR_PATH: the workload's default (`Maildir` in its state directory, the mounted
+    // volume) is the one place that decides where a `maildir` mailbox lives.
     let optional = [
         (env::DIGEST_RECIPIENT, spec.mailbox.address.clone()),
         (env::DIGEST_SCHEDULE, spec.schedules.digest.clone()),
