@@ -19,6 +19,8 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 out_dir="${IMAGE_OUT_DIR:-$root/.cache/images}"
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
+# release (default) or debug: a debug image is only for trying the flow while a release build runs.
+profile="${IMAGE_PROFILE:-release}"
 registry="${IMAGE_REGISTRY:-localhost}"
 version="$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' "$root/Cargo.toml")"
 user=65532
@@ -73,6 +75,9 @@ EOF
 build_image() { # name binary description
   local name="$1" binary="$2" description="$3"
   local ref="$registry/$name:$version" work; work="$(mktemp -d)"
+  # Symbols are no use in the image (and a debug binary is ten times the size without them).
+  strip -o "$work/$name" "$binary" 2>/dev/null || cp "$binary" "$work/$name"
+  binary="$work/$name"
   log "$name: $(du -h "$binary" | cut -f1) binary, libraries: $(make_layer "$work/layer.tar" "$binary" "$name" 2>&1)"
   local port; port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
   # crane writes an image config only through a registry: a throwaway one on loopback.
@@ -108,14 +113,14 @@ for image in "${images[@]}"; do
   esac
 done
 if [[ -n "${need_cargo:-}" ]]; then
-  log "cargo build --release (operator and workload)"
-  (cd "$root" && cargo build -q --release -p mailagent-operator -p mailagent-service --bin mailagent-operator --bin mailagent)
+  log "cargo build --profile $profile (operator and workload)"
+  (cd "$root" && cargo build -q --profile "${profile/debug/dev}" -p mailagent-operator -p mailagent-service --bin mailagent-operator --bin mailagent)
 fi
 for image in "${images[@]}"; do
   case "$image" in
     pause) build_image pause "$(pause_binary)" "Sandbox process of the local node's pods" ;;
-    mailagent) build_image mailagent "$target_dir/release/mailagent" "Mail assistant workload: REST, A2A and MCP" ;;
-    mailagent-operator) build_image mailagent-operator "$target_dir/release/mailagent-operator" "Operator for MailAgent and AuthPolicy" ;;
+    mailagent) build_image mailagent "$target_dir/$profile/mailagent" "Mail assistant workload: REST, A2A and MCP" ;;
+    mailagent-operator) build_image mailagent-operator "$target_dir/$profile/mailagent-operator" "Operator for MailAgent and AuthPolicy" ;;
     *) log "unknown image $image"; exit 2 ;;
   esac
 done
