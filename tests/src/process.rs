@@ -75,11 +75,6 @@ impl Process {
             .spawn()
     }
 
-    /// The server's name.
-    pub fn name(&self) -> &'static str {
-        self.name
-    }
-
     /// The server's own process id (the watchdog's child), while it runs.
     pub fn server_pid(&self) -> Option<u32> {
         let id = self.child.id();
