@@ -115,13 +115,15 @@ podLogsDir: {d}/pod-logs
 # volume within about syncFrequency (59-80 s measured with 1m, under 14 s with 10s).
 syncFrequency: 10s
 nodeStatusUpdateFrequency: 5s
-# Images are imported, never pulled: never collect them, and do not evict for a busy disk.
+# Images are imported, never pulled: never collect them. Shared build machines run with nearly
+# full disks: evict (and taint the node with disk-pressure) only when almost nothing is left, in
+# absolute terms (1 % of a large disk is gigabytes).
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 evictionHard:
   memory.available: 50Mi
-  nodefs.available: 1%
-  imagefs.available: 1%
+  nodefs.available: 100Mi
+  imagefs.available: 100Mi
   nodefs.inodesFree: 1%
 serializeImagePulls: false
 maxPods: 50
