@@ -45,6 +45,21 @@ lint: ## rustfmt check, clippy with warnings as errors, no kube-client in the AP
 control-plane: ## Build (once per machine, cached) kube-apiserver from the Go module proxy
 	hack/control-plane-build.sh
 
+VERSION := $(shell sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml)
+
+.PHONY: node
+node: ## Build or install (once per machine, cached) kubelet, kube-scheduler, containerd, runc, CNI plugins, crane, helm
+	hack/node-build.sh >/dev/null
+
+.PHONY: images
+images: ## OCI images of the operator and the workload without Docker (crane), into .cache/images
+	hack/image-build.sh
+
+.PHONY: docker-build
+docker-build: ## The same images with Docker (hack/docker/Dockerfile); not needed here
+	docker build -f hack/docker/Dockerfile --target mailagent --build-arg VERSION=$(VERSION) -t localhost/mailagent:$(VERSION) .
+	docker build -f hack/docker/Dockerfile --target mailagent-operator --build-arg VERSION=$(VERSION) -t localhost/mailagent-operator:$(VERSION) .
+
 ##@ Test
 .PHONY: test
 test: test-unit test-integration test-peers ## Every test: unit, real control plane, real protocol peers
@@ -57,6 +72,11 @@ test-unit: ## Unit tests (no I/O beyond loopback)
 test-integration: control-plane ## Operator tests against a real kube-apiserver + etcd started here
 	$(CARGO) build -p mailagent-operator
 	$(CARGO) test -p mailagent-tests -- --test-threads=4
+
+.PHONY: e2e
+e2e: node ## The product on a real local node (root): operator from the chart, pods, SDK clients, `make run`'s commands
+	$(CARGO) test -p mailagent-tests --test node -- --ignored --test-threads=1 --nocapture
+	hack/e2e/run-commands-test.sh
 
 .PHONY: test-peers
 test-peers: ## Interop tests with peers nobody here wrote (MCP/A2A SDKs, Google API emulator)
@@ -73,6 +93,7 @@ bench: control-plane ## Benchmarks, each printing ratios against a baseline meas
 	$(CARGO) run --release -p mailagent-tests --bin operator-bench
 	$(CARGO) bench -p mailagent-service --bench doors
 	hack/peers/mail/bench.sh
+	$(CARGO) run -q -p mailagent-tests --bin node-bench
 
 # No AddressSanitizer by default: the crate forbids unsafe and the target checks panics and
 # redaction, which need none; FUZZ_SANITIZER=address also covers the dependencies' unsafe code, slower.

@@ -37,3 +37,27 @@ fn build_cache() -> anyhow::Result<PathBuf> {
     }
     Ok(PathBuf::from(String::from_utf8(output.stdout)?.trim()))
 }
+
+/// A container image built by `hack/image-build.sh` (cached by input): its reference and the
+/// tarball to import into a node's containerd.
+pub fn image(name: &str) -> anyhow::Result<(String, PathBuf)> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../hack/image-build.sh");
+    let output = std::process::Command::new("bash")
+        .arg(&script)
+        .arg(name)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {}", script.display()))?;
+    if !output.status.success() {
+        bail!("{} {name} failed ({})", script.display(), output.status);
+    }
+    let stdout = String::from_utf8(output.stdout)?;
+    let line = stdout.lines().find_map(|l| l.strip_prefix(&format!("{name}="))).context("no image line")?;
+    let (reference, tarball) = line.split_once(' ').context("image line is `name=ref tarball`")?;
+    Ok((reference.to_owned(), PathBuf::from(tarball)))
+}
+
+/// The tarball of an image built by `hack/image-build.sh`.
+pub fn image_tarball(name: &str) -> anyhow::Result<PathBuf> {
+    Ok(image(name)?.1)
+}

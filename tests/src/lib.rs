@@ -7,12 +7,16 @@ pub mod audit;
 mod binaries;
 mod controller_manager;
 mod namespace;
+pub mod node;
 mod pki;
 mod plane;
 mod process;
+pub mod product;
 mod wait;
 
 pub use audit::{AuditEvent, AuditLog, AuditMark, WriteFilter};
+pub use binaries::image;
 pub use namespace::{TestNamespace, install_crds, shared};
+pub use node::Node;
 pub use plane::{ControlPlane, PlaneOptions};
 pub use wait::await_condition;

@@ -11,7 +11,7 @@ use rcgen::{
 pub struct Pki {
     /// CA that signed the API server's serving certificate (clients trust it).
     pub serving_ca_pem: String,
-    /// The API server's serving certificate (SANs localhost and 127.0.0.1) and key.
+    /// The API server's serving certificate (SANs localhost, 127.0.0.1, the Service and node addresses) and key.
     pub serving_cert_pem: String,
     pub serving_key_pem: String,
     /// CA the API server trusts for client certificates (`--client-ca-file`).
@@ -29,7 +29,10 @@ impl Pki {
     pub fn generate() -> anyhow::Result<Self> {
         let (serving_ca_pem, serving_ca) = ca("mailagent-test-serving-ca")?;
         let serving_key = KeyPair::generate()?;
-        let mut serving = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
+        // Also the `kubernetes` Service address and the node's address: pods of a local node reach
+        // the API server there (see `node`).
+        let sans = ["localhost", "127.0.0.1", crate::node::KUBERNETES_SERVICE_IP, crate::node::NODE_IP];
+        let mut serving = CertificateParams::new(sans.map(str::to_owned).to_vec())?;
         serving.distinguished_name.push(DnType::CommonName, "kube-apiserver");
         serving.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let serving_cert = serving.signed_by(&serving_key, &serving_ca)?;
@@ -70,7 +73,7 @@ impl Pki {
     }
 }
 
-fn ca(name: &str) -> anyhow::Result<(String, Issuer<'static, KeyPair>)> {
+pub(crate) fn ca(name: &str) -> anyhow::Result<(String, Issuer<'static, KeyPair>)> {
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     params.distinguished_name.push(DnType::CommonName, name);

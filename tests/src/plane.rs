@@ -14,6 +14,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
 use crate::audit::{AUDIT_POLICY, AuditLog};
+use crate::node::{self, Node};
 use crate::pki::{Pki, write_private};
 use crate::process::{Process, free_port};
 use crate::{binaries, controller_manager};
@@ -27,6 +28,9 @@ pub struct PlaneOptions {
     /// Also run kube-controller-manager (garbage collector, namespace, deployment and replicaset
     /// controllers), as `make run` does. Off for tests: see `controller_manager`.
     pub controller_manager: bool,
+    /// Also run a node (containerd, kubelet, kube-scheduler; implies the controller manager with
+    /// the node's controllers). Needs root: see `node::unsupported_reason`.
+    pub node: bool,
 }
 
 /// A running control plane (or a handle on an external cluster).
@@ -35,12 +39,15 @@ pub struct ControlPlane {
     audit_log: Option<PathBuf>,
     /// In start order (etcd first); stopped in reverse by `Drop`.
     processes: Vec<Process>,
+    /// Stopped (and its host footprint removed) before the processes.
+    node: Option<Node>,
     /// Removed after the processes stop (fields drop after `Drop::drop`).
     temp_dir: Option<tempfile::TempDir>,
 }
 
 impl Drop for ControlPlane {
     fn drop(&mut self) {
+        drop(self.node.take());
         // The API server first: without etcd its graceful shutdown stalls.
         while let Some(process) = self.processes.pop() {
             drop(process);
@@ -53,7 +60,13 @@ impl ControlPlane {
     pub async fn start() -> anyhow::Result<Self> {
         if std::env::var("MAILAGENT_TEST_USE_KUBECONFIG").as_deref() == Ok("1") {
             let kubeconfig = std::env::var("KUBECONFIG").context("MAILAGENT_TEST_USE_KUBECONFIG=1 needs KUBECONFIG")?;
-            return Ok(Self { kubeconfig: kubeconfig.into(), audit_log: None, processes: vec![], temp_dir: None });
+            return Ok(Self {
+                kubeconfig: kubeconfig.into(),
+                audit_log: None,
+                processes: vec![],
+                node: None,
+                temp_dir: None,
+            });
         }
         let dir = tempfile::Builder::new().prefix("mailagent-plane-").tempdir()?;
         let mut plane = Self::start_in(dir.path()).await?;
@@ -76,6 +89,7 @@ impl ControlPlane {
         let certs = dir.join("pki");
         std::fs::create_dir_all(&certs)?;
         pki.write_server_files(&certs)?;
+        let host = if options.node { Some(node::prepare(dir, &certs, &pki.serving_ca_pem)?) } else { None };
 
         let (etcd_client, etcd_peer, secure_port) = (free_port()?, free_port()?, free_port()?);
         let etcd_url = format!("http://127.0.0.1:{etcd_client}");
@@ -97,7 +111,7 @@ impl ControlPlane {
         std::fs::write(&audit_policy, AUDIT_POLICY)?;
         let audit_log = dir.join("audit.log");
         let cert = |name: &str| certs.join(name).display().to_string();
-        let apiserver_args = [
+        let mut apiserver_args = vec![
             format!("--etcd-servers={etcd_url}"),
             format!("--secure-port={secure_port}"),
             "--bind-address=127.0.0.1".into(),
@@ -122,23 +136,40 @@ impl ControlPlane {
             "--audit-log-mode=blocking".into(),
             "--audit-log-maxsize=0".into(),
         ];
+        if options.node {
+            node::apiserver_args(&mut apiserver_args, &certs);
+        }
         processes.push(Process::spawn("kube-apiserver", &apiserver, &apiserver_args, dir.join("kube-apiserver.log"))?);
 
         // The components' own copy; `dir/kubeconfig` is published when everything is up.
         let kubeconfig = certs.join("admin.kubeconfig");
         write_private(&kubeconfig, &kubeconfig_yaml(&pki, secure_port))?;
-        let plane = Self { kubeconfig, audit_log: Some(audit_log), processes, temp_dir: None };
+        let plane = Self { kubeconfig, audit_log: Some(audit_log), processes, node: None, temp_dir: None };
         let mut plane = plane.wait_ready().await?;
         tracing::info!(took = ?started.elapsed(), "kube-apiserver ready");
 
-        if options.controller_manager {
+        if options.controller_manager || options.node {
             let port = free_port()?;
-            let args = controller_manager::args(&plane.kubeconfig, &certs, port);
+            let mut args = controller_manager::args(&plane.kubeconfig, &certs, port);
+            if options.node {
+                node::controller_manager_args(&mut args, &certs);
+            }
             let log = dir.join("kube-controller-manager.log");
             let binary = binaries::kube_controller_manager()?;
             plane.processes.push(Process::spawn("kube-controller-manager", &binary, &args, log)?);
             plane = plane.wait_healthy("kube-controller-manager", port).await?;
             tracing::info!(took = ?started.elapsed(), "kube-controller-manager healthy");
+        }
+        if let Some(host) = host {
+            let info = node::PlaneInfo {
+                dir,
+                certs: &certs,
+                admin_kubeconfig: &plane.kubeconfig,
+                secure_port,
+                serving_ca_pem: &pki.serving_ca_pem,
+                client: plane.client().await,
+            };
+            plane.node = Some(Node::start(info, host).await?);
         }
         plane.kubeconfig = publish(&plane.kubeconfig, &dir.join("kubeconfig"))?;
         Ok(plane)
@@ -198,6 +229,16 @@ impl ControlPlane {
     /// The admin kubeconfig.
     pub fn kubeconfig_path(&self) -> &Path {
         &self.kubeconfig
+    }
+
+    /// Process ids of the plane's servers, by name (for resident-memory reports).
+    pub fn pids(&self) -> std::collections::BTreeMap<&'static str, u32> {
+        self.processes.iter().filter_map(|p| Some((p.name(), p.server_pid()?))).collect()
+    }
+
+    /// The node, when started with one.
+    pub fn node(&self) -> Option<&Node> {
+        self.node.as_ref()
     }
 
     /// Whether this plane was started here (false when it stands for the cluster in `KUBECONFIG`).

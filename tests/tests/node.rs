@@ -1,0 +1,233 @@
+//! The product on a real local node (`make e2e`; it needs root, so a plain `cargo test` skips it
+//! as ignored): the operator installed from the chart with helm and running as a pod, the sample
+//! AuthPolicy and MailAgent, the workload pod serving the sample Maildir from its volume, the
+//! official MCP and A2A Python SDKs calling the pod, the incident switch reaching the live pod,
+//! suspend, an operator upgrade that rolls no agent pod, garbage collection that keeps the
+//! retained volume, and a node teardown that leaves nothing on the host.
+
+mod node_support;
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolume, PersistentVolumeClaim, Pod, Service};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+use mailagent_crds::MailAgent;
+use mailagent_tests::product::{self, kubectl, run};
+use mailagent_tests::{ControlPlane, PlaneOptions, await_condition};
+use node_support::{agent_ready, container_pid, mutation_status, restrictions, running_pod, step};
+use serde_json::json;
+
+const NS: &str = "mail";
+const AGENT: &str = "inbox";
+const TIMEOUT: Duration = Duration::from_secs(180);
+
+fn sample(file: &str) -> String {
+    format!("{}/../hack/samples/{file}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[tokio::test]
+#[ignore = "needs root and a local node: make e2e"]
+async fn the_product_runs_as_pods_on_a_local_node() {
+    let _ = tracing_subscriber::fmt().with_env_filter("info,kube_client=off").with_test_writer().try_init();
+    let dir = tempfile::Builder::new().prefix("mailagent-e2e-").tempdir().unwrap();
+    let leftovers = dir.path().join("host-leftovers");
+    {
+        let started = Instant::now();
+        let options = PlaneOptions { controller_manager: true, node: true };
+        let plane = ControlPlane::start_in_with(dir.path(), options).await.expect("a control plane with a node");
+        step("control plane and node Ready", started);
+        scenario(&plane, dir.path()).await;
+    }
+    // The node is gone: nothing it made is left on the host.
+    let left = std::fs::read_to_string(&leftovers).expect("the node cleanup ran");
+    assert!(left.is_empty(), "the node left on the host:\n{left}");
+}
+
+async fn scenario(plane: &ControlPlane, dir: &std::path::Path) {
+    let node = plane.node().expect("started with a node");
+    let client = plane.client().await;
+    let t = Instant::now();
+    let images = product::import_images(node).expect("images built and imported");
+    product::seed_volumes(node).unwrap();
+    step("images imported, volumes seeded", t);
+
+    let t = Instant::now();
+    product::install_operator(plane, None).expect("helm install");
+    let operator_pods: Api<Pod> = Api::namespaced(client.clone(), product::OPERATOR_NAMESPACE);
+    let operator = running_pod(&operator_pods, "app.kubernetes.io/name=mailagent-operator").await;
+    assert_eq!(operator.spec.as_ref().unwrap().service_account_name.as_deref(), Some("mailagent-operator"));
+    step("operator installed from the chart, running as a pod", t);
+
+    let t = Instant::now();
+    run(kubectl(plane).args(["apply", "-f", &sample("00-namespace.yaml"), "-f", &sample("10-authpolicy.yaml")]))
+        .unwrap();
+    let keys = dir.join("keys");
+    product::create_keyring(plane, NS, "team-auth", &keys).unwrap();
+    run(kubectl(plane).args(["apply", "-f", &sample("20-mailagent.yaml")])).unwrap();
+    let agents: Api<MailAgent> = Api::namespaced(client.clone(), NS);
+    await_condition(&agents, AGENT, agent_ready, TIMEOUT).await.expect("the sample MailAgent becomes Ready=True");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    let selector = format!("app.kubernetes.io/instance={AGENT}");
+    let pod = running_pod(&pods, &selector).await;
+    assert_eq!(pod.spec.as_ref().unwrap().containers[0].image.as_deref(), Some(images.workload.as_str()));
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), NS);
+    let claim = claims.get(&format!("{AGENT}-state")).await.unwrap();
+    assert_eq!(claim.status.as_ref().unwrap().phase.as_deref(), Some("Bound"));
+    step("sample MailAgent Ready=True, its pod Running, its claim Bound", t);
+
+    // Restricted, read from the container's process on this host (the image has no shell to exec).
+    let pid = container_pid(node, &pod).expect("the container's process");
+    let facts = restrictions(pid).expect("the container's /proc entries");
+    assert_eq!(facts.uids, ["65532"; 4], "runs as the non-root user (real, effective, saved, fs)");
+    assert_eq!(facts.cap_eff, 0, "no effective capabilities");
+    assert_eq!(facts.cap_prm, 0, "no permitted capabilities");
+    assert!(facts.no_new_privs, "NoNewPrivs");
+    assert_eq!(facts.seccomp, 2, "seccomp in filter mode");
+    assert!(facts.root_read_only, "read-only root filesystem");
+    let mut writable = facts.writable.clone();
+    writable.sort();
+    assert_eq!(writable, ["/dev/shm", "/tmp", "/var/lib/mailagent"], "the only places the user can write");
+    step("pod restricted: uid 65532, no caps, NoNewPrivs, seccomp, ro root, writes only state/tmp (+shm)", t);
+
+    // The official SDKs against the pod.
+    let t = Instant::now();
+    let pod_ip = pod.status.as_ref().unwrap().pod_ip.clone().expect("a pod IP");
+    let base = format!("http://{pod_ip}:8080");
+    let python = run(&mut std::process::Command::new(repo("hack/e2e/venv.sh"))).unwrap();
+    let out = run(std::process::Command::new(python.trim())
+        .arg(repo("hack/e2e/clients.py"))
+        .arg(&base)
+        .arg(&keys)
+        .arg(format!("{AGENT}-mcp.{NS}.svc")))
+    .expect("the MCP and A2A SDKs call the pod");
+    println!("{out}");
+    step("MCP (API key, JWT) and A2A SDK calls to the pod", t);
+
+    incident_switch(&client, &base, &keys, &pod).await;
+    suspend_and_resume(&client, &pods, &selector).await;
+    let pod = running_pod(&pods, &selector).await;
+    operator_upgrade(plane, &client, &images.operator, &pods, &pod).await;
+    delete_keeps_the_volume(&client).await;
+}
+
+fn repo(path: &str) -> String {
+    format!("{}/../{path}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `kubectl patch` of enableMutationTools reaches the running pod (no restart) within seconds.
+async fn incident_switch(client: &Client, base: &str, keys: &std::path::Path, pod: &Pod) {
+    let key = std::fs::read_to_string(keys.join("mail-admin")).unwrap();
+    assert_eq!(mutation_status(base, &key).await, 403, "mutations are off in the sample");
+    let agents: Api<MailAgent> = Api::namespaced(client.clone(), NS);
+    let t = Instant::now();
+    let patch = json!({"spec": {"mcp": {"enableMutationTools": true}}});
+    agents.patch(AGENT, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    while mutation_status(base, &key).await == 403 {
+        assert!(t.elapsed() < Duration::from_secs(60), "the switch did not reach the pod in 60 s");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    let now = pods.get(&pod.name_any()).await.expect("the same pod still exists");
+    assert_eq!(now.uid(), pod.uid());
+    let restarts = now.status.unwrap().container_statuses.unwrap()[0].restart_count;
+    assert_eq!(restarts, 0, "the pod was not restarted");
+    step("incident switch on in the live pod, no restart", t);
+    let patch = json!({"spec": {"mcp": {"enableMutationTools": false}}});
+    agents.patch(AGENT, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    let t = Instant::now();
+    while mutation_status(base, &key).await != 403 {
+        assert!(t.elapsed() < Duration::from_secs(60), "the switch-off did not reach the pod in 60 s");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    step("incident switch off again in the live pod", t);
+}
+
+/// `suspend: true` scales the workload to zero; `false` brings a Ready pod back.
+async fn suspend_and_resume(client: &Client, pods: &Api<Pod>, selector: &str) {
+    let agents: Api<MailAgent> = Api::namespaced(client.clone(), NS);
+    let t = Instant::now();
+    agents.patch(AGENT, &PatchParams::default(), &Patch::Merge(&json!({"spec": {"suspend": true}}))).await.unwrap();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    let scaled_down = |d: Option<&Deployment>| {
+        d.and_then(|d| d.spec.as_ref()).and_then(|s| s.replicas) == Some(0)
+            && d.and_then(|d| d.status.as_ref()).and_then(|s| s.replicas).unwrap_or(0) == 0
+    };
+    await_condition(&deployments, AGENT, scaled_down, TIMEOUT).await.expect("scaled to zero");
+    node_support::no_pods(pods, selector, TIMEOUT).await;
+    step("suspend: true scaled the agent to zero pods", t);
+    let t = Instant::now();
+    agents.patch(AGENT, &PatchParams::default(), &Patch::Merge(&json!({"spec": {"suspend": false}}))).await.unwrap();
+    await_condition(&agents, AGENT, agent_ready, TIMEOUT).await.expect("Ready again after resume");
+    running_pod(pods, selector).await;
+    step("suspend: false brought a Ready pod back", t);
+}
+
+/// A new operator image tag rolls the operator, and no MailAgent pod.
+async fn operator_upgrade(
+    plane: &ControlPlane,
+    client: &Client,
+    operator_image: &str,
+    pods: &Api<Pod>,
+    agent_pod: &Pod,
+) {
+    let t = Instant::now();
+    let node = plane.node().expect("a node");
+    let operator_pods: Api<Pod> = Api::namespaced(client.clone(), product::OPERATOR_NAMESPACE);
+    let operator_pods = &operator_pods;
+    let old_operator = running_pod(operator_pods, "app.kubernetes.io/name=mailagent-operator").await;
+    let (repository, tag) = operator_image.rsplit_once(':').unwrap();
+    let new_tag = format!("{tag}-upgrade");
+    product::tag_image(node, operator_image, &format!("{repository}:{new_tag}")).unwrap();
+    product::install_operator(plane, Some(&new_tag)).expect("helm upgrade");
+    let new_operator = running_pod(operator_pods, "app.kubernetes.io/name=mailagent-operator").await;
+    assert_ne!(new_operator.uid(), old_operator.uid(), "the operator pod was replaced");
+    assert!(new_operator.spec.as_ref().unwrap().containers[0].image.as_deref().unwrap().ends_with(&new_tag));
+    // The new leader has reconciled every agent by now; give it a few seconds more to (not) roll.
+    let agents: Api<MailAgent> = Api::namespaced(client.clone(), NS);
+    await_condition(&agents, AGENT, agent_ready, TIMEOUT).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let now: Vec<Pod> =
+        pods.list(&ListParams::default().labels(&format!("app.kubernetes.io/instance={AGENT}"))).await.unwrap().items;
+    assert_eq!(now.len(), 1, "one agent pod");
+    assert_eq!(now[0].uid(), agent_pod.uid(), "the operator upgrade rolled the agent pod");
+    step("operator upgraded to a new image tag; the agent pod was not rolled", t);
+}
+
+/// Deleting the MailAgent garbage-collects its children and keeps the retained state volume.
+async fn delete_keeps_the_volume(client: &Client) {
+    let t = Instant::now();
+    let agents: Api<MailAgent> = Api::namespaced(client.clone(), NS);
+    agents.delete(AGENT, &DeleteParams::foreground()).await.unwrap();
+    await_condition(&agents, AGENT, |a: Option<&MailAgent>| a.is_none(), TIMEOUT).await.unwrap();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    await_condition(&deployments, AGENT, |d: Option<&Deployment>| d.is_none(), TIMEOUT).await.unwrap();
+    let services: Api<Service> = Api::namespaced(client.clone(), NS);
+    await_condition(&services, &format!("{AGENT}-mcp"), |s: Option<&Service>| s.is_none(), TIMEOUT).await.unwrap();
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), NS);
+    await_condition(&maps, &format!("{AGENT}-config"), |c: Option<&ConfigMap>| c.is_none(), TIMEOUT).await.unwrap();
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), NS);
+    let claim = claims.get(&format!("{AGENT}-state")).await.expect("the retained claim is kept");
+    let volume = claim.spec.unwrap().volume_name.expect("bound to a volume");
+    let volumes: Api<PersistentVolume> = Api::all(client.clone());
+    let pv = volumes.get(&volume).await.expect("the volume is kept");
+    assert_eq!(pv.status.unwrap().phase.as_deref(), Some("Bound"));
+    step("MailAgent deleted: children collected, state claim and volume kept", t);
+}
+
+/// One version source: the cargo workspace version is the chart's appVersion (the operator
+/// image's default tag), the image tag of the sample MailAgent, and what hack/image-build.sh tags.
+#[test]
+fn the_cargo_version_is_the_chart_and_image_version() {
+    let version = env!("CARGO_PKG_VERSION");
+    let chart: serde_json::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(repo("charts/mailagent-operator/Chart.yaml")).unwrap()).unwrap();
+    assert_eq!(chart["appVersion"], version, "Chart.yaml appVersion");
+    let agent: serde_json::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(sample("20-mailagent.yaml")).unwrap()).unwrap();
+    assert_eq!(agent["spec"]["image"], format!("localhost/mailagent:{version}"), "the sample's image");
+    assert_eq!(mailagent_tests::node::PAUSE_IMAGE, format!("localhost/pause:{version}"));
+    let script = std::fs::read_to_string(repo("hack/image-build.sh")).unwrap();
+    assert!(script.contains(r#"ref="$registry/$name:$version""#) && script.contains("[workspace.package]"));
+}
