@@ -417,9 +417,9 @@ async fn chaos_ends_with_every_agent_matching_its_spec() {
     let (mut plane, mut admin) = own_plane().await;
     let ns = TestNamespace::create(&admin).await;
     policy(&admin, ns.name()).await;
-    let mut rates = vec![60u32; AGENTS];
-    for i in 0..AGENTS {
-        agent(&admin, ns.name(), &format!("agent-{i}"), rates[i]).await;
+    let mut rates = [60u32; AGENTS];
+    for (i, rate) in rates.iter().enumerate() {
+        agent(&admin, ns.name(), &format!("agent-{i}"), *rate).await;
     }
     let operator = support::operator_client_on(&plane).await;
     let mut controller = Some(RunningController::start_with(operator.clone(), ns.name(), 16));
