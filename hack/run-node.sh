@@ -56,7 +56,7 @@ export KUBECONFIG="$cluster/kubeconfig"
 kubectl() { command kubectl --warnings-as-errors=false "$@"; }
 
 step "importing the images into the node's containerd"
-while read -r _ tarball; do
+while read -r _ _ tarball; do
   "$CTR" --address "$CONTAINERD_ADDRESS" -n k8s.io images import "$tarball" >/dev/null
 done < <(tr '=' ' ' <"$run_dir/images.txt")
 
