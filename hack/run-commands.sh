@@ -18,7 +18,7 @@ Try, in order:
 export KUBECONFIG=$run_dir/cluster/kubeconfig
 kubectl get nodes -o wide
 kubectl get pods -A -o wide
-kubectl -n mail get mailagent inbox -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}{"\n"}'
+kubectl -n mail wait mailagent/inbox --for=condition=Ready --timeout=60s
 kubectl -n mail get deploy,svc,cm,pvc,networkpolicy,sa -l mailagent.dev/agent=inbox
 curl -sf $base/healthz
 curl -sf $base/.well-known/agent-card.json
