@@ -26,9 +26,9 @@ curl -sf -X POST $json $key -d '{}' $base/v1/mail/scan
 curl -sf -X POST $json $key -H 'A2A-Version: 1.0' -d '$a2a_scan' $base/a2a
 curl -sf -X POST $json $key -H 'accept: application/json, text/event-stream' -d '$mcp_init' $base/mcp
 $execute
-kubectl -n mail patch mailagent inbox --type merge -p '{"spec":{"mcp":{"enableMutationTools":true}}}'
+kubectl -n mail patch mailagent/inbox --type merge -p '{"spec":{"mcp":{"enableMutationTools":true}}}'
 for i in \$(seq 60); do [ "\$($execute)" != 403 ] && break; sleep 1; done; echo "mutation tools enabled in the running pod after \$i s"
-kubectl -n mail patch mailagent inbox --type merge -p '{"spec":{"mcp":{"enableMutationTools":false}}}'
+kubectl -n mail patch mailagent/inbox --type merge -p '{"spec":{"mcp":{"enableMutationTools":false}}}'
 
 The unsubscribe call answers 403 (mutations_disabled) until the switch is on; the pod is not restarted
 (the kubelet refreshes the mounted ConfigMap within about 10 s here; see docs/local-node.md).
