@@ -72,6 +72,11 @@ impl StateDocument for ScheduleProgress {
 /// minute, so clock jumps are noticed) and sends what is due. Returns at once when no schedule
 /// is configured. The service spawns this next to its servers.
 pub async fn run_digest_schedule(assistant: Arc<dyn Assistant>) {
+    // Once at start: a first start records its start moment now. Recorded lazily at the first
+    // wake instead, that moment fell just after the first slot, which was then never owed.
+    if let Err(error) = assistant.run_due_digest(Utc::now()).await {
+        tracing::warn!(%error, "scheduled digest failed");
+    }
     loop {
         let now = Utc::now();
         let Some(next) = assistant.next_digest(now) else { return };

@@ -28,6 +28,10 @@ def start(extra_env: dict) -> tuple[subprocess.Popen, str]:
         "AGENT_API_KEY": API_KEY,
         "AUTH_JWT_SECRET": JWT_SECRET,
         "LOG_FORMAT": "json",
+        # The SDK tests are not about rate limits; the default (60/min, burst 10) would turn a
+        # busy test's later calls into 429s.
+        "RATE_LIMIT_PER_MINUTE": "100000",
+        "RATE_LIMIT_BURST": "10000",
         **extra_env,
     }
     proc = subprocess.Popen([os.environ["MAILAGENT_BIN"]], env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(state, "log"), "w"))
