@@ -137,7 +137,7 @@ async fn zero_failed_requests_across_a_full_rotation_and_old_keys_fail_right_aft
             while !stop.load(Ordering::Relaxed) {
                 let c = creds.read().await.clone();
                 let bearer = format!("Bearer {}", c.token);
-                let header = if (n + worker) % 2 == 0 {
+                let header = if (n + worker).is_multiple_of(2) {
                     ("x-api-key", c.api_key.as_str())
                 } else {
                     ("authorization", bearer.as_str())
