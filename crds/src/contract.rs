@@ -41,8 +41,6 @@ pub mod env {
     pub const AUTH_JWT_ISSUER: &str = "AUTH_JWT_ISSUER";
     /// Expected JWT audience (`aud`); comma-separated for several.
     pub const AUTH_JWT_AUDIENCE: &str = "AUTH_JWT_AUDIENCE";
-    /// Space-separated scopes that cap every principal on every door; absent means no ceiling.
-    pub const AUTH_SCOPES_CEILING: &str = "AUTH_SCOPES_CEILING";
     /// Comma-separated JWT algorithms accepted (e.g. `ES256`); a keyring key of another algorithm
     /// verifies nothing. Absent: each key's own algorithm.
     pub const AUTH_JWT_ALGORITHMS: &str = "AUTH_JWT_ALGORITHMS";

@@ -73,7 +73,7 @@ pub enum Command {
 /// Runs `rotate`: one idempotent step, then exits (non-zero when the step failed or was refused).
 pub async fn rotate(namespace: &str, policy: &str) -> anyhow::Result<()> {
     use controller::authpolicy::{Clock, SystemClock, rotate};
-    let client = Client::try_default().await?;
+    let client = kube::Client::try_default().await?;
     let ran = rotate::run_once(&client, namespace, policy, &SystemClock.now()).await?;
     info!(?ran, %namespace, %policy, "rotate finished");
     Ok(())

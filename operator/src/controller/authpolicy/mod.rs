@@ -30,7 +30,7 @@ use tracing::{info, warn};
 use crate::error::{Error, Result};
 use crate::labels::FIELD_MANAGER;
 use crate::metrics::Metrics;
-use crate::reflect::{is_subset, reflect};
+use crate::reflect::is_subset;
 use plan::{Inputs, Step};
 use status::Outcome;
 
@@ -116,10 +116,9 @@ pub fn run(
         Some(ns) => Api::<AuthPolicy>::namespaced(client.clone(), ns),
         None => Api::<AuthPolicy>::all(client.clone()),
     };
-    let policies = reflect(api, None);
     let ctx =
         Arc::new(Context { client, metrics, recorder, clock: settings.clock, rotator_image: settings.rotator_image });
-    Controller::for_stream(policies.stream, policies.store)
+    Controller::new(api, kube::runtime::watcher::Config::default().any_semantic())
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {

@@ -93,7 +93,9 @@ fn resource_server_url(inputs: Inputs<'_>) -> Option<String> {
 
 fn jwt_settings(policy: &AuthPolicySpec, set: &mut impl FnMut(&str, String)) {
     // The policy's scopes cap every principal on every door (the workload intersects).
-    set(env::AUTH_SCOPES_CEILING, policy.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" "));
+    // An empty list is spelled `none` (an empty value would read as no ceiling at all).
+    let ceiling: Vec<&str> = policy.scopes.iter().map(|s| s.as_str()).collect();
+    set(env::AUTH_SCOPES_CEILING, if ceiling.is_empty() { "none".into() } else { ceiling.join(" ") });
     if let Some(jwt) = &policy.jwt {
         let algorithms: Vec<&str> = jwt.algorithms.iter().map(|a| a.as_str()).collect();
         set(env::AUTH_JWT_ALGORITHMS, algorithms.join(","));
