@@ -98,6 +98,15 @@ async fn setup(specs: &[(&str, &str)]) -> (Client, TestNamespace, ManualClock, R
     let controller = RunningPolicies::start(ns.name(), Arc::new(clock.clone())).await;
     for (name, _) in specs {
         ready_policy(&admin, ns.name(), name).await;
+        // The executor's Role and binding come after the keys; wait until its rights are in force.
+        let as_executor = Api::<AuthPolicy>::namespaced(rotator_client(ns.name(), name).await, ns.name());
+        eventually(
+            "the executor's rights",
+            Duration::from_secs(60),
+            || async { Some(as_executor.get(name).await.is_ok()) },
+            |ok| *ok,
+        )
+        .await;
     }
     (admin, ns, clock, controller)
 }

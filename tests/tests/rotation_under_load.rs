@@ -174,6 +174,14 @@ async fn zero_failed_requests_across_a_full_rotation_and_old_keys_fail_right_aft
     };
     let started = Instant::now();
     let rotator = rotator_client(&ns, "p").await;
+    let as_executor = Api::<AuthPolicy>::namespaced(rotator.clone(), &ns);
+    eventually(
+        "the executor's rights",
+        Duration::from_secs(60),
+        || async { Some(as_executor.get("p").await.is_ok()) },
+        |ok| *ok,
+    )
+    .await;
     let seen = |revision: u64| {
         let app = app.clone();
         async move {
