@@ -1,27 +1,19 @@
-//! The rotation schedule's cron grammar, behind one function each so that moving to the shared
-//! `mailagent-schedule` crate (CronJob grammar) is a one-line change here.
+//! The rotation schedule in the CronJob grammar, through the shared `mailagent-schedule` crate
+//! (the same type the MailAgent's schedules and the workload use).
 
 use k8s_openapi::jiff::Timestamp;
+use mailagent_schedule::ZonedSchedule;
 
-fn parse(expr: &str) -> Result<croner::Cron, String> {
-    croner::parser::CronParser::builder()
-        .seconds(croner::parser::Seconds::Optional)
-        .build()
-        .parse(expr)
-        .map_err(|e| format!("rotation.schedule {expr:?} is not a valid cron expression: {e}"))
-}
-
-fn zone(name: &str) -> Result<chrono_tz::Tz, String> {
-    name.parse().map_err(|_| format!("rotation.timeZone {name:?} is not an IANA time zone"))
+fn parse(expr: &str, tz: &str) -> Result<ZonedSchedule, String> {
+    ZonedSchedule::parse(expr, tz).map_err(|e| format!("rotation.schedule {expr:?} in {tz:?}: {e}"))
 }
 
 /// The first firing strictly after `after`, in time zone `tz`.
 pub fn next_after(expr: &str, tz: &str, after: Timestamp) -> Result<Timestamp, String> {
-    let cron = parse(expr)?;
+    let schedule = parse(expr, tz)?;
     let start = chrono::DateTime::from_timestamp(after.as_second(), after.subsec_nanosecond().max(0) as u32)
-        .ok_or("time out of range")?
-        .with_timezone(&zone(tz)?);
-    let next = cron.find_next_occurrence(&start, false).map_err(|e| format!("rotation.schedule {expr:?}: {e}"))?;
+        .ok_or("time out of range")?;
+    let next = schedule.next_after(start).ok_or_else(|| format!("rotation.schedule {expr:?} never fires"))?;
     Timestamp::from_second(next.timestamp()).map_err(|e| e.to_string())
 }
 
