@@ -31,8 +31,9 @@ use crate::contract::{AuthMode, KeyState, McpAuthMode};
     doc = "Auth mode, scopes, API key clients, JWT validation and key rotation for MailAgents.",
     validation = Rule::new(crate::names::AUTHPOLICY_NAME_RULE).message(crate::names::AUTHPOLICY_NAME_MESSAGE),
     printcolumn(name = "Mode", type_ = "string", json_path = ".spec.mode"),
-    printcolumn(name = "MCP", type_ = "string", json_path = ".spec.mcp.mode"),
+    printcolumn(name = "MCP", type_ = "string", priority = 1, json_path = ".spec.mcp.mode"),
     printcolumn(name = "Current Kid", type_ = "string", json_path = ".status.currentKid"),
+    printcolumn(name = "Valid Keys", type_ = "integer", json_path = ".status.validKeys"),
     printcolumn(name = "Revision", type_ = "integer", priority = 1, json_path = ".status.revision"),
     printcolumn(name = "Next Rotation", type_ = "date", json_path = ".status.nextRotationTime"),
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
@@ -47,6 +48,9 @@ use crate::contract::{AuthMode, KeyState, McpAuthMode};
 #[x_kube(validation = Rule::new("self.apiKeys.all(c, c.scopes.all(s, s in self.scopes))")
     .message("every apiKeys client scope must also be listed in scopes")
     .field_path(".apiKeys"))]
+#[x_kube(validation = Rule::new("!has(self.rotation) || !has(self.jwt) || duration(self.rotation.overlap) >= duration(self.jwt.maxTokenLifetime)")
+    .message("rotation.overlap must be at least jwt.maxTokenLifetime: a token signed just before a rotation must keep working until it expires")
+    .field_path(".rotation.overlap"))]
 #[serde(rename_all = "camelCase")]
 pub struct AuthPolicySpec {
     /// How REST and A2A callers authenticate: `api_key` (X-API-Key), `jwt` (Bearer), or `hybrid`
@@ -210,6 +214,20 @@ pub enum JwtAlgorithm {
     EdDSA,
 }
 
+impl JwtAlgorithm {
+    /// The JWS `alg` name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            JwtAlgorithm::HS256 => "HS256",
+            JwtAlgorithm::HS384 => "HS384",
+            JwtAlgorithm::HS512 => "HS512",
+            JwtAlgorithm::RS256 => "RS256",
+            JwtAlgorithm::ES256 => "ES256",
+            JwtAlgorithm::EdDSA => "EdDSA",
+        }
+    }
+}
+
 /// Rotation timing, modelled on cert-manager: a period or a cron schedule, an overlap during
 /// which the old and the new key both work, and a cap on valid keys.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -218,6 +236,12 @@ pub enum JwtAlgorithm {
 #[x_kube(validation = Rule::new("!has(self.every) || duration(self.overlap) < duration(self.every)")
     .message("rotation.overlap must be shorter than rotation.every, or two rotations would overlap")
     .field_path(".overlap"))]
+#[x_kube(validation = Rule::new("!has(self.every) || duration(self.every) >= duration(self.overlap) + duration('60s')")
+    .message("rotation.every must be at least overlap + 1m: a new key is published 1m (one kubelet Secret sync) before it is used, and the old one stays valid for the overlap")
+    .field_path(".every"))]
+#[x_kube(validation = Rule::new("!has(self.schedule) || !self.schedule.matches('^[*]( |/)')")
+    .message("rotation.schedule fires every few minutes, more often than overlap + 1m allows; the operator reports the exact minimum gap in status")
+    .field_path(".schedule"))]
 #[x_kube(validation = Rule::new("duration(self.overlap) == duration('0s') || self.maxValidKeys >= 2")
     .message("rotation.maxValidKeys must be at least 2 when overlap is set: the old and new keys are both valid during the overlap")
     .field_path(".maxValidKeys"))]
@@ -240,7 +264,9 @@ pub struct Rotation {
     /// How long the previous key keeps working after a new one becomes active. Make it longer
     /// than client refresh plus the kubelet's Secret sync (about a minute).
     #[serde(default = "default_overlap")]
-    #[x_kube(validation = Rule::new("duration(self) >= duration('0s')").message("rotation.overlap must not be negative"))]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('60s')").message(
+        "rotation.overlap must be at least 1m: the kubelet syncs a mounted Secret about once a minute, so a shorter overlap cuts off pods that have not seen the new key yet"
+    ))]
     #[schemars(length(max = 32), regex(pattern = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"))]
     pub overlap: Duration,
     /// Most keys valid at once, per purpose.
@@ -265,12 +291,18 @@ fn default_max_valid_keys() -> i32 {
 }
 
 /// A declarative emergency revoke.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("size(self.kids) > 0 || has(self.issuedBefore)")
+    .message("revocation needs kids, issuedBefore, or both"))]
 #[serde(rename_all = "camelCase")]
 pub struct Revocation {
     /// Key ids to revoke (see `status.keys`).
-    #[schemars(length(min = 1, max = 32))]
+    #[serde(default)]
+    #[schemars(length(max = 32))]
     pub kids: Vec<String>,
+    /// Also revoke every key minted before this instant (RFC 3339). Must not be in the future.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_before: Option<Time>,
     /// Why, for the audit trail and events.
     #[schemars(length(min = 1, max = 1024))]
     pub reason: String,
@@ -302,6 +334,18 @@ pub struct AuthPolicyStatus {
     /// When the next scheduled rotation is due.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_rotation_time: Option<Time>,
+    /// Keys a verifier accepts now (Staged, Active, Verifying and unexpired).
+    #[serde(default)]
+    pub valid_keys: i32,
+    /// The manual-rotation nonce (annotation `mailagent.dev/rotate`) already acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_rotate_nonce: Option<String>,
+    /// Rotation or revoke steps that failed since the last success.
+    #[serde(default)]
+    pub failed_attempts: i32,
+    /// When the last failure happened; the next attempt waits an exponential backoff after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure_time: Option<Time>,
 }
 
 /// One key as observed.
@@ -322,13 +366,16 @@ pub struct KeyStatus {
     /// When the key was minted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<Time>,
+    /// When it becomes (or became) the Active key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activates_at: Option<Time>,
     /// When it stops being accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<Time>,
 }
 
 /// What a key is for.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum KeyPurpose {
     /// An API key for one client.
@@ -342,3 +389,32 @@ pub enum KeyPurpose {
 pub fn keyring_secret_name(policy: &str) -> String {
     crate::names::keyring_secret(policy)
 }
+
+/// The Secret holding the signing material and key history; read only by the operator and the
+/// policy's rotation Job, mounted by no workload.
+pub fn signer_secret_name(policy: &str) -> String {
+    format!("{policy}-signer")
+}
+
+/// The ConfigMap publishing the public JWT keys as a JWKS (key `jwks.json`).
+pub fn jwks_config_map_name(policy: &str) -> String {
+    format!("{policy}-jwks")
+}
+
+/// The Secret delivering an API key client its current key (keys `api-key` and `kid`).
+pub fn client_secret_name(policy: &str, client: &str) -> String {
+    format!("{policy}-client-{client}")
+}
+
+/// The CronJob, ServiceAccount, Role and RoleBinding that execute the policy's rotation.
+pub fn rotator_name(policy: &str) -> String {
+    format!("{policy}-rotator")
+}
+
+/// Annotation requesting one manual rotation; its value is a nonce recorded in
+/// `status.lastHandledRotateNonce` so each value rotates once.
+pub const ROTATE_ANNOTATION: &str = "mailagent.dev/rotate";
+
+/// How long a changed Secret may take to reach a running pod: the kubelet syncs mounted Secrets
+/// about once a minute. A new key is published this long before it is used.
+pub const PROPAGATION_SECONDS: i64 = 60;

@@ -41,6 +41,11 @@ pub mod env {
     pub const AUTH_JWT_ISSUER: &str = "AUTH_JWT_ISSUER";
     /// Expected JWT audience (`aud`); comma-separated for several.
     pub const AUTH_JWT_AUDIENCE: &str = "AUTH_JWT_AUDIENCE";
+    /// Comma-separated JWT algorithms accepted (e.g. `ES256`); a keyring key of another algorithm
+    /// verifies nothing. Absent: each key's own algorithm.
+    pub const AUTH_JWT_ALGORITHMS: &str = "AUTH_JWT_ALGORITHMS";
+    /// The `typ` header every token must carry (e.g. `at+jwt`), compared case-insensitively.
+    pub const AUTH_JWT_REQUIRED_TYP: &str = "AUTH_JWT_REQUIRED_TYP";
     /// Allowed clock skew in seconds (bounded by the workload).
     pub const AUTH_JWT_CLOCK_SKEW_SECONDS: &str = "AUTH_JWT_CLOCK_SKEW_SECONDS";
     /// Longest accepted `exp - iat`, in seconds.
@@ -138,6 +143,14 @@ pub mod paths {
 pub mod files {
     /// The keyring document ([`super::Keyring`]) inside the keyring directory.
     pub const KEYRING: &str = "keyring.json";
+    /// The public JWT keys as a JWKS, in the `<policy>-jwks` ConfigMap.
+    pub const JWKS: &str = "jwks.json";
+    /// A client's API key inside its `<policy>-client-<name>` Secret.
+    pub const CLIENT_API_KEY: &str = "api-key";
+    /// The kid of that key, beside it.
+    pub const CLIENT_KID: &str = "kid";
+    /// The signing material and key history inside the `<policy>-signer` Secret.
+    pub const SIGNER_STATE: &str = "signer.json";
     /// Gmail OAuth authorized-user token, as the runbooks name it.
     pub const GMAIL_TOKEN: &str = "token.json";
     /// Google OAuth client secret file.

@@ -10,6 +10,7 @@ pub mod labels;
 pub mod leader;
 pub mod metrics;
 pub mod reflect;
+pub mod token;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -47,6 +48,35 @@ pub struct Config {
     /// restarts a replica that cannot get them back.
     #[arg(long, env = "WATCH_FAILURE_LIMIT_SECONDS", default_value_t = health::DEFAULT_DEAF_LIMIT.as_secs())]
     pub watch_failure_limit_seconds: u64,
+    /// The image each AuthPolicy's rotation CronJob runs (this operator's own image).
+    #[arg(long, env = "ROTATOR_IMAGE", default_value = "mailagent-operator:latest")]
+    pub rotator_image: String,
+    /// Run one command instead of the controllers.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Commands besides running the controllers.
+#[derive(Clone, Debug, clap::Subcommand)]
+pub enum Command {
+    /// One rotation step for one AuthPolicy: what the policy's CronJob runs.
+    Rotate {
+        /// The policy's namespace.
+        #[arg(long)]
+        namespace: String,
+        /// The policy's name.
+        #[arg(long)]
+        policy: String,
+    },
+}
+
+/// Runs `rotate`: one idempotent step, then exits (non-zero when the step failed or was refused).
+pub async fn rotate(namespace: &str, policy: &str) -> anyhow::Result<()> {
+    use controller::authpolicy::{Clock, SystemClock, rotate};
+    let client = kube::Client::try_default().await?;
+    let ran = rotate::run_once(&client, namespace, policy, &SystemClock.now()).await?;
+    info!(?ran, %namespace, %policy, "rotate finished");
+    Ok(())
 }
 
 /// Runs the operator until SIGTERM or SIGINT.
@@ -67,7 +97,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let reporter = Reporter { controller: "mailagent-operator".into(), instance: Some(config.identity.clone()) };
     let recorder = Recorder::new(client.clone(), reporter);
     let scope = controller::mailagent::Scope { namespace: config.namespace.clone(), concurrency: config.concurrency };
-    controller::mailagent::run(clients, scope, metrics, recorder, health, shutdown_signal()).await;
+    let shutdown = futures::FutureExt::shared(futures::FutureExt::boxed(shutdown_signal()));
+    let policies = controller::authpolicy::Settings {
+        namespace: config.namespace.clone(),
+        rotator_image: config.rotator_image.clone(),
+        clock: Arc::new(controller::authpolicy::SystemClock),
+    };
+    futures::join!(
+        controller::mailagent::run(clients, scope, metrics.clone(), recorder.clone(), health, shutdown.clone()),
+        controller::authpolicy::run(client, policies, metrics, recorder, shutdown),
+    );
     info!("controller stopped");
     Ok(())
 }

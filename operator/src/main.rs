@@ -1,5 +1,5 @@
 use clap::Parser;
-use mailagent_operator::{Config, run};
+use mailagent_operator::{Command, Config, rotate, run};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -11,5 +11,8 @@ async fn main() -> anyhow::Result<()> {
     } else {
         logs.init()
     }
-    run(config).await
+    match &config.command {
+        Some(Command::Rotate { namespace, policy }) => rotate(namespace, policy).await,
+        None => run(config).await,
+    }
 }

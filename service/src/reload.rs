@@ -1,7 +1,12 @@
 //! Hot reload of the live subset: the mutation switch (config directory) and the keys (keyring
-//! directory, `*_FILE` secrets). Polled, not inotify: the kubelet updates mounted ConfigMaps and
-//! Secrets by swapping a `..data` symlink, which file watchers report unreliably across
-//! filesystems; a content hash every few seconds is simple and never misses a swap.
+//! directory, `*_FILE` secrets).
+//!
+//! The keyring and config directories are watched (inotify through `notify`): the kubelet
+//! updates a mounted Secret by writing a new timestamped directory and renaming a `..data`
+//! symlink over the old one, which shows up as events on the watched directory itself, so a
+//! revoked key is dropped within milliseconds of the swap instead of at the next poll. The poll
+//! stays as the fallback for what watchers miss (a directory replaced underneath, a filesystem
+//! without inotify): a content hash every [`INTERVAL`] never misses a swap.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +19,8 @@ use crate::auth::keys::{EnvSecrets, KeyError, KeySet};
 use crate::settings::{Settings, SettingsError, Source, mutation_switch};
 
 pub const INTERVAL: Duration = Duration::from_secs(2);
+/// How long after a change event the directory is read, so a burst of events is one reload.
+pub const SETTLE: Duration = Duration::from_millis(20);
 
 /// Reads the laptop secrets (env or `*_FILE`).
 pub fn env_secrets(source: &Source) -> Result<EnvSecrets, SettingsError> {
@@ -37,11 +44,57 @@ pub fn load_keys(settings: &Settings, source: &Source) -> anyhow::Result<(KeySet
     Ok((keys, digest.finalize().into()))
 }
 
-/// Polls until the process ends. A broken update keeps the previous values and is counted.
-pub async fn watch(app: Arc<App>, source: Source, mut applied: [u8; 32]) {
-    let mut ticker = tokio::time::interval(INTERVAL);
+/// Watches the directories the live settings come from; each change wakes the reload loop.
+/// `None` when no directory is set or the platform refuses a watch (the poll still runs).
+fn watch_dirs(dirs: &[&std::path::Path], wake: tokio::sync::mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    if dirs.is_empty() {
+        return None;
+    }
+    let handler = move |event: notify::Result<notify::Event>| {
+        if event.is_ok_and(|e| !e.kind.is_access()) {
+            // A full channel already holds a wake-up; one reload reads every change.
+            let _ = wake.try_send(());
+        }
+    };
+    let mut watcher = match notify::recommended_watcher(handler) {
+        Ok(watcher) => watcher,
+        Err(error) => {
+            tracing::warn!(%error, "cannot watch for changes; polling only");
+            return None;
+        }
+    };
+    for dir in dirs {
+        if let Err(error) = watcher.watch(dir, notify::RecursiveMode::NonRecursive) {
+            tracing::warn!(%error, dir = %dir.display(), "cannot watch; polling only for this directory");
+        }
+    }
+    Some(watcher)
+}
+
+/// Reloads on every change notification and every [`INTERVAL`] until the process ends. A broken
+/// update keeps the previous values and is counted.
+pub async fn watch(app: Arc<App>, source: Source, applied: [u8; 32]) {
+    watch_polling_every(app, source, applied, INTERVAL).await
+}
+
+/// [`watch`] with another fallback poll period (tests use a very long one to prove that the
+/// change notifications alone reload).
+pub async fn watch_polling_every(app: Arc<App>, source: Source, mut applied: [u8; 32], poll: Duration) {
+    let mut ticker = tokio::time::interval(poll);
+    let (wake, mut woken) = tokio::sync::mpsc::channel(1);
+    let dirs: Vec<&std::path::Path> =
+        [app.settings.keyring_dir.as_deref(), source.config_dir()].into_iter().flatten().collect();
+    let _watcher = watch_dirs(&dirs, wake);
     loop {
-        ticker.tick().await;
+        tokio::select! {
+            _ = ticker.tick() => {}
+            Some(()) = woken.recv() => {
+                // The kubelet's swap is several events in a row; read once they have settled.
+                tokio::time::sleep(SETTLE).await;
+                while woken.try_recv().is_ok() {}
+            }
+        }
         let mutations = mutation_switch(&source);
         if mutations != app.mutations_enabled() {
             tracing::info!(target: "audit", event = "config_reload", mutation_tools_enabled = mutations);

@@ -119,6 +119,10 @@ pub struct JwtPolicy {
     pub clock_skew: Duration,
     /// Longest accepted `exp - iat`.
     pub max_lifetime: Option<Duration>,
+    /// Algorithms a keyring key may verify with (`AUTH_JWT_ALGORITHMS`); empty: each key's own.
+    pub algorithms: Vec<jsonwebtoken::Algorithm>,
+    /// The `typ` header every token must carry (`AUTH_JWT_REQUIRED_TYP`), case-insensitive.
+    pub required_typ: Option<String>,
 }
 
 /// OAuth resource-server settings for `MCP_AUTH_MODE=oauth`.
@@ -286,6 +290,14 @@ impl Settings {
             audiences: source.list(env::AUTH_JWT_AUDIENCE)?,
             clock_skew,
             max_lifetime,
+            algorithms: source
+                .list(env::AUTH_JWT_ALGORITHMS)?
+                .iter()
+                .map(|a| {
+                    a.parse().map_err(|_| invalid(env::AUTH_JWT_ALGORITHMS, format!("{a:?} is not a JWS algorithm")))
+                })
+                .collect::<Result<_, _>>()?,
+            required_typ: source.get(env::AUTH_JWT_REQUIRED_TYP)?,
         };
         let rate_per_minute = source.parsed(env::RATE_LIMIT_PER_MINUTE, defaults::RATE_LIMIT_PER_MINUTE)?;
         if rate_per_minute == 0 {

@@ -79,3 +79,53 @@ async fn a_remembered_token_stops_working_when_its_key_is_revoked() {
     let (status, headers, _) = send(&app, scan()).await;
     assert_eq!((status.as_u16(), headers["x-auth-failure"].to_str().unwrap()), (401, "revoked_key"));
 }
+
+/// Lays out `dir` the way the kubelet's atomic writer does: the file is a symlink through `..data`,
+/// which points at a timestamped directory; an update writes a new directory and renames a fresh
+/// `..data` symlink over the old one.
+fn kubelet_publish(dir: &std::path::Path, generation: u32, keyring: &serde_json::Value) {
+    let data = format!("..2026_11_28_{generation:04}");
+    std::fs::create_dir(dir.join(&data)).unwrap();
+    std::fs::write(dir.join(&data).join("keyring.json"), keyring.to_string()).unwrap();
+    std::os::unix::fs::symlink(&data, dir.join("..data_tmp")).unwrap();
+    std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+    if !dir.join("keyring.json").exists() {
+        std::os::unix::fs::symlink("..data/keyring.json", dir.join("keyring.json")).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_kubelet_symlink_swap_reloads_without_waiting_for_the_poll() {
+    let keyring = tempfile::tempdir().unwrap();
+    let mut doc: serde_json::Value = {
+        let scratch = tempfile::tempdir().unwrap();
+        write_keyring(scratch.path());
+        serde_json::from_slice(&std::fs::read(scratch.path().join("keyring.json")).unwrap()).unwrap()
+    };
+    kubelet_publish(keyring.path(), 1, &doc);
+    let env: HashMap<String, String> = [
+        ("AUTH_MODE", "api_key"),
+        ("MAILAGENT_KEYRING_DIR", keyring.path().to_str().unwrap()),
+        ("RATE_LIMIT_BURST", "1000"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let source = Source::from_map(env);
+    let (app, digest) = mailagent_service::server::build(&source, Some(Arc::new(CannedAssistant))).unwrap();
+    // A poll an hour apart: whatever reloads within the test comes from the change notification.
+    let hour = Duration::from_secs(3600);
+    tokio::spawn(mailagent_service::reload::watch_polling_every(app.clone(), source, digest, hour));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let scan = || post("/v1/mail/scan", &[("x-api-key", SCAN_ONLY_KEY)], json!({}));
+    assert_eq!(send(&app, scan()).await.0, 200);
+
+    doc["revision"] = json!(8);
+    doc["apiKeys"][0]["state"] = json!("Revoked");
+    let swapped = std::time::Instant::now();
+    kubelet_publish(keyring.path(), 2, &doc);
+    eventually(|| app.auth.keys().revision == 8).await;
+    eprintln!("keyring swap to reload: {:?}", swapped.elapsed());
+    let (status, headers, _) = send(&app, scan()).await;
+    assert_eq!((status.as_u16(), headers["x-auth-failure"].to_str().unwrap()), (401, "revoked_key"));
+}

@@ -239,6 +239,14 @@ async fn missing_references_are_reported_and_fail_closed() {
     assert_eq!(d.spec.unwrap().replicas, Some(0), "no policy, no pods");
 
     apply_yaml::<AuthPolicy>(&admin, ns.name(), "policy", POLICY).await;
+    // The policy's keys are published before the agent can be ready (issue 9).
+    let policies = Api::<AuthPolicy>::namespaced(admin.clone(), ns.name());
+    wait_for(&policies, "policy", |p| {
+        p.status
+            .as_ref()
+            .is_some_and(|s| conditions::find(&s.conditions, conditions::READY).is_some_and(|c| c.status == "True"))
+    })
+    .await;
     wait_for(&deployments, "inbox", |d| d.spec.as_ref().unwrap().replicas == Some(1)).await;
     let agent = wait_for(&agents, "inbox", |a| ready_reason(a).is_some_and(|(_, r)| r == "CredentialsNotFound")).await;
     assert_eq!(agent.status.unwrap().auth_mode.map(|m| m.to_string()).as_deref(), Some("api_key"));

@@ -1,4 +1,5 @@
 //! Controllers, one folder each.
+pub mod authpolicy;
 pub mod mailagent;
 
 use std::time::Duration;

@@ -27,6 +27,7 @@ const FORBIDDEN_HEADERS: [&str; 5] = ["jku", "x5u", "jwk", "x5c", "crit"];
 pub struct UnverifiedHeader {
     pub kid: Option<String>,
     pub alg: String,
+    pub typ: Option<String>,
 }
 
 /// Parses and vets the header: three segments, JSON object, no key-fetching parameters, no
@@ -49,12 +50,15 @@ pub fn inspect(token: &str) -> Result<UnverifiedHeader, AuthFailure> {
     if FORBIDDEN_HEADERS.iter().any(|name| header.contains_key(*name)) {
         return Err(AuthFailure::ForbiddenHeader);
     }
-    match header.get("typ") {
-        None => {}
+    let typ = match header.get("typ") {
+        None => None,
         Some(Value::String(typ))
-            if ["jwt", "at+jwt", "application/at+jwt"].contains(&typ.to_ascii_lowercase().as_str()) => {}
+            if ["jwt", "at+jwt", "application/at+jwt"].contains(&typ.to_ascii_lowercase().as_str()) =>
+        {
+            Some(typ.clone())
+        }
         Some(_) => return Err(AuthFailure::WrongType),
-    }
+    };
     let alg = match header.get("alg") {
         Some(Value::String(alg)) => alg.clone(),
         _ => return Err(AuthFailure::AlgorithmNotAllowed),
@@ -68,7 +72,15 @@ pub fn inspect(token: &str) -> Result<UnverifiedHeader, AuthFailure> {
         }
         Some(_) => return Err(AuthFailure::UnknownKid),
     };
-    Ok(UnverifiedHeader { kid, alg })
+    Ok(UnverifiedHeader { kid, alg, typ })
+}
+
+/// Whether the header carries the `typ` a policy requires (RFC 8725 §3.11 explicit typing);
+/// `application/` may be left off, as RFC 7515 §4.1.9 allows.
+pub fn typ_matches(header: &UnverifiedHeader, required: Option<&str>) -> bool {
+    let Some(required) = required else { return true };
+    let bare = |t: &str| t.to_ascii_lowercase().trim_start_matches("application/").to_owned();
+    header.typ.as_deref().is_some_and(|typ| bare(typ) == bare(required))
 }
 
 /// What a token must satisfy besides its signature.

@@ -258,8 +258,14 @@ impl Authenticator {
             return outcome;
         }
         let header = jwt::inspect(token)?;
+        if !jwt::typ_matches(&header, self.jwt.required_typ.as_deref()) {
+            return Err(AuthFailure::WrongType);
+        }
         let kid = header.kid.as_deref().unwrap_or(ENV_KID);
         let key = keys.jwt_keys.get(kid).ok_or(AuthFailure::UnknownKid)?;
+        if !self.jwt.algorithms.is_empty() && !self.jwt.algorithms.contains(&key.alg) {
+            return Err(AuthFailure::AlgorithmNotAllowed);
+        }
         if !key.state.accepted() {
             return Err(AuthFailure::RevokedKey);
         }

@@ -12,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::{Api, Client, Resource};
-use mailagent_operator::controller::mailagent;
+use mailagent_operator::controller::{authpolicy, mailagent};
 use mailagent_operator::health::Health;
 use mailagent_operator::metrics::Metrics;
 use serde::de::DeserializeOwned;
@@ -118,17 +118,40 @@ pub struct RunningController {
     pub health: Arc<Health>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
+    /// The AuthPolicy controller beside it (as in the operator), counted in its own metrics so
+    /// the MailAgent controller's write counts stay its own.
+    policies: Option<RunningPolicies>,
 }
 
 impl RunningController {
-    /// Starts the MailAgent controller as the operator would, limited to `namespace`.
+    /// Starts the MailAgent controller as the operator would, limited to `namespace`, with the
+    /// AuthPolicy controller beside it.
     pub async fn start(namespace: &str) -> Self {
-        Self::start_with(operator_client().await, namespace, mailagent::DEFAULT_CONCURRENCY)
+        // Policies first, and published, so the agents' first status does not race the keys.
+        let client = operator_client().await;
+        let policies = RunningPolicies::start_with(client.clone(), namespace, Arc::new(authpolicy::SystemClock));
+        let existing = Api::<mailagent_crds::AuthPolicy>::namespaced(admin().await, namespace);
+        for policy in existing.list(&Default::default()).await.expect("listing policies") {
+            let name = policy.metadata.name.clone().unwrap_or_default();
+            wait_for(&existing, &name, |p| {
+                p.status.as_ref().is_some_and(|s| {
+                    mailagent_crds::conditions::find(&s.conditions, mailagent_crds::conditions::READY)
+                        .is_some_and(|c| c.status == "True")
+                })
+            })
+            .await;
+        }
+        Self::launch(client, namespace, mailagent::DEFAULT_CONCURRENCY, policies)
     }
 
-    /// Starts the controller with `client` (the operator's identity on some plane) and a
+    /// Starts both controllers with `client` (the operator's identity on some plane) and a
     /// concurrency of its own.
     pub fn start_with(client: Client, namespace: &str, concurrency: u16) -> Self {
+        let policies = RunningPolicies::start_with(client.clone(), namespace, Arc::new(authpolicy::SystemClock));
+        Self::launch(client, namespace, concurrency, policies)
+    }
+
+    fn launch(client: Client, namespace: &str, concurrency: u16, policies: RunningPolicies) -> Self {
         let metrics = Arc::new(Metrics::default());
         let health = Arc::new(Health::default());
         health.set_leading();
@@ -139,7 +162,7 @@ impl RunningController {
         let run = mailagent::run(client, scope, metrics.clone(), recorder, health.clone(), async move {
             let _ = stopped.await;
         });
-        Self { metrics, health, stop: Some(stop), task: tokio::spawn(run) }
+        Self { metrics, health, stop: Some(stop), task: tokio::spawn(run), policies: Some(policies) }
     }
 
     /// Stops the controller gracefully and waits for it.
@@ -148,7 +171,67 @@ impl RunningController {
             let _ = stop.send(());
         }
         let _ = tokio::time::timeout(Duration::from_secs(20), &mut self.task).await;
+        if let Some(policies) = self.policies.take() {
+            policies.stop().await;
+        }
     }
+}
+
+/// The AuthPolicy controller running in the background on a given clock.
+pub struct RunningPolicies {
+    pub metrics: Arc<Metrics>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// The image the tests' rotation CronJobs name (no node runs them here).
+pub const ROTATOR_IMAGE: &str = "registry.example/mailagent-operator:test";
+
+impl RunningPolicies {
+    /// Starts the AuthPolicy controller as the operator's ServiceAccount, limited to `namespace`.
+    pub async fn start(namespace: &str, clock: Arc<dyn authpolicy::Clock>) -> Self {
+        Self::start_with(operator_client().await, namespace, clock)
+    }
+
+    /// Starts it with `client` (the operator's identity on some plane).
+    pub fn start_with(client: Client, namespace: &str, clock: Arc<dyn authpolicy::Clock>) -> Self {
+        let metrics = Arc::new(Metrics::default());
+        let recorder =
+            Recorder::new(client.clone(), Reporter { controller: "mailagent-operator".into(), instance: None });
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let settings =
+            authpolicy::Settings { namespace: Some(namespace.to_owned()), rotator_image: ROTATOR_IMAGE.into(), clock };
+        let run = authpolicy::run(client, settings, metrics.clone(), recorder, async move {
+            let _ = stopped.await;
+        });
+        Self { metrics, stop: Some(stop), task: tokio::spawn(run) }
+    }
+
+    /// Stops it gracefully and waits.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(20), &mut self.task).await;
+    }
+}
+
+impl Drop for RunningPolicies {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A client acting as a policy's rotation executor (its CronJob's ServiceAccount).
+pub async fn rotator_client(namespace: &str, policy: &str) -> Client {
+    admin().await;
+    let user = format!("system:serviceaccount:{namespace}:{}", mailagent_crds::authpolicy::rotator_name(policy));
+    mailagent_tests::shared()
+        .impersonating(
+            &user,
+            &["system:serviceaccounts", &format!("system:serviceaccounts:{namespace}"), "system:authenticated"],
+        )
+        .await
 }
 
 impl Drop for RunningController {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
+use mailagent_crds::authpolicy::keyring_secret_name;
 use mailagent_crds::{AuthPolicy, MailAgent};
 
 use super::Context;
@@ -17,6 +18,8 @@ pub struct Refs {
     pub policy: Option<Arc<AuthPolicy>>,
     /// Whether the credentials Secret exists (true when none is referenced).
     pub credentials_found: bool,
+    /// Whether the policy's keyring Secret exists (false without a policy).
+    pub keyring_found: bool,
 }
 
 /// Resolves the agent's references.
@@ -33,5 +36,13 @@ pub async fn resolve(agent: &MailAgent, ctx: &Context) -> Result<Refs> {
             .map_err(Error::kube("looking up the credentials Secret"))?
             .is_some(),
     };
-    Ok(Refs { policy, credentials_found })
+    let keyring_found = match &policy {
+        None => false,
+        Some(_) => Api::<Secret>::namespaced(ctx.client.clone(), &ns)
+            .get_metadata_opt(&keyring_secret_name(&agent.spec.auth_policy_ref.name))
+            .await
+            .map_err(Error::kube("looking up the keyring Secret"))?
+            .is_some(),
+    };
+    Ok(Refs { policy, credentials_found, keyring_found })
 }

@@ -182,10 +182,40 @@ fn readiness(
     if agent.spec.suspend || agent.spec.replicas == 0 {
         return DesiredCondition::not(READY, "Suspended", "scaled to zero by spec; state and config are kept");
     }
+    if let Some(not_ready) = refs.policy.as_deref().and_then(|p| policy_not_ready(p, refs.keyring_found)) {
+        return not_ready;
+    }
     if rollout.available {
         return DesiredCondition::ok(READY, "Available", format!("{} of {} pods ready", rollout.ready, rollout.wanted));
     }
     DesiredCondition::not(READY, "PodsNotReady", format!("{} of {} pods ready", rollout.ready, rollout.wanted))
+}
+
+/// Why the referenced policy cannot carry traffic yet: invalid, not Ready, or its keyring Secret
+/// is missing (pods would wait in ContainerCreating for the mount).
+fn policy_not_ready(policy: &mailagent_crds::AuthPolicy, keyring_found: bool) -> Option<DesiredCondition> {
+    use conditions::READY;
+    let name = policy.metadata.name.as_deref().unwrap_or_default();
+    let ready = policy.status.as_ref().and_then(|s| conditions::find(&s.conditions, READY));
+    match ready {
+        Some(c) if c.status != "True" && c.reason == "InvalidSpec" => Some(DesiredCondition::not(
+            READY,
+            "AuthPolicyInvalid",
+            format!("AuthPolicy {name} is invalid: {}", c.message),
+        )),
+        Some(c) if c.status == "True" => (!keyring_found).then(|| {
+            DesiredCondition::not(
+                READY,
+                "KeyringNotFound",
+                format!("Secret {name}-keyring does not exist; pods wait for it to mount"),
+            )
+        }),
+        _ => Some(DesiredCondition::not(
+            READY,
+            "AuthPolicyNotReady",
+            format!("AuthPolicy {name} has not published its keys yet"),
+        )),
+    }
 }
 
 /// What the Deployment's status says.
@@ -291,7 +321,19 @@ mod tests {
 
     fn refs(with_policy: bool) -> Refs {
         let spec = policy("mode: api_key\napiKeys: [{name: ci, scopes: [mail:scan]}]");
-        Refs { policy: with_policy.then(|| Arc::new(AuthPolicy::new("policy", spec))), credentials_found: true }
+        let mut policy = AuthPolicy::new("policy", spec);
+        policy.status = Some(mailagent_crds::AuthPolicyStatus {
+            conditions: vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+                type_: conditions::READY.into(),
+                status: "True".into(),
+                reason: "KeysPublished".into(),
+                message: String::new(),
+                last_transition_time: t(0),
+                observed_generation: None,
+            }],
+            ..Default::default()
+        });
+        Refs { policy: with_policy.then(|| Arc::new(policy)), credentials_found: true, keyring_found: true }
     }
 
     fn ready_deployment(ready: i32) -> Deployment {
@@ -333,6 +375,29 @@ mod tests {
         let status = compute(&agent, &refs, &children, None, &MailAgentStatus::default(), t(1));
         assert_eq!(ready_of(&status), ("False".into(), "AuthPolicyNotFound".into()));
         assert_eq!(status.auth_mode, None, "no mode is in force without a policy");
+    }
+
+    #[test]
+    fn a_policy_without_published_keys_keeps_the_agent_not_ready() {
+        let agent = agent("{}");
+        let mut refs = refs(true);
+        let children = Ok(build(Inputs { agent: &agent, policy: refs.policy.as_ref().map(|p| &p.spec) }));
+        refs.keyring_found = false;
+        let status = compute(&agent, &refs, &children, Some(&ready_deployment(1)), &MailAgentStatus::default(), t(1));
+        assert_eq!(ready_of(&status), ("False".into(), "KeyringNotFound".into()));
+        let mut unready = (*refs.policy.clone().unwrap()).clone();
+        unready.status = None;
+        refs.policy = Some(Arc::new(unready.clone()));
+        let status = compute(&agent, &refs, &children, Some(&ready_deployment(1)), &MailAgentStatus::default(), t(1));
+        assert_eq!(ready_of(&status), ("False".into(), "AuthPolicyNotReady".into()));
+        let mut invalid = unready;
+        let mut invalid_status = mailagent_crds::AuthPolicyStatus::default();
+        let bad = conditions::DesiredCondition::not(conditions::READY, "InvalidSpec", "jwt.algorithms ...");
+        conditions::set_condition(&mut invalid_status.conditions, &bad, None, t(0));
+        invalid.status = Some(invalid_status);
+        refs.policy = Some(Arc::new(invalid));
+        let status = compute(&agent, &refs, &children, Some(&ready_deployment(1)), &MailAgentStatus::default(), t(1));
+        assert_eq!(ready_of(&status), ("False".into(), "AuthPolicyInvalid".into()));
     }
 
     #[test]

@@ -92,7 +92,16 @@ fn resource_server_url(inputs: Inputs<'_>) -> Option<String> {
 }
 
 fn jwt_settings(policy: &AuthPolicySpec, set: &mut impl FnMut(&str, String)) {
+    // The policy's scopes cap every principal on every door (the workload intersects).
+    // An empty list is spelled `none` (an empty value would read as no ceiling at all).
+    let ceiling: Vec<&str> = policy.scopes.iter().map(|s| s.as_str()).collect();
+    set(env::AUTH_SCOPES_CEILING, if ceiling.is_empty() { "none".into() } else { ceiling.join(" ") });
     if let Some(jwt) = &policy.jwt {
+        let algorithms: Vec<&str> = jwt.algorithms.iter().map(|a| a.as_str()).collect();
+        set(env::AUTH_JWT_ALGORITHMS, algorithms.join(","));
+        if let Some(typ) = &jwt.required_typ {
+            set(env::AUTH_JWT_REQUIRED_TYP, typ.clone());
+        }
         if let Some(issuer) = &jwt.issuer {
             set(env::AUTH_JWT_ISSUER, issuer.clone());
         }
@@ -186,6 +195,21 @@ mod tests {
         assert_eq!(s["AUTH_JWT_AUDIENCE"], "mailagent");
         assert_eq!(s["MAILAGENT_SURFACES"], "rest,a2a,mcp");
         assert!(s["MCP_ALLOWED_HOSTS"].contains("inbox-mcp.team.svc"));
+        assert_eq!(s["AUTH_JWT_ALGORITHMS"], "HS256");
+        assert!(!s.contains_key("AUTH_JWT_REQUIRED_TYP"), "no typ required unless the policy says so");
+        assert_eq!(s["AUTH_SCOPES_CEILING"].split(' ').count(), 6, "the default ceiling is every scope");
+    }
+
+    #[test]
+    fn the_policy_renders_its_ceiling_algorithms_and_typ() {
+        let agent = agent("{}");
+        let policy = policy(
+            "mode: jwt\nscopes: [mail:scan, availability:read]\njwt: {audiences: [a], algorithms: [ES256, EdDSA], requiredTyp: at+jwt}",
+        );
+        let s = render_config(Inputs { agent: &agent, policy: Some(&policy) }).settings;
+        assert_eq!(s["AUTH_SCOPES_CEILING"], "mail:scan availability:read");
+        assert_eq!(s["AUTH_JWT_ALGORITHMS"], "ES256,EdDSA");
+        assert_eq!(s["AUTH_JWT_REQUIRED_TYP"], "at+jwt");
     }
 
     #[test]

@@ -1,0 +1,337 @@
+//! The AuthPolicy controller: validate, load the signer document, run the urgent step (first
+//! mint, emergency revoke, a removed client), publish, keep the rotation executor in place, and
+//! report status. Scheduled steps (stage, promote, retire) are the `rotate` command's, run by the
+//! policy's CronJob; the controller decides *when* (`status.nextRotationTime`) and requeues then.
+
+pub mod build;
+pub mod material;
+pub mod plan;
+pub mod rotate;
+pub mod schedule;
+pub mod status;
+pub mod store;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::{Future, StreamExt};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Api, Client, Resource, ResourceExt};
+use mailagent_crds::AuthPolicy;
+use mailagent_crds::authpolicy::JwtAlgorithm;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::{info, warn};
+
+use crate::error::{Error, Result};
+use crate::labels::FIELD_MANAGER;
+use crate::metrics::Metrics;
+use crate::reflect::is_subset;
+use plan::{Inputs, Step};
+use status::Outcome;
+
+/// Controller name in metrics, events and logs.
+pub const CONTROLLER: &str = "authpolicy";
+/// Longest wait between two looks at an unchanged policy.
+pub const RESYNC: Duration = Duration::from_secs(3600);
+
+/// Where time comes from; tests inject a clock they advance by hand.
+pub trait Clock: Send + Sync + 'static {
+    /// The current instant.
+    fn now(&self) -> Time;
+}
+
+/// The system clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Time {
+        Time(Timestamp::now())
+    }
+}
+
+/// A clock that moves only when told to.
+#[derive(Clone, Debug)]
+pub struct ManualClock(Arc<Mutex<Timestamp>>);
+
+impl ManualClock {
+    /// A clock standing at `at`.
+    pub fn new(at: Timestamp) -> Self {
+        Self(Arc::new(Mutex::new(at)))
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, by: Duration) {
+        let mut now = self.0.lock().expect("not poisoned");
+        *now = now.checked_add(by).expect("in range");
+    }
+
+    /// Sets the clock.
+    pub fn set(&self, at: Timestamp) {
+        *self.0.lock().expect("not poisoned") = at;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Time {
+        Time(*self.0.lock().expect("not poisoned"))
+    }
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    pub(crate) client: Client,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) recorder: Recorder,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// The operator image, run by the rotation CronJob.
+    pub(crate) rotator_image: String,
+}
+
+/// Settings of the AuthPolicy controller.
+#[derive(Clone)]
+pub struct Settings {
+    /// One namespace, or all.
+    pub namespace: Option<String>,
+    /// The image the rotation CronJob runs (`mailagent-operator rotate`).
+    pub rotator_image: String,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Runs the AuthPolicy controller until `shutdown` resolves.
+pub fn run(
+    client: Client,
+    settings: Settings,
+    metrics: Arc<Metrics>,
+    recorder: Recorder,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> impl Future<Output = ()> {
+    let api = match &settings.namespace {
+        Some(ns) => Api::<AuthPolicy>::namespaced(client.clone(), ns),
+        None => Api::<AuthPolicy>::all(client.clone()),
+    };
+    let ctx =
+        Arc::new(Context { client, metrics, recorder, clock: settings.clock, rotator_image: settings.rotator_image });
+    Controller::new(api, kube::runtime::watcher::Config::default().any_semantic())
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                warn!(%error, "authpolicy reconcile failed");
+            }
+        })
+}
+
+async fn reconcile(policy: Arc<AuthPolicy>, ctx: Arc<Context>) -> Result<Action> {
+    let started = Instant::now();
+    let result = reconcile_policy(&policy, &ctx).await;
+    ctx.metrics.reconciled(CONTROLLER, started.elapsed());
+    result
+}
+
+async fn reconcile_policy(policy: &AuthPolicy, ctx: &Context) -> Result<Action> {
+    let ns = policy.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
+    let name = policy.name_any();
+    let now = ctx.clock.now();
+    if let Err(problem) = validate(policy, &now) {
+        let loaded = store::load(&ctx.client, &ns, &name).await?;
+        let desired =
+            status::compute(policy, loaded.as_ref().map(|l| &l.state), None, &Outcome::Invalid(problem), &now);
+        write_status(policy, &desired, ctx).await?;
+        return Ok(Action::await_change());
+    }
+    let loaded = store::load(&ctx.client, &ns, &name).await?;
+    let (mut state, resource_version) = match loaded {
+        Some(l) => (l.state, l.resource_version),
+        None => (Default::default(), None),
+    };
+    let nonce = status::rotate_nonce(policy);
+    let inputs = Inputs { spec: &policy.spec, state: &state, now: &now, rotate_nonce: nonce };
+    let mut outcome = Outcome::Fine;
+    let mut pending = None;
+    match plan::plan(&inputs) {
+        Ok(Some(step)) if step.urgent() && !status::in_backoff(policy, &now) => match plan::execute(&inputs, &step) {
+            Ok(next) => match store::save(&ctx.client, policy, &next, resource_version).await {
+                Ok(()) => {
+                    ctx.metrics.wrote("Secret", "apply");
+                    announce(policy, &step, &next, ctx).await;
+                    state = next;
+                }
+                // The rotation Job wrote first; look again with its document.
+                Err(e) if store::lost_race(&e) => return Ok(Action::requeue(Duration::from_secs(1))),
+                Err(e) => return Err(e),
+            },
+            Err(refusal) => {
+                warn!(policy = %name, %refusal, "step refused");
+                outcome = status::outcome_of(&refusal);
+                pending = Some(step);
+            }
+        },
+        Ok(step) => pending = step,
+        Err(refusal) => outcome = status::outcome_of(&refusal),
+    }
+    if state.revision > 0 {
+        let writes = store::publish(&ctx.client, policy, &state, &now).await?;
+        for _ in 0..writes {
+            ctx.metrics.wrote("Secret", "apply");
+        }
+    }
+    let desired = status::compute(policy, Some(&state), pending.as_ref(), &outcome, &now);
+    write_status(policy, &desired, ctx).await?;
+    // After the status: keys and their report do not wait for the executor. Creating a
+    // RoleBinding right after its Role can be refused until the API server's RBAC cache has seen
+    // the Role, so any failure here is retried soon rather than treated as permanent.
+    if let Err(error) = ensure_rotator(policy, &state, ctx).await {
+        warn!(policy = %name, %error, "rotation executor not in place yet; retrying");
+        return Ok(Action::requeue(Duration::from_secs(2)));
+    }
+    Ok(requeue(policy, &state, &now))
+}
+
+/// Checks what admission cannot: a mintable algorithm, a parsable schedule in a real zone, and
+/// a schedule whose firings leave room for the overlap.
+pub fn validate(policy: &AuthPolicy, now: &Time) -> Result<(), String> {
+    if let Some(jwt) = &policy.spec.jwt {
+        match jwt.algorithms.first() {
+            Some(JwtAlgorithm::RS256) | None => {
+                return Err("jwt.algorithms must start with an algorithm the operator can mint: HS256, HS384, HS512, ES256 or EdDSA (RS256 keys are verified, never generated)".into());
+            }
+            _ => {}
+        }
+    }
+    if let Some(rotation) = &policy.spec.rotation
+        && let Some(expr) = &rotation.schedule
+    {
+        let gap = schedule::shortest_gap(expr, &rotation.time_zone, now.0, 50)?;
+        let needed = std::time::Duration::from(rotation.overlap).as_secs() as i64
+            + mailagent_crds::authpolicy::PROPAGATION_SECONDS;
+        if gap < needed {
+            return Err(format!(
+                "rotation.schedule {expr:?} fires {gap}s apart at its closest, less than overlap + 1m ({needed}s): a rotation would start before the previous key's overlap ended"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn requeue(policy: &AuthPolicy, state: &material::SignerState, now: &Time) -> Action {
+    match plan::next_wakeup(&policy.spec, state) {
+        Some(at) => {
+            let secs = (at.0.as_second() - now.0.as_second()).clamp(1, RESYNC.as_secs() as i64);
+            Action::requeue(Duration::from_secs(secs as u64))
+        }
+        None => Action::requeue(RESYNC),
+    }
+}
+
+async fn write_status(policy: &AuthPolicy, desired: &mailagent_crds::AuthPolicyStatus, ctx: &Context) -> Result<()> {
+    match status::write(&ctx.client, policy, desired).await {
+        Ok(true) => {
+            ctx.metrics.wrote("AuthPolicy", "status");
+            Ok(())
+        }
+        Ok(false) => Ok(()),
+        // A newer status was written meanwhile (the Job, or our own previous write): the watch
+        // brings the fresh object and a new reconcile.
+        Err(e) if store::lost_race(&e) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Keeps the rotation executor (ServiceAccount, Role, RoleBinding, CronJob) as built.
+async fn ensure_rotator(policy: &AuthPolicy, state: &material::SignerState, ctx: &Context) -> Result<()> {
+    let ns = policy.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
+    ensure(ctx, &ns, &build::rotator_service_account(policy)).await?;
+    ensure(ctx, &ns, &build::rotator_role(policy)).await?;
+    ensure(ctx, &ns, &build::rotator_role_binding(policy)).await?;
+    ensure(ctx, &ns, &build::rotator_cron_job(policy, state, &ctx.rotator_image)).await?;
+    Ok(())
+}
+
+async fn ensure<K>(ctx: &Context, ns: &str, desired: &K) -> Result<()>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + k8s_openapi::Resource
+        + Clone
+        + std::fmt::Debug
+        + Serialize
+        + DeserializeOwned,
+{
+    let api = Api::<K>::namespaced(ctx.client.clone(), ns);
+    let name = desired.name_any();
+    let wanted = serde_json::to_value(desired).expect("k8s-openapi objects serialize");
+    if let Some(live) = api.get_opt(&name).await.map_err(Error::kube("reading a rotation executor object"))? {
+        let live = serde_json::to_value(&live).expect("k8s-openapi objects serialize");
+        if is_subset(&wanted, &live) {
+            return Ok(());
+        }
+    }
+    api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&wanted))
+        .await
+        .map_err(Error::kube("applying a rotation executor object"))?;
+    ctx.metrics.wrote(<K as k8s_openapi::Resource>::KIND, "apply");
+    Ok(())
+}
+
+async fn announce(policy: &AuthPolicy, step: &Step, state: &material::SignerState, ctx: &Context) {
+    let note = describe(step, state, policy);
+    info!(policy = %policy.name_any(), step = step.name(), revision = state.revision, "{note}");
+    let event = Event {
+        type_: if matches!(step, Step::Revoke(_)) { EventType::Warning } else { EventType::Normal },
+        reason: match step {
+            Step::Revoke(_) => "Revoked",
+            Step::Forget(_) => "KeysDropped",
+            Step::Mint(_) => "Minted",
+            _ => "Rotated",
+        }
+        .into(),
+        note: Some(note),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if ctx.recorder.publish(&event, &policy.object_ref(&())).await.is_ok() {
+        ctx.metrics.wrote("Event", "create");
+    }
+}
+
+/// One line about a step: kids and fingerprints, never values.
+pub fn describe(step: &Step, state: &material::SignerState, policy: &AuthPolicy) -> String {
+    let keys = |kids: &[String]| {
+        state
+            .keys
+            .iter()
+            .filter(|k| kids.contains(&k.kid))
+            .map(|k| format!("{} ({})", k.kid, k.fingerprint))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match step {
+        Step::Revoke(kids) => format!(
+            "revoked {} at once: {}; revision {}",
+            keys(kids),
+            policy.spec.revocation.as_ref().map_or("", |r| r.reason.as_str()),
+            state.revision
+        ),
+        Step::Forget(chains) => {
+            format!("dropped the keys of {}", chains.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", "))
+        }
+        Step::Mint(chains) => format!(
+            "minted first keys for {}; revision {}",
+            chains.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", "),
+            state.revision
+        ),
+        other => format!("{} step; revision {}", other.name(), state.revision),
+    }
+}
+
+fn error_policy(policy: Arc<AuthPolicy>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.failed(CONTROLLER, error.metric_label());
+    warn!(policy = %policy.name_any(), %error, "authpolicy reconcile failed");
+    if error.is_permanent() { Action::requeue(RESYNC) } else { Action::requeue(Duration::from_secs(5)) }
+}
