@@ -384,32 +384,11 @@ pub enum KeyPurpose {
     Jwt,
 }
 
-/// The Secret holding the keyring ([`crate::contract::Keyring`]) that every MailAgent referencing
-/// the policy mounts as a directory.
-pub fn keyring_secret_name(policy: &str) -> String {
-    crate::names::keyring_secret(policy)
-}
-
-/// The Secret holding the signing material and key history; read only by the operator and the
-/// policy's rotation Job, mounted by no workload.
-pub fn signer_secret_name(policy: &str) -> String {
-    format!("{policy}-signer")
-}
-
-/// The ConfigMap publishing the public JWT keys as a JWKS (key `jwks.json`).
-pub fn jwks_config_map_name(policy: &str) -> String {
-    format!("{policy}-jwks")
-}
-
-/// The Secret delivering an API key client its current key (keys `api-key` and `kid`).
-pub fn client_secret_name(policy: &str, client: &str) -> String {
-    format!("{policy}-client-{client}")
-}
-
-/// The CronJob, ServiceAccount, Role and RoleBinding that execute the policy's rotation.
-pub fn rotator_name(policy: &str) -> String {
-    format!("{policy}-rotator")
-}
+// The names derived from a policy's name live in `crate::names`, with the length limits they set.
+pub use crate::names::{
+    client_secret as client_secret_name, jwks_config_map as jwks_config_map_name,
+    keyring_secret as keyring_secret_name, rotation_cronjob as rotator_name, signer_secret as signer_secret_name,
+};
 
 /// Annotation requesting one manual rotation; its value is a nonce recorded in
 /// `status.lastHandledRotateNonce` so each value rotates once.

@@ -55,9 +55,26 @@ pub fn keyring_secret(policy: &str) -> String {
     format!("{policy}-keyring")
 }
 
-/// The policy's key-rotation CronJob.
+/// The policy's key-rotation CronJob, and the ServiceAccount, Role and RoleBinding its Jobs run
+/// as (one name, so the Role's `resourceNames` read like the CronJob they serve).
 pub fn rotation_cronjob(policy: &str) -> String {
     format!("{policy}{ROTATION_SUFFIX}")
+}
+
+/// The Secret holding a policy's signing material and key history; read only by the operator and
+/// the policy's rotation Job, mounted by no workload.
+pub fn signer_secret(policy: &str) -> String {
+    format!("{policy}-signer")
+}
+
+/// The ConfigMap publishing a policy's public JWT keys as a JWKS (key `jwks.json`).
+pub fn jwks_config_map(policy: &str) -> String {
+    format!("{policy}-jwks")
+}
+
+/// The Secret delivering one API-key client its current key (keys `api-key` and `kid`).
+pub fn client_secret(policy: &str, client: &str) -> String {
+    format!("{policy}-client-{client}")
 }
 
 #[cfg(test)]
@@ -86,7 +103,9 @@ mod tests {
     fn the_longest_allowed_policy_name_gives_a_valid_cronjob_and_one_more_does_not() {
         let longest = "p".repeat(AUTHPOLICY_NAME_MAX);
         assert!(rotation_cronjob(&longest).len() <= CRONJOB_NAME_MAX);
-        assert!(keyring_secret(&longest).len() <= 253);
+        for secret in [keyring_secret(&longest), signer_secret(&longest), jwks_config_map(&longest)] {
+            assert!(secret.len() <= 253, "{secret}");
+        }
         assert!(rotation_cronjob(&format!("{longest}p")).len() > CRONJOB_NAME_MAX);
     }
 

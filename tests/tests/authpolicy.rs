@@ -122,11 +122,11 @@ async fn a_rotation_walks_staged_active_verifying_retired_on_the_clock() {
     assert_eq!(first.api_keys[0].kid, kid);
 
     // The executor and its rights exist, though no node runs it here.
-    let job = Api::<CronJob>::namespaced(admin.clone(), &ns).get("p-rotator").await.unwrap().spec;
+    let job = Api::<CronJob>::namespaced(admin.clone(), &ns).get("p-rotate").await.unwrap().spec;
     assert_eq!((job.concurrency_policy.as_deref(), job.suspend), (Some("Forbid"), Some(false)));
-    Api::<ServiceAccount>::namespaced(admin.clone(), &ns).get("p-rotator").await.unwrap();
-    Api::<Role>::namespaced(admin.clone(), &ns).get("p-rotator").await.unwrap();
-    Api::<RoleBinding>::namespaced(admin.clone(), &ns).get("p-rotator").await.unwrap();
+    Api::<ServiceAccount>::namespaced(admin.clone(), &ns).get("p-rotate").await.unwrap();
+    Api::<Role>::namespaced(admin.clone(), &ns).get("p-rotate").await.unwrap();
+    Api::<RoleBinding>::namespaced(admin.clone(), &ns).get("p-rotate").await.unwrap();
 
     let rotator = rotator_client(&ns, "p").await;
     assert_eq!(run_once(&rotator, &ns, "p", &clock.now()).await.unwrap(), Ran::NothingDue);
