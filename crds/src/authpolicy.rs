@@ -91,6 +91,28 @@ fn all_scopes() -> Vec<Scope> {
     Scope::ALL.to_vec()
 }
 
+/// How a MailAgent's MCP door authenticates: its own `mcp.authMode` wins; `inherit` takes the
+/// policy's MCP mode (see [`AuthPolicySpec::mcp_mode`]); with no policy, JWT.
+pub fn served_mcp_mode(agent: McpAuthMode, policy: Option<&AuthPolicySpec>) -> McpAuthMode {
+    match agent {
+        McpAuthMode::Inherit => policy.map_or(McpAuthMode::Jwt, AuthPolicySpec::mcp_mode),
+        own => own,
+    }
+}
+
+impl AuthPolicySpec {
+    /// How the MCP door authenticates under this policy alone: `inherit` resolves to `mode`.
+    /// A MailAgent's own `mcp.authMode` overrides it.
+    pub fn mcp_mode(&self) -> McpAuthMode {
+        match (self.mcp.mode, self.mode) {
+            (McpAuthMode::Inherit, AuthMode::ApiKey) => McpAuthMode::ApiKey,
+            (McpAuthMode::Inherit, AuthMode::Jwt) => McpAuthMode::Jwt,
+            (McpAuthMode::Inherit, AuthMode::Hybrid) => McpAuthMode::Hybrid,
+            (explicit, _) => explicit,
+        }
+    }
+}
+
 /// MCP-only authentication override.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 #[x_kube(validation = Rule::new("self.mode != 'oauth' || has(self.oauth)")
@@ -315,7 +337,7 @@ pub struct AuthPolicyStatus {
     /// The generation the status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Ready, Progressing, Degraded, Rotating.
+    /// Ready, Degraded, Rotating, Revoking.
     #[serde(default)]
     #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,
@@ -346,6 +368,49 @@ pub struct AuthPolicyStatus {
     /// When the last failure happened; the next attempt waits an exponential backoff after it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failure_time: Option<Time>,
+    /// Who may do what under this policy: one entry per API key client and per kind of bearer
+    /// token, with the REST routes, A2A skills and MCP tools its scopes open on the policy's doors.
+    #[serde(default)]
+    pub permissions: Vec<Permission>,
+    /// The MailAgents that reference this policy, with the MCP auth mode each one serves and the
+    /// mutation capabilities switched off there (on every door).
+    #[serde(default)]
+    pub mail_agents: Vec<AgentAccess>,
+}
+
+/// What one principal may do, derived from the policy's scopes, modes and the capability table.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Permission {
+    /// `apiKey/<client>`, `jwt` (bearer tokens that `spec.jwt` accepts, at most the policy's
+    /// scopes, narrowed by each token's `scope` claim) or `oauth` (MCP bearer tokens from
+    /// `spec.mcp.oauth.issuer`, likewise capped).
+    pub principal: String,
+    /// The scopes it may hold: its own (API keys) or the policy's ceiling (bearer tokens).
+    pub scopes: Vec<Scope>,
+    /// REST routes it may call (`POST /v1/...`), where its credential is accepted on REST.
+    #[serde(default)]
+    pub rest: Vec<String>,
+    /// A2A skills it may invoke, where its credential is accepted on A2A.
+    #[serde(default)]
+    pub a2a_skills: Vec<String>,
+    /// MCP tools it may call, where its credential is accepted on MCP (by the policy's MCP mode;
+    /// a MailAgent's own `mcp.authMode` may differ, see `mailAgents`).
+    #[serde(default)]
+    pub mcp_tools: Vec<String>,
+}
+
+/// One MailAgent under the policy.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentAccess {
+    /// The MailAgent's name.
+    pub name: String,
+    /// How its MCP door authenticates (its own override, else the policy's).
+    pub mcp_auth_mode: McpAuthMode,
+    /// Mutation capabilities refused there on every door because `mcp.enableMutationTools` is off.
+    #[serde(default)]
+    pub mutation_tools_off: Vec<String>,
 }
 
 /// One key as observed.

@@ -272,3 +272,47 @@ async fn a_revoke_takes_the_kid_out_at_once_and_no_secret_leaks() {
     }
     controller.stop().await;
 }
+
+#[tokio::test]
+async fn status_says_who_may_do_what_and_follows_each_agents_mutation_switch() {
+    let spec = "mode: hybrid\nscopes: [mail:scan, unsubscribe:read, unsubscribe:execute]\napiKeys: [{name: ci, scopes: [mail:scan]}]\njwt: {audiences: [mailagent]}\nmcp: {mode: api_key}";
+    let (admin, ns, _clock, controller) = setup(&[("p", spec)]).await;
+    let ns = ns.name().to_owned();
+    let policies = Api::<AuthPolicy>::namespaced(admin.clone(), &ns);
+    let status = policies.get("p").await.unwrap().status.unwrap();
+    let principals: Vec<_> = status.permissions.iter().map(|p| p.principal.as_str()).collect();
+    assert_eq!(principals, ["apiKey/ci", "jwt"]);
+    let ci = &status.permissions[0];
+    assert_eq!(
+        (ci.rest.as_slice(), ci.mcp_tools.as_slice()),
+        (&["POST /v1/mail/scan".to_owned()][..], &["mail_scan".to_owned()][..])
+    );
+    let jwt = &status.permissions[1];
+    assert!(jwt.mcp_tools.is_empty(), "the MCP door takes API keys only under this policy");
+    assert_eq!(jwt.a2a_skills, ["mail_scan", "unsubscribe_candidates", "unsubscribe_execute"]);
+
+    let agents = Api::<mailagent_crds::MailAgent>::namespaced(admin.clone(), &ns);
+    let agent = |mutations: bool| {
+        json!({"apiVersion": "mailagent.dev/v1alpha1", "kind": "MailAgent", "metadata": {"name": "inbox"},
+            "spec": {"image": "mailagent:test", "authPolicyRef": {"name": "p"}, "mailbox": {"provider": "maildir"},
+                     "mcp": {"enableMutationTools": mutations}}})
+    };
+    let switch = |mutations: bool| {
+        let agents = agents.clone();
+        let body = agent(mutations);
+        async move { agents.patch("inbox", &PatchParams::apply("a-user").force(), &Patch::Apply(&body)).await.unwrap() }
+    };
+    switch(false).await;
+    let off = wait_for(&policies, "p", |p| p.status.as_ref().is_some_and(|s| s.mail_agents.len() == 1)).await;
+    let listed = &off.status.unwrap().mail_agents[0];
+    assert_eq!(listed.name, "inbox");
+    assert_eq!(listed.mutation_tools_off, ["unsubscribe_execute", "unsubscribe_digest"]);
+    switch(true).await;
+    wait_for(&policies, "p", |p| {
+        p.status.as_ref().is_some_and(|s| s.mail_agents.len() == 1 && s.mail_agents[0].mutation_tools_off.is_empty())
+    })
+    .await;
+    agents.delete("inbox", &Default::default()).await.unwrap();
+    wait_for(&policies, "p", |p| p.status.as_ref().is_some_and(|s| s.mail_agents.is_empty())).await;
+    controller.stop().await;
+}

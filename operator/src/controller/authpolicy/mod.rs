@@ -3,8 +3,10 @@
 //! report status. Scheduled steps (stage, promote, retire) are the `rotate` command's, run by the
 //! policy's CronJob; the controller decides *when* (`status.nextRotationTime`) and requeues then.
 
+pub mod agents;
 pub mod build;
 pub mod material;
+pub mod permissions;
 pub mod plan;
 pub mod rotate;
 pub mod schedule;
@@ -112,13 +114,14 @@ pub fn run(
     recorder: Recorder,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> impl Future<Output = ()> {
-    let api = match &settings.namespace {
-        Some(ns) => Api::<AuthPolicy>::namespaced(client.clone(), ns),
-        None => Api::<AuthPolicy>::all(client.clone()),
+    let (api, agents) = match &settings.namespace {
+        Some(ns) => (Api::<AuthPolicy>::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
+        None => (Api::<AuthPolicy>::all(client.clone()), Api::all(client.clone())),
     };
     let ctx =
         Arc::new(Context { client, metrics, recorder, clock: settings.clock, rotator_image: settings.rotator_image });
     Controller::new(api, kube::runtime::watcher::Config::default().any_semantic())
+        .reconcile_on(agents::policies_to_wake(agents))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
@@ -141,8 +144,9 @@ async fn reconcile_policy(policy: &AuthPolicy, ctx: &Context) -> Result<Action> 
     let now = ctx.clock.now();
     if let Err(problem) = validate(policy, &now) {
         let loaded = store::load(&ctx.client, &ns, &name).await?;
-        let desired =
+        let mut desired =
             status::compute(policy, loaded.as_ref().map(|l| &l.state), None, &Outcome::Invalid(problem), &now);
+        desired.mail_agents = mail_agents(policy, &ns, ctx).await?;
         write_status(policy, &desired, ctx).await?;
         return Ok(Action::await_change());
     }
@@ -182,7 +186,8 @@ async fn reconcile_policy(policy: &AuthPolicy, ctx: &Context) -> Result<Action> 
             ctx.metrics.wrote("Secret", "apply");
         }
     }
-    let desired = status::compute(policy, Some(&state), pending.as_ref(), &outcome, &now);
+    let mut desired = status::compute(policy, Some(&state), pending.as_ref(), &outcome, &now);
+    desired.mail_agents = mail_agents(policy, &ns, ctx).await?;
     write_status(policy, &desired, ctx).await?;
     // After the status: keys and their report do not wait for the executor. Creating a
     // RoleBinding right after its Role can be refused until the API server's RBAC cache has seen
@@ -192,6 +197,16 @@ async fn reconcile_policy(policy: &AuthPolicy, ctx: &Context) -> Result<Action> 
         return Ok(Action::requeue(Duration::from_secs(2)));
     }
     Ok(requeue(policy, &state, &now))
+}
+
+/// The policy's agents as its status reports them.
+async fn mail_agents(
+    policy: &AuthPolicy,
+    ns: &str,
+    ctx: &Context,
+) -> Result<Vec<mailagent_crds::authpolicy::AgentAccess>> {
+    let agents = agents::referencing(&ctx.client, ns, &policy.name_any()).await?;
+    Ok(permissions::agent_access(&policy.name_any(), &policy.spec, &agents))
 }
 
 /// Checks what admission cannot: a mintable algorithm, a parsable schedule in a real zone, and

@@ -66,6 +66,8 @@ pub fn compute(
     status.last_rotation_time = state.last_rotation.clone();
     status.next_rotation_time = plan::next_rotation(&policy.spec, state).ok().flatten();
     status.last_handled_rotate_nonce = state.handled_rotate_nonce.clone();
+    // `mailAgents` needs a MailAgent list the rotation Job may not read: the controller sets it.
+    status.permissions = super::permissions::permissions(&policy.spec);
     match outcome {
         Outcome::Failed(_) => {
             status.failed_attempts = current.failed_attempts + 1;

@@ -33,7 +33,7 @@ pub struct RenderedConfig {
 pub fn render_config(inputs: Inputs<'_>) -> RenderedConfig {
     let spec = &inputs.agent.spec;
     let auth_mode = inputs.policy.map_or(AuthMode::Jwt, |p| p.mode);
-    let mcp_auth_mode = effective_mcp_mode(spec.mcp.auth_mode, inputs.policy);
+    let mcp_auth_mode = mailagent_crds::authpolicy::served_mcp_mode(spec.mcp.auth_mode, inputs.policy);
     let mut s = BTreeMap::new();
     let mut set = |k: &str, v: String| {
         s.insert(k.to_owned(), v);
@@ -70,20 +70,6 @@ pub fn render_config(inputs: Inputs<'_>) -> RenderedConfig {
 
     let restart_hash = hash(s.iter().filter(|(k, _)| !LIVE_SETTINGS.contains(&k.as_str())));
     RenderedConfig { settings: s, restart_hash, auth_mode, mcp_auth_mode }
-}
-
-/// The MailAgent's override wins; `inherit` falls back to the policy's MCP mode, then its mode.
-fn effective_mcp_mode(agent: McpAuthMode, policy: Option<&AuthPolicySpec>) -> McpAuthMode {
-    let policy_mcp = policy.map_or(McpAuthMode::Inherit, |p| p.mcp.mode);
-    match (agent, policy_mcp) {
-        (McpAuthMode::Inherit, McpAuthMode::Inherit) => match policy.map_or(AuthMode::Jwt, |p| p.mode) {
-            AuthMode::ApiKey => McpAuthMode::ApiKey,
-            AuthMode::Jwt => McpAuthMode::Jwt,
-            AuthMode::Hybrid => McpAuthMode::Hybrid,
-        },
-        (McpAuthMode::Inherit, from_policy) => from_policy,
-        (from_agent, _) => from_agent,
-    }
 }
 
 fn resource_server_url(inputs: Inputs<'_>) -> Option<String> {
