@@ -188,6 +188,8 @@ pub mod http {
     pub const A2A: &str = "/a2a";
     /// The A2A agent card.
     pub const AGENT_CARD: &str = "/.well-known/agent-card.json";
+    /// The public JWT verification keys of the policy's keyring (ES256, EdDSA), as a JWKS.
+    pub const JWKS: &str = "/.well-known/jwks.json";
 }
 
 /// How REST and A2A callers authenticate (`AUTH_MODE`).

@@ -7,6 +7,7 @@ pub mod authpolicy;
 pub mod capability;
 pub mod conditions;
 pub mod contract;
+pub mod jwk;
 pub mod mailagent;
 pub mod names;
 pub mod reference;

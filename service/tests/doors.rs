@@ -220,3 +220,33 @@ async fn openapi_is_served_without_auth_and_lists_every_route() {
     assert_eq!(status, 200);
     assert_eq!(doc["paths"].as_object().unwrap().len(), 6);
 }
+
+#[tokio::test]
+async fn the_keyrings_public_keys_are_served_as_a_jwks_without_auth_and_follow_a_reload() {
+    use mailagent_service::auth::keys::{EnvSecrets, KeySet};
+    let (app, dir) = app("jwt", &[]);
+    let (status, headers, body) = send(&app, get("/.well-known/jwks.json")).await;
+    assert_eq!(status, 200, "public keys need no credential");
+    assert_eq!(headers["content-type"], "application/jwk-set+json");
+    assert_eq!(body, json!({"keys": []}), "HMAC secrets are never published; RS256 keys are their issuer's to publish");
+
+    // The operator rotates in an EdDSA key (RFC 8037 A.2's public key); a revoked one stays out.
+    let ed = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=\n-----END PUBLIC KEY-----\n";
+    let path = dir.path().join("keyring.json");
+    let mut keyring: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    for (kid, state) in [("jk-new", "Active"), ("jk-gone", "Revoked")] {
+        keyring["jwtKeys"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"kid": kid, "alg": "EdDSA", "publicKeyPem": ed, "state": state}));
+    }
+    std::fs::write(&path, keyring.to_string()).unwrap();
+    let secrets = EnvSecrets { api_key: None, jwt_secret: Some(JWT_SECRET.into()) };
+    app.auth.replace_keys(KeySet::build(KeySet::read_keyring(dir.path()).unwrap().as_ref(), &secrets).unwrap());
+    let (_, _, body) = send(&app, get("/.well-known/jwks.json")).await;
+    assert_eq!(
+        body,
+        json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo", "kid": "jk-new", "alg": "EdDSA", "use": "sig"}]})
+    );
+    assert!(!body.to_string().contains(JWT_SECRET), "the laptop HMAC secret is not published");
+}

@@ -37,11 +37,20 @@ pub struct JwtKey {
 }
 
 /// Everything accepted at one instant.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct KeySet {
     pub revision: u64,
     pub api_keys: Vec<ApiKey>,
     pub jwt_keys: HashMap<String, JwtKey>,
+    /// The keyring's public keys as a JWKS document, served at `/.well-known/jwks.json` for
+    /// other verifiers (HMAC keys are never in it).
+    pub jwks: serde_json::Value,
+}
+
+impl Default for KeySet {
+    fn default() -> Self {
+        Self { revision: 0, api_keys: Vec::new(), jwt_keys: HashMap::new(), jwks: serde_json::json!({"keys": []}) }
+    }
 }
 
 impl std::fmt::Debug for KeySet {
@@ -119,6 +128,7 @@ impl KeySet {
             return Err(KeyError::Keyring(format!("schema {} is not {KEYRING_SCHEMA}", keyring.schema)));
         }
         self.revision = keyring.revision;
+        self.jwks = mailagent_crds::jwk::keyring_jwks(keyring);
         for entry in &keyring.api_keys {
             let digest = hex::decode(&entry.sha256)
                 .ok()

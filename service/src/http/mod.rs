@@ -25,7 +25,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/health", get(health))
         .route(paths::HEALTHZ, get(health))
         .route(paths::READYZ, get(ready))
-        .route("/metrics", get(metrics));
+        .route("/metrics", get(metrics))
+        .route(paths::JWKS, get(jwks));
     let surfaces = &app.settings.surfaces;
     if surfaces.contains(&Surface::Rest) {
         let rest = rest::routes()
@@ -65,6 +66,13 @@ async fn uniform_errors(request: Request, next: Next) -> Response {
 
 async fn not_found() -> ApiError {
     ApiError::new(ErrorCode::NotFound).with_message("no such route")
+}
+
+/// Public keys only, so no authentication; short-cached because a rotation or revoke changes them.
+async fn jwks(State(app): State<Arc<App>>) -> Response {
+    let document = app.auth.keys().jwks.to_string();
+    ([(header::CONTENT_TYPE, "application/jwk-set+json"), (header::CACHE_CONTROL, "max-age=60")], document)
+        .into_response()
 }
 
 async fn health() -> &'static str {

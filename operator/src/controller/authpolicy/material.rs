@@ -10,6 +10,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use mailagent_crds::authpolicy::{JwtAlgorithm, KeyPurpose};
 use mailagent_crds::contract::{KeyState, fingerprint};
+use mailagent_crds::jwk::{ED25519_SPKI_PREFIX, P256_SPKI_PREFIX};
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
 use serde::{Deserialize, Serialize};
@@ -195,14 +196,6 @@ fn asymmetric(pkcs8: Vec<u8>, spki_der: &[u8]) -> Minted {
     Minted { secret: pkcs8, public_key_pem: Some(pem("PUBLIC KEY", spki_der)), fingerprint: fingerprint(spki_der) }
 }
 
-/// SubjectPublicKeyInfo header for an uncompressed P-256 point (RFC 5480).
-const P256_SPKI_PREFIX: &[u8] = &[
-    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce,
-    0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
-];
-/// SubjectPublicKeyInfo header for an Ed25519 key (RFC 8410).
-const ED25519_SPKI_PREFIX: &[u8] = &[0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
-
 fn spki(prefix: &[u8], public: &[u8]) -> Vec<u8> {
     [prefix, public].concat()
 }
@@ -237,24 +230,10 @@ pub fn api_key_sha256(key: &[u8]) -> String {
     hex::encode(Sha256::digest(key))
 }
 
-/// A public key as a JWK (`kty` EC or OKP), for the JWKS ConfigMap.
+/// A public key as a JWK (`kty` EC or OKP), for the JWKS ConfigMap; the workload serves the same
+/// conversion at `/.well-known/jwks.json`.
 pub fn jwk(record: &KeyRecord) -> Option<serde_json::Value> {
-    let pem = record.public_key_pem.as_deref()?;
-    let der = STANDARD.decode(pem.lines().filter(|l| !l.starts_with("-----")).collect::<String>()).ok()?;
-    match record.alg? {
-        JwtAlgorithm::ES256 => {
-            let point = der.strip_prefix(P256_SPKI_PREFIX)?;
-            let (x, y) = point.strip_prefix(&[0x04])?.split_at(32);
-            Some(serde_json::json!({"kty": "EC", "crv": "P-256", "x": URL_SAFE_NO_PAD.encode(x),
-                "y": URL_SAFE_NO_PAD.encode(y), "kid": record.kid, "alg": "ES256", "use": "sig"}))
-        }
-        JwtAlgorithm::EdDSA => {
-            let x = der.strip_prefix(ED25519_SPKI_PREFIX)?;
-            Some(serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": URL_SAFE_NO_PAD.encode(x),
-                "kid": record.kid, "alg": "EdDSA", "use": "sig"}))
-        }
-        _ => None,
-    }
+    mailagent_crds::jwk::public_jwk(&record.kid, record.alg?.as_str(), record.public_key_pem.as_deref()?)
 }
 
 /// The JWS `alg` name of an algorithm.
