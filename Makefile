@@ -75,6 +75,7 @@ test-integration: control-plane ## Operator tests against a real kube-apiserver 
 
 .PHONY: e2e
 e2e: node ## The product on a real local node (root): operator from the chart, pods, SDK clients, `make run`'s commands
+	$(CARGO) build -p mailagent-operator --bins
 	$(CARGO) test -p mailagent-tests --test node -- --ignored --test-threads=1 --nocapture
 	hack/e2e/run-commands-test.sh
 
@@ -93,6 +94,7 @@ bench: control-plane ## Benchmarks, each printing ratios against a baseline meas
 	$(CARGO) run --release -p mailagent-tests --bin operator-bench
 	$(CARGO) bench -p mailagent-service --bench doors
 	hack/peers/mail/bench.sh
+	$(CARGO) build -q -p mailagent-operator --bins
 	$(CARGO) run -q -p mailagent-tests --bin node-bench
 
 # No AddressSanitizer by default: the crate forbids unsafe and the target checks panics and

@@ -33,7 +33,7 @@ step() { echo "==> $* ($((SECONDS))s)"; }
 
 step "building the node's parts (first run on a machine: about 15 minutes)"
 eval "$(hack/node-build.sh)"
-cargo build -q -p mailagent-tests --bin mailagent-control-plane
+cargo build -q -p mailagent-tests --bin mailagent-control-plane -p mailagent-operator --bin mailagent-token
 bin="${CARGO_TARGET_DIR:-$root/target}/debug"
 
 step "building the images (cargo release build, crane)"
@@ -72,12 +72,9 @@ kubectl label namespace mailagent-system pod-security.kubernetes.io/enforce=rest
 
 step "applying hack/samples/"
 kubectl apply -f hack/samples/00-namespace.yaml -f hack/samples/10-authpolicy.yaml >/dev/null
-# Until the AuthPolicy controller makes the keyring, this script does: fresh keys for the sample's
-# clients, in the contract's keyring.json format (hack/keyring.py); the keys stay in $keys.
+# The operator mints the policy's keys; the sample clients' API keys go to $keys, never printed.
 rm -rf "$keys"
-kubectl -n mail get authpolicy team-auth -o json | hack/keyring.py "$keys" >"$run_dir/keyring.json"
-kubectl -n mail create secret generic team-auth-keyring --from-file=keyring.json="$run_dir/keyring.json" >/dev/null
-rm -f "$run_dir/keyring.json"
+hack/client-keys.sh mail team-auth "$keys"
 kubectl apply -f hack/samples/20-mailagent.yaml >/dev/null
 kubectl -n mail wait mailagent/inbox --for=condition=Ready --timeout=300s >/dev/null
 
@@ -86,6 +83,6 @@ step "forwarding 127.0.0.1:$port to the agent's Service"
 pids+=($!)
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
 
-hack/run-commands.sh "$run_dir" "$port" | tee "$run_dir/commands.txt"
+hack/run-commands.sh "$run_dir" "$port" "$bin" | tee "$run_dir/commands.txt"
 echo "Logs: $run_dir/*.log, $cluster/*.log, $cluster/node/*.log. Ctrl-C stops everything."
 wait

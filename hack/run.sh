@@ -6,7 +6,8 @@
 #   1. a local control plane (kube-apiserver built from the Go module proxy, etcd from a crate);
 #   2. the CRDs and the operator (in the foreground of this script's process group);
 #   3. the sample AuthPolicy and MailAgent from hack/samples/;
-#   4. the workload on the sample Maildir, configured from the ConfigMap the operator rendered.
+#   4. the workload on the sample Maildir, configured from the ConfigMap the operator rendered, with
+#      the keyring the operator minted (copied from its Secret every 2 s, as a kubelet would sync it).
 # Ctrl-C stops everything. Logs go to .cache/run/*.log.
 set -euo pipefail
 
@@ -58,8 +59,23 @@ pids+=($!)
 
 echo "==> applying hack/samples/"
 kubectl apply --server-side -f hack/samples/ >/dev/null
-for _ in $(seq 1 60); do
-  command kubectl -n mail get configmap inbox-config >/dev/null 2>&1 && break; sleep 0.5
+# The operator minted the sample policy's keys: the clients' API keys go to files readable only by
+# you (never printed), and the keyring follows its Secret, so rotation and revoke reach the process.
+keys="$run_dir/keys" keyring="$run_dir/keyring"
+rm -rf "$keys" "$keyring"; mkdir -p "$keyring"; chmod 700 "$keyring"
+hack/client-keys.sh mail team-auth "$keys"
+sync_keyring() {
+  local tmp="$keyring/.keyring.json.tmp"
+  (umask 077; command kubectl -n mail get secret team-auth-keyring -o jsonpath='{.data.keyring\.json}' | base64 -d >"$tmp") \
+    && [[ -s "$tmp" ]] && mv -f "$tmp" "$keyring/keyring.json"
+}
+sync_keyring
+(while sleep 2; do sync_keyring 2>/dev/null || true; done) &
+pids+=($!)
+# The settings rendered once the policy is known (its scope ceiling is in them).
+for _ in $(seq 1 120); do
+  [[ -n "$(command kubectl -n mail get configmap inbox-config -o jsonpath='{.data.AUTH_SCOPES_CEILING}' 2>/dev/null)" ]] && break
+  sleep 0.5
 done
 
 echo "==> starting the workload on the sample mailbox ($listen)"
@@ -73,17 +89,13 @@ for k, v in data.items():
 ' "$config_dir"
 # Paths and host names in the ConfigMap are the pod's; on this machine they come from below.
 rm -f "$config_dir/MAILDIR_PATH" "$config_dir/MCP_ALLOWED_HOSTS"
-# Local dev credentials: generated once, kept in files readable only by you, never printed.
-[[ -s "$run_dir/api-key" ]] || (umask 077; head -c 32 /dev/urandom | base64 | tr -d '/+=' > "$run_dir/api-key")
-[[ -s "$run_dir/jwt-secret" ]] || (umask 077; head -c 32 /dev/urandom | base64 > "$run_dir/jwt-secret")
 MAILAGENT_CONFIG_DIR="$config_dir" \
 MAILAGENT_STATE_DIR="$run_dir/state" \
 MAILDIR_PATH="$root/mail/testdata/maildir" \
 MAILDIR_AUTHSERV_ID="${MAILDIR_AUTHSERV_ID:-mx.google.com}" \
 MAILAGENT_LISTEN="$listen" \
 MCP_ALLOWED_HOSTS="${listen%:*},localhost,127.0.0.1" \
-AGENT_API_KEY_FILE="$run_dir/api-key" \
-AUTH_JWT_SECRET_FILE="$run_dir/jwt-secret" \
+MAILAGENT_KEYRING_DIR="$keyring" \
 "$bin/mailagent" >"$run_dir/mailagent.log" 2>&1 &
 pids+=($!)
 sleep 2
@@ -100,7 +112,10 @@ mailagent is running.
 
   curl -s http://$listen/health
   curl -s http://$listen/.well-known/agent-card.json
-  curl -s -X POST -H 'content-type: application/json' -H "X-API-Key: \$(cat $run_dir/api-key)" -d '{}' http://$listen/v1/mail/scan
+  curl -s -X POST -H 'content-type: application/json' -H "X-API-Key: \$(cat $keys/mail-admin)" -d '{}' http://$listen/v1/mail/scan
+  TOKEN=\$($bin/mailagent-token --policy mail/team-auth --sub you@example.com --aud mailagent --ttl 15m --scope mail:scan)
+  curl -s -X POST -H 'content-type: application/json' -H "Authorization: Bearer \$TOKEN" -d '{}' http://$listen/v1/mail/scan
+  kubectl -n mail get authpolicy team-auth       # keys, current kid, next rotation
   curl -s http://$listen/openapi.json | head -c 300
   Flip the incident switch:  kubectl -n mail patch mailagent inbox --type merge -p '{"spec":{"mcp":{"enableMutationTools":true}}}'
 

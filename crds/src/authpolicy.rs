@@ -35,7 +35,7 @@ use crate::contract::{AuthMode, KeyState, McpAuthMode};
     printcolumn(name = "Current Kid", type_ = "string", json_path = ".status.currentKid"),
     printcolumn(name = "Valid Keys", type_ = "integer", json_path = ".status.validKeys"),
     printcolumn(name = "Revision", type_ = "integer", priority = 1, json_path = ".status.revision"),
-    printcolumn(name = "Next Rotation", type_ = "date", json_path = ".status.nextRotationTime"),
+    printcolumn(name = "Next Rotation", type_ = "string", json_path = ".status.nextRotationTime"),
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]

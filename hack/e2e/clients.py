@@ -1,5 +1,6 @@
 """The official MCP and A2A Python SDKs call a MailAgent's workload pod, with the credentials
-`make run` hands out (hack/keyring.py): an API key and an HS256 JWT from the keyring.
+`make run` hands out: an API key the AuthPolicy controller minted (from its client Secret) and a
+JWT that `mailagent-token` signed with the policy's Active key (KEYS_DIR/mail-admin, KEYS_DIR/jwt).
 
 Usage: python clients.py BASE_URL KEYS_DIR MCP_HOST
 BASE_URL is the pod (http://<pod IP>:8080). MCP_HOST is the in-cluster Service name sent as the
@@ -7,14 +8,11 @@ Host header, which the workload's DNS-rebinding check accepts (no kube-proxy on 
 so the Service address itself does not route). Prints one line per check; exits 1 on a failure.
 """
 import asyncio
-import base64
 import sys
-import time
 import uuid
 
 import httpx
 import httpx2
-import jwt
 from a2a.client.client import ClientConfig
 from a2a.client.client_factory import create_client
 from a2a.types import SendMessageRequest
@@ -59,11 +57,7 @@ async def main() -> None:
     names = await mcp_calls(base, host, api_key)
     print(f"mcp api-key: tools {sorted(names)}; mail_scan ok")
 
-    secret = base64.b64decode(read(keys, "jwt-hs256"))
-    now = int(time.time())
-    claims = {"sub": "e2e", "iss": "https://issuer.example.com", "aud": "mailagent", "iat": now,
-              "exp": now + 300, "scope": "mail:scan unsubscribe:read"}
-    token = jwt.encode(claims, secret, algorithm="HS256", headers={"kid": "hs256-local-1"})
+    token = read(keys, "jwt")
     names = await mcp_calls(base, host, {"Authorization": f"Bearer {token}"})
     print(f"mcp jwt: tools {sorted(names)}; mail_scan ok")
 

@@ -61,3 +61,15 @@ pub fn image(name: &str) -> anyhow::Result<(String, PathBuf)> {
 pub fn image_tarball(name: &str) -> anyhow::Result<PathBuf> {
     Ok(image(name)?.1)
 }
+
+/// A binary of this workspace from the debug build (`CARGO_TARGET_DIR` or `target/`), which the
+/// make targets that need it build first (`make e2e`, `make bench`).
+pub fn cargo_bin(name: &str) -> anyhow::Result<PathBuf> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let path = target.join("debug").join(name);
+    if !path.exists() {
+        bail!("{} not found: run `cargo build --bins` first", path.display());
+    }
+    Ok(path)
+}

@@ -1,7 +1,7 @@
 //! The product installed on a local node the way users install it: images imported into the
 //! node's containerd, the operator from `charts/mailagent-operator` with helm, the sample
-//! Maildir on the node's volumes, and (until the AuthPolicy controller makes it) a keyring Secret
-//! from `hack/keyring.py`. Shared by the node end-to-end test, `make run` and `make bench`.
+//! Maildir on the node's volumes, and the credentials a client of the sample AuthPolicy holds.
+//! Shared by the node end-to-end test and `make bench`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -109,28 +109,35 @@ pub fn install_operator(plane: &ControlPlane, tag: Option<&str>) -> anyhow::Resu
     Ok(())
 }
 
-/// Makes `<policy>-keyring` in `namespace` from the AuthPolicy's clients (fresh keys in
-/// `keys_dir`, never printed), as `make run` does until the AuthPolicy controller does.
-pub fn create_keyring(plane: &ControlPlane, namespace: &str, policy: &str, keys_dir: &Path) -> anyhow::Result<()> {
-    let policy_json = run(kubectl(plane).args(["-n", namespace, "get", "authpolicy", policy, "-o", "json"]))?;
-    let mut keyring = Command::new("python3")
-        .arg(repo().join("hack/keyring.py"))
-        .arg(keys_dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    use std::io::Write as _;
-    keyring.stdin.take().context("stdin")?.write_all(policy_json.as_bytes())?;
-    let output = keyring.wait_with_output()?;
-    if !output.status.success() {
-        bail!("hack/keyring.py failed");
+/// Waits until the AuthPolicy controller has published `policy`'s keys, then writes what its
+/// clients would hold into `keys_dir` (mode 0600, never printed): each API key client's key from
+/// its `<policy>-client-<name>` Secret, and in `jwt` a token `mailagent-token` minted with the
+/// policy's Active key (subject `e2e`, audience `mailagent`, 15 minutes, `mail:scan unsubscribe:read`).
+pub fn client_credentials(plane: &ControlPlane, namespace: &str, policy: &str, keys_dir: &Path) -> anyhow::Result<()> {
+    let policy_ref = format!("authpolicy/{policy}");
+    run(kubectl(plane).args(["-n", namespace, "wait", &policy_ref, "--for=condition=Ready=True", "--timeout=120s"]))?;
+    std::fs::create_dir_all(keys_dir)?;
+    let clients = run(kubectl(plane).args([
+        "-n",
+        namespace,
+        "get",
+        "authpolicy",
+        policy,
+        "-o",
+        "jsonpath={.spec.apiKeys[*].name}",
+    ]))?;
+    for client in clients.split_whitespace() {
+        let secret = mailagent_crds::names::client_secret(policy, client);
+        let jsonpath = format!("jsonpath={{.data.{}}}", mailagent_crds::contract::files::CLIENT_API_KEY);
+        let encoded = run(kubectl(plane).args(["-n", namespace, "get", "secret", &secret, "-o", &jsonpath]))?;
+        use base64::Engine as _;
+        let key = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).context("a base64 api-key")?;
+        crate::pki::write_private(&keys_dir.join(client), std::str::from_utf8(&key)?)?;
     }
-    let file = keys_dir.join("keyring.json");
-    crate::pki::write_private(&file, &String::from_utf8(output.stdout)?)?;
-    let from_file = format!("--from-file=keyring.json={}", file.display());
-    let name = format!("{policy}-keyring");
-    let result = run(kubectl(plane).args(["-n", namespace, "create", "secret", "generic", &name, &from_file]));
-    std::fs::remove_file(&file)?;
-    result.map(|_| ())
+    let token = run(Command::new(binaries::cargo_bin("mailagent-token")?)
+        .env("KUBECONFIG", plane.kubeconfig_path())
+        .args(["--policy", &format!("{namespace}/{policy}"), "--sub", "e2e", "--aud", "mailagent", "--ttl", "15m"])
+        .args(["--scope", "mail:scan", "--scope", "unsubscribe:read"]))?;
+    crate::pki::write_private(&keys_dir.join("jwt"), token.trim())?;
+    Ok(())
 }

@@ -64,7 +64,7 @@ async fn scenario(plane: &ControlPlane, dir: &std::path::Path) {
     run(kubectl(plane).args(["apply", "-f", &sample("00-namespace.yaml"), "-f", &sample("10-authpolicy.yaml")]))
         .unwrap();
     let keys = dir.join("keys");
-    product::create_keyring(plane, NS, "team-auth", &keys).unwrap();
+    product::client_credentials(plane, NS, "team-auth", &keys).unwrap();
     run(kubectl(plane).args(["apply", "-f", &sample("20-mailagent.yaml")])).unwrap();
     let agents: Api<MailAgent> = Api::namespaced(client.clone(), NS);
     await_condition(&agents, AGENT, agent_ready, TIMEOUT).await.expect("the sample MailAgent becomes Ready=True");

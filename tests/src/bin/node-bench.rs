@@ -45,7 +45,7 @@ async fn main() -> anyhow::Result<()> {
         .arg(samples.join("00-namespace.yaml"))
         .arg("-f")
         .arg(samples.join("10-authpolicy.yaml")))?;
-    product::create_keyring(&plane, NS, "team-auth", &dir.path().join("keys"))?;
+    product::client_credentials(&plane, NS, "team-auth", &dir.path().join("keys"))?;
 
     println!("control plane + node Ready in {:.1}s", node_ready.as_secs_f64());
     println!("{:>5} {:>16} {:>16} {:>7}", "round", "mailagent_s", "deployment_s", "ratio");
