@@ -93,6 +93,7 @@ bench: control-plane ## Benchmarks, each printing ratios against a baseline meas
 	$(CARGO) build --release -p mailagent-operator
 	$(CARGO) run --release -p mailagent-tests --bin operator-bench
 	$(CARGO) bench -p mailagent-service --bench doors
+	$(CARGO) bench -p mailagent-service --bench reload
 	hack/peers/mail/bench.sh
 	$(CARGO) build -q -p mailagent-operator --bins
 	$(CARGO) run -q -p mailagent-tests --bin node-bench

@@ -80,12 +80,22 @@ pub async fn watch(app: Arc<App>, source: Source, applied: [u8; 32]) {
 
 /// [`watch`] with another fallback poll period (tests use a very long one to prove that the
 /// change notifications alone reload).
-pub async fn watch_polling_every(app: Arc<App>, source: Source, mut applied: [u8; 32], poll: Duration) {
+pub async fn watch_polling_every(app: Arc<App>, source: Source, applied: [u8; 32], poll: Duration) {
+    reload_loop(app, source, applied, poll, true).await
+}
+
+/// The poll alone, without change notifications: what the workload did before it watched the
+/// directories. Only `make bench` runs it, as the baseline the notified reload is measured against.
+pub async fn poll_only(app: Arc<App>, source: Source, applied: [u8; 32], poll: Duration) {
+    reload_loop(app, source, applied, poll, false).await
+}
+
+async fn reload_loop(app: Arc<App>, source: Source, mut applied: [u8; 32], poll: Duration, notified: bool) {
     let mut ticker = tokio::time::interval(poll);
     let (wake, mut woken) = tokio::sync::mpsc::channel(1);
     let dirs: Vec<&std::path::Path> =
         [app.settings.keyring_dir.as_deref(), source.config_dir()].into_iter().flatten().collect();
-    let _watcher = watch_dirs(&dirs, wake);
+    let _watcher = if notified { watch_dirs(&dirs, wake) } else { None };
     loop {
         tokio::select! {
             _ = ticker.tick() => {}

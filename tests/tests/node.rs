@@ -109,6 +109,7 @@ async fn scenario(plane: &ControlPlane, dir: &std::path::Path) {
     step("MCP (API key, JWT) and A2A SDK calls to the pod", t);
 
     incident_switch(&client, &base, &keys, &pod).await;
+    rotation_job_and_revoke(plane, &client, &base, &keys).await;
     suspend_and_resume(&client, &pods, &selector).await;
     let pod = running_pod(&pods, &selector).await;
     operator_upgrade(plane, &client, &images.operator, &pods, &pod).await;
@@ -145,6 +146,54 @@ async fn incident_switch(client: &Client, base: &str, keys: &std::path::Path, po
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     step("incident switch off again in the live pod", t);
+}
+
+/// The policy's rotation CronJob runs on the node as a Job from the operator image, as its own
+/// ServiceAccount, and takes one step; a revoke then reaches the running pod through the kubelet's
+/// Secret sync: the old API key is refused and the replacement from the client Secret is served.
+async fn rotation_job_and_revoke(plane: &ControlPlane, client: &Client, base: &str, keys: &std::path::Path) {
+    use k8s_openapi::api::batch::v1::Job;
+    use mailagent_crds::AuthPolicy;
+    let policies: Api<AuthPolicy> = Api::namespaced(client.clone(), NS);
+    let revision = |p: Option<&AuthPolicy>| p.and_then(|p| p.status.as_ref()).map_or(0, |s| s.revision);
+    let before = revision(policies.get("team-auth").await.ok().as_ref());
+    let t = Instant::now();
+    let nonce = json!({"metadata": {"annotations": {mailagent_crds::authpolicy::ROTATE_ANNOTATION: "e2e-1"}}});
+    policies.patch("team-auth", &PatchParams::default(), &Patch::Merge(&nonce)).await.unwrap();
+    let cron_job = mailagent_crds::names::rotation_cronjob("team-auth");
+    run(kubectl(plane).args(["-n", NS, "create", "job", "rotate-now", &format!("--from=cronjob/{cron_job}")])).unwrap();
+    let jobs: Api<Job> = Api::namespaced(client.clone(), NS);
+    let done = |j: Option<&Job>| j.and_then(|j| j.status.as_ref()).is_some_and(|s| s.succeeded == Some(1));
+    await_condition(&jobs, "rotate-now", done, TIMEOUT).await.expect("the rotation Job succeeds on the node");
+    let job_pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    let ran = job_pods.list(&ListParams::default().labels("job-name=rotate-now")).await.unwrap().items;
+    assert_eq!(ran[0].spec.as_ref().unwrap().service_account_name.as_deref(), Some(cron_job.as_str()));
+    let stepped =
+        await_condition(&policies, "team-auth", move |p: Option<&AuthPolicy>| revision(p) == before + 1, TIMEOUT)
+            .await
+            .expect("one step, one revision");
+    let staged = stepped.unwrap().status.unwrap();
+    assert!(staged.keys.iter().any(|k| k.state == mailagent_crds::contract::KeyState::Staged), "{:?}", staged.keys);
+    step("rotation CronJob ran as a Job on the node (its own ServiceAccount): one step, keys Staged", t);
+
+    let old_key = std::fs::read_to_string(keys.join("mail-admin")).unwrap();
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), NS);
+    let client_secret = mailagent_crds::names::client_secret("team-auth", "mail-admin");
+    let kid = secrets.get(&client_secret).await.unwrap().data.unwrap()["kid"].0.clone();
+    let kid = String::from_utf8(kid).unwrap();
+    assert_eq!(mutation_status(base, &old_key).await, 403, "the key authenticates (mutations are off)");
+    let t = Instant::now();
+    let revoke = json!({"spec": {"revocation": {"kids": [kid], "reason": "e2e: key pasted in a ticket"}}});
+    policies.patch("team-auth", &PatchParams::default(), &Patch::Merge(&revoke)).await.unwrap();
+    while mutation_status(base, &old_key).await != 401 {
+        assert!(t.elapsed() < Duration::from_secs(120), "the revoke did not reach the pod in 120 s");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    step("revoked API key refused by the running pod (kubelet Secret sync + reload)", t);
+    let replacement = secrets.get(&client_secret).await.unwrap().data.unwrap()["api-key"].0.clone();
+    let replacement = String::from_utf8(replacement).unwrap();
+    assert_ne!(replacement.trim(), old_key.trim());
+    assert_eq!(mutation_status(base, &replacement).await, 403, "the replacement key authenticates");
 }
 
 /// `suspend: true` scales the workload to zero; `false` brings a Ready pod back.
