@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -72,6 +73,9 @@ impl HostGuard {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(File::create(dir.join("janitor.log"))?)
+            // Its own process group: a signal to the test's group (Ctrl-C on `make`, a killed CI
+            // step or shell) must not take the janitor down with the test it cleans up after.
+            .process_group(0)
             .spawn()?;
         let guard = Self { dir: dir.to_owned(), parts, janitor: Some(janitor), _lock: lock };
         let prefix = POD_SUBNET.split('/').nth(1).unwrap_or("24");
