@@ -12,10 +12,10 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use mailagent_crds::contract::{MailboxProvider, Surface, paths};
+use mailagent_crds::contract::{MailboxProvider, McpAuthMode, Surface, paths};
 use mailagent_crds::{AuthPolicySpec, MailAgent};
 use mailagent_mail::schedule::CronSchedule;
-use mailagent_operator::controller::mailagent::build::{Inputs, build};
+use mailagent_operator::controller::mailagent::build::{Inputs, build, validate};
 use mailagent_schedule::{Schedule, parse_time_zone};
 use mailagent_service::settings::{Settings, Source, mutation_switch};
 
@@ -23,17 +23,22 @@ fn repo(path: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
 }
 
-/// `(name, document)` for every document of `kind` in `hack/samples/`.
+/// `(name, document)` for every document of `kind` in `hack/samples/` and its variants
+/// (`hack/samples/oauth/`).
 fn samples(kind: &str) -> Vec<(String, serde_json::Value)> {
     let mut found = Vec::new();
-    let mut files: Vec<_> = std::fs::read_dir(repo("hack/samples")).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = ["hack/samples", "hack/samples/oauth"]
+        .into_iter()
+        .flat_map(|dir| std::fs::read_dir(repo(dir)).unwrap().map(|e| e.unwrap().path()))
+        .collect();
     files.sort();
     for path in files.into_iter().filter(|p| p.extension().is_some_and(|e| e == "yaml")) {
         let text = std::fs::read_to_string(&path).unwrap();
+        let path = path.strip_prefix(repo("hack/samples")).unwrap_or(&path).to_owned();
         for document in serde_yaml::Deserializer::from_str(&text) {
             let value: serde_json::Value = serde::Deserialize::deserialize(document).unwrap();
             if value["kind"] == kind {
-                found.push((path.file_name().unwrap().to_string_lossy().into_owned(), value));
+                found.push((path.display().to_string(), value));
             }
         }
     }
@@ -56,13 +61,29 @@ const AGENT_FIXTURES: &[&str] = &[
     "mailbox: {provider: gmail, credentialsSecretRef: {name: gmail}, address: owner@example.com}",
     "mcp: {enableMutationTools: true, authMode: oauth, resourceServerUrl: 'https://mail.example.com/mcp'}",
     "mcp: {authMode: api_key, allowedOrigins: ['https://app.example.com']}",
+    "surfaces: {rest: false, a2a: false, mcp: true}\nrateLimit: {perMinute: 1, burst: 1}",
 ];
 
-/// AuthPolicy specs besides the samples: one per mode.
+/// AuthPolicy specs besides the samples: one per mode, and an `api_key` policy whose MCP door
+/// takes OAuth tokens.
 const POLICY_FIXTURES: &[&str] = &[
     "{mode: api_key, apiKeys: [{name: bot, scopes: ['unsubscribe:read']}]}",
     "{mode: jwt, jwt: {issuer: 'https://issuer.example.com', audiences: [mailagent], algorithms: [RS256]}}",
+    "{mode: api_key, mcp: {mode: oauth, oauth: {issuer: 'https://login.example.org/realms/mail', resource: 'https://mcp.example.org/mcp'}}}",
 ];
+
+/// What the operator must refuse (Ready=False with this reason, nothing rendered) instead of
+/// rendering a configuration the workload would refuse or read differently, written out here
+/// from the rules rather than taken from the operator.
+fn expected_refusal(agent: &MailAgent, policy: Option<&AuthPolicySpec>) -> Option<&'static str> {
+    if agent.spec.rate_limit.burst == 0 {
+        // Admission refuses it too (`admission.rs`); the operator's check covers objects stored
+        // under the older schema.
+        return Some("InvalidSpec");
+    }
+    let oauth_without_issuer = policy.is_some_and(|p| p.mcp.oauth.is_none());
+    (agent.spec.mcp.auth_mode == McpAuthMode::Oauth && oauth_without_issuer).then_some("AuthPolicyMismatch")
+}
 
 fn agent_from(mut spec: serde_json::Value) -> MailAgent {
     let base = serde_json::json!({
@@ -149,11 +170,22 @@ fn starts() -> Vec<DateTime<Utc>> {
 
 #[test]
 fn what_the_operator_renders_the_workload_reads_the_same_way() {
-    let mut compared = 0;
+    let (mut compared, mut oauth_loaded, mut refused) = (0, 0, 0);
     for (agent_name, agent) in agents() {
         for (policy_name, policy) in policies() {
             let case = format!("{agent_name} with {policy_name}");
-            let children = build(Inputs { agent: &agent, policy: policy.as_ref() });
+            let valid = validate(Inputs { agent: &agent, policy: policy.as_ref() });
+            let valid = match (valid, expected_refusal(&agent, policy.as_ref())) {
+                (Ok(valid), None) => valid,
+                (Err(problem), Some(reason)) => {
+                    assert_eq!(problem.reason(), reason, "{case}: {problem}");
+                    refused += 1;
+                    continue;
+                }
+                (Ok(_), Some(reason)) => panic!("{case}: the operator renders what it must refuse ({reason})"),
+                (Err(problem), None) => panic!("{case}: the operator refuses a good spec: {problem}"),
+            };
+            let children = build(&valid);
             let root = tempfile::tempdir().unwrap();
             let source = workload_source(&children, root.path());
             let settings =
@@ -181,12 +213,10 @@ fn what_the_operator_renders_the_workload_reads_the_same_way() {
                 compared += 1;
             }
 
-            // Defaults and enums: one value on both sides.
-            // A burst of 0 is served as 1: the limiter counts the request itself.
-            let burst = spec.rate_limit.burst.max(1);
+            // Defaults and enums: one value on both sides, the rate limit exactly as written.
             assert_eq!(
                 (settings.rate_per_minute, settings.rate_burst),
-                (spec.rate_limit.per_minute, burst),
+                (spec.rate_limit.per_minute, spec.rate_limit.burst),
                 "{case}: rate limit"
             );
             assert_eq!(settings.mail.provider, spec.mailbox.provider, "{case}: provider");
@@ -206,7 +236,15 @@ fn what_the_operator_renders_the_workload_reads_the_same_way() {
             if spec.mailbox.provider == MailboxProvider::Maildir {
                 assert_eq!(settings.maildir, None, "{case}: the workload's default Maildir, on the state volume");
             }
+            if let Some(oauth) = &settings.oauth {
+                assert_eq!(Some(oauth.resource.as_str()), valid.resource_server_url(), "{case}: OAuth resource");
+                oauth_loaded += 1;
+            }
         }
     }
     assert!(compared >= 2 * AGENT_FIXTURES.len(), "schedules compared: {compared}");
+    // Both findings stay covered (the burst fixture under every policy, the oauth fixture under
+    // the policies without OAuth settings), and OAuth doors are rendered and loaded, not only refused.
+    assert!(refused > policies().len(), "refusals: {refused}");
+    assert!(oauth_loaded >= agents().len(), "OAuth doors loaded: {oauth_loaded}");
 }
