@@ -7,8 +7,8 @@
 //! something, and what depends on another object (the AuthPolicy). A problem here is permanent:
 //! the controller reports it and waits for a change to the agent or its policy.
 
-use mailagent_crds::contract::{self, AuthMode, McpAuthMode};
 use mailagent_crds::authpolicy::served_mcp_mode;
+use mailagent_crds::contract::{self, AuthMode, McpAuthMode};
 use mailagent_crds::{AuthPolicySpec, MailAgent};
 use mailagent_schedule::{Schedule, Tz};
 
