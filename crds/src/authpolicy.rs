@@ -137,8 +137,8 @@ pub struct OAuthResourceServer {
     #[schemars(length(max = 2048))]
     pub issuer: String,
     /// The public URL of the MCP endpoint: the metadata's `resource`, and a required token audience.
-    #[x_kube(validation = Rule::new("self.startsWith('https://') && !self.contains('#')")
-        .message("oauth.resource must be an https:// URL without a fragment"))]
+    #[x_kube(validation = Rule::new("self.startsWith('https://') && !self.contains('#') && !self.endsWith('/')")
+        .message("oauth.resource must be an https:// URL without a fragment or trailing slash"))]
     #[schemars(length(max = 2048))]
     pub resource: String,
     /// Further accepted audiences besides `resource`.

@@ -52,7 +52,8 @@ pub mod env {
     pub const AUTH_JWT_MAX_LIFETIME_SECONDS: &str = "AUTH_JWT_MAX_LIFETIME_SECONDS";
     /// Requests per minute per principal and per client address.
     pub const RATE_LIMIT_PER_MINUTE: &str = "RATE_LIMIT_PER_MINUTE";
-    /// Extra requests allowed in a burst above the steady rate.
+    /// Requests allowed at once, refilled at the steady rate; at least 1 (the request being
+    /// served counts), as `spec.rateLimit.burst`.
     pub const RATE_LIMIT_BURST: &str = "RATE_LIMIT_BURST";
     /// Comma-separated CIDRs whose `X-Forwarded-For` is believed.
     pub const TRUSTED_PROXIES: &str = "TRUSTED_PROXIES";
@@ -287,6 +288,17 @@ wire_enum!(MailboxProvider { Gmail => "gmail", Maildir => "maildir" });
 /// unparsable is off, because an incident responder's typo must never re-enable sending mail.
 pub fn mutation_tools_enabled(value: Option<&str>) -> bool {
     matches!(value.map(|v| v.trim().to_ascii_lowercase()).as_deref(), Some("true" | "1" | "yes" | "on"))
+}
+
+/// Checks an OAuth resource URL (`MCP_RESOURCE_SERVER_URL` in `oauth` mode): `https://`, no
+/// fragment, no trailing slash, since it is compared byte for byte with a token's audience and
+/// served as RFC 9728's `resource`. The workload refuses to start on `Err`; the operator refuses
+/// to render it, with the same sentence.
+pub fn check_oauth_resource(url: &str) -> Result<(), String> {
+    if !url.starts_with("https://") || url.contains('#') || url.ends_with('/') {
+        return Err(format!("{url:?} must be an https:// URL without fragment or trailing slash"));
+    }
+    Ok(())
 }
 
 /// The lifecycle of one key, modelled on cert-manager's issuance: verifiers learn a key before

@@ -191,8 +191,8 @@ impl Default for Surfaces {
 
 /// MCP settings.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
-#[x_kube(validation = Rule::new("self.authMode != 'oauth' || (has(self.resourceServerUrl) && self.resourceServerUrl.startsWith('https://'))")
-    .message("mcp.authMode oauth needs resourceServerUrl: the public https:// URL of the MCP endpoint, used as the OAuth resource and audience")
+#[x_kube(validation = Rule::new("self.authMode != 'oauth' || (has(self.resourceServerUrl) && self.resourceServerUrl.startsWith('https://') && !self.resourceServerUrl.endsWith('/'))")
+    .message("mcp.authMode oauth needs resourceServerUrl: the public https:// URL of the MCP endpoint without a trailing slash, used as the OAuth resource and audience")
     .field_path(".resourceServerUrl"))]
 #[serde(rename_all = "camelCase")]
 pub struct McpSettings {
@@ -230,9 +230,11 @@ pub struct RateLimit {
     #[serde(default = "default_per_minute")]
     #[schemars(range(min = 1, max = 100000))]
     pub per_minute: u32,
-    /// Requests allowed at once above the steady rate.
+    /// Requests allowed at once, refilled at the steady rate: 1 means no burst, each request
+    /// waits its turn. At least 1, since the request being served counts; admission refuses 0
+    /// rather than the workload serving it as 1.
     #[serde(default = "default_burst")]
-    #[schemars(range(min = 0, max = 10000))]
+    #[schemars(range(min = 1, max = 10000))]
     pub burst: u32,
 }
 

@@ -303,7 +303,12 @@ impl Settings {
         if rate_per_minute == 0 {
             return Err(invalid(env::RATE_LIMIT_PER_MINUTE, "must be at least 1"));
         }
-        let rate_burst = source.parsed(env::RATE_LIMIT_BURST, defaults::RATE_LIMIT_BURST)?.max(1);
+        // Refused rather than raised to 1, as admission refuses `spec.rateLimit.burst: 0`: both
+        // sides serve exactly the number written.
+        let rate_burst = source.parsed(env::RATE_LIMIT_BURST, defaults::RATE_LIMIT_BURST)?;
+        if rate_burst == 0 {
+            return Err(invalid(env::RATE_LIMIT_BURST, "must be at least 1 (the request being served counts)"));
+        }
         let trusted_proxies = source
             .list(env::TRUSTED_PROXIES)?
             .iter()
@@ -360,12 +365,7 @@ fn oauth_settings(source: &Source) -> Result<OauthSettings, SettingsError> {
     let resource = source.get(env::MCP_RESOURCE_SERVER_URL)?.ok_or_else(|| {
         invalid(env::MCP_RESOURCE_SERVER_URL, "required when MCP_AUTH_MODE=oauth (the public https:// URL of /mcp)")
     })?;
-    if !resource.starts_with("https://") || resource.contains('#') || resource.ends_with('/') {
-        return Err(invalid(
-            env::MCP_RESOURCE_SERVER_URL,
-            format!("{resource:?} must be an https:// URL without fragment or trailing slash"),
-        ));
-    }
+    contract::check_oauth_resource(&resource).map_err(|message| invalid(env::MCP_RESOURCE_SERVER_URL, message))?;
     let issuer = source
         .get(env::MCP_OAUTH_ISSUER)?
         .ok_or_else(|| invalid(env::MCP_OAUTH_ISSUER, "required when MCP_AUTH_MODE=oauth"))?;
@@ -466,8 +466,14 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_setting() {
-        for (name, value) in [("AUTH_MODE", "oauth"), ("AUTH_JWT_CLOCK_SKEW_SECONDS", "3600"), ("TRUSTED_PROXIES", "x")]
-        {
+        for (name, value) in [
+            ("AUTH_MODE", "oauth"),
+            ("AUTH_JWT_CLOCK_SKEW_SECONDS", "3600"),
+            ("TRUSTED_PROXIES", "x"),
+            ("RATE_LIMIT_PER_MINUTE", "0"),
+            // Refused as admission refuses `rateLimit.burst: 0`, not served as 1 (issue 8).
+            ("RATE_LIMIT_BURST", "0"),
+        ] {
             let err = Settings::load(&source(&[(name, value)])).unwrap_err();
             assert!(err.to_string().starts_with(name), "{err}");
         }

@@ -86,6 +86,24 @@ async fn oauth_needs_an_https_resource_server_url() {
         "mcp.authMode oauth needs resourceServerUrl",
     )
     .await;
+    // The workload compares the resource byte for byte and refuses a trailing slash at start
+    // (issue 8 round trip); admission says so first.
+    rejected::<MailAgent>(
+        agent(json!({"mcp": {"authMode": "oauth", "resourceServerUrl": "https://mail.example.com/mcp/"}})),
+        "without a trailing slash",
+    )
+    .await;
+}
+
+/// Issue 8 round trip: a burst of 0 was admitted and served as 1; now neither side takes it.
+#[tokio::test]
+async fn a_burst_counts_the_request_itself() {
+    rejected::<MailAgent>(agent(json!({"rateLimit": {"burst": 0}})), "spec.rateLimit.burst").await;
+    let admin = support::admin().await;
+    let ns = TestNamespace::create(&admin).await;
+    create_raw::<MailAgent>(&admin, ns.name(), &agent(json!({"rateLimit": {"perMinute": 1, "burst": 1}})))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -99,6 +117,12 @@ async fn policy_oauth_mode_needs_its_settings_and_https() {
     rejected::<AuthPolicy>(
         policy(json!({"mode": "jwt", "jwt": {"audiences": ["a"]}, "mcp": {"mode": "oauth", "oauth": oauth}})),
         "oauth.issuer must be an https:// URL",
+    )
+    .await;
+    let oauth = json!({"issuer": "https://issuer.example.com", "resource": "https://m.example.com/mcp/"});
+    rejected::<AuthPolicy>(
+        policy(json!({"mode": "jwt", "jwt": {"audiences": ["a"]}, "mcp": {"mode": "oauth", "oauth": oauth}})),
+        "oauth.resource must be an https:// URL without a fragment or trailing slash",
     )
     .await;
 }

@@ -20,7 +20,7 @@ use mailagent_crds::{AuthPolicy, MailAgent, Scope};
 use mailagent_operator::controller::authpolicy::material::SignerState;
 use mailagent_operator::controller::authpolicy::rotate::{Ran, run_once};
 use mailagent_operator::controller::authpolicy::{Clock, ManualClock};
-use mailagent_operator::controller::mailagent::build::{Inputs, render_config};
+use mailagent_operator::controller::mailagent::build::{Inputs, render_config, validate};
 use mailagent_operator::token;
 use mailagent_service::settings::Source;
 use mailagent_service::testing::{CannedAssistant, post, send};
@@ -105,7 +105,7 @@ async fn zero_failed_requests_across_a_full_rotation_and_old_keys_fail_right_aft
         "metadata": {"name": "inbox", "namespace": ns}, "spec": {"image": "i", "authPolicyRef": {"name": "p"},
         "mailbox": {"provider": "maildir"}, "rateLimit": {"perMinute": 1000000, "burst": 100000}}}))
     .unwrap();
-    let rendered = render_config(Inputs { agent: &agent, policy: Some(&policy.spec) });
+    let rendered = render_config(&validate(Inputs { agent: &agent, policy: Some(&policy.spec) }).unwrap());
     let keyring_dir = tempfile::tempdir().unwrap();
     let mut env: HashMap<String, String> = rendered.settings.clone().into_iter().collect();
     env.insert("MAILAGENT_KEYRING_DIR".into(), keyring_dir.path().to_str().unwrap().into());

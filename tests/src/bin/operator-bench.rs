@@ -15,7 +15,7 @@ use futures::{StreamExt, TryStreamExt};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use mailagent_crds::{AuthPolicy, MailAgent};
-use mailagent_operator::controller::mailagent::build::{Inputs, build};
+use mailagent_operator::controller::mailagent::build::{Inputs, build, validate};
 use serde_json::json;
 
 const MANAGER: &str = "mailagent-bench";
@@ -101,7 +101,8 @@ async fn baseline_loop(admin: &Client, n: usize) -> anyhow::Result<Duration> {
     let pp = PatchParams::apply(MANAGER).force();
     let started = Instant::now();
     for agent in &agents {
-        let children = build(Inputs { agent, policy: Some(&policy.spec) });
+        let valid = validate(Inputs { agent, policy: Some(&policy.spec) }).map_err(|p| anyhow::anyhow!("{p}"))?;
+        let children = build(&valid);
         macro_rules! apply {
             ($ty:ty, $obj:expr) => {
                 Api::<$ty>::namespaced(admin.clone(), &ns).patch(&$obj.name_any(), &pp, &Patch::Apply(&$obj)).await?;

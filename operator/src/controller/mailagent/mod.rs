@@ -4,9 +4,9 @@
 mod apply;
 pub mod build;
 mod dereference;
-mod problem;
+pub mod problem;
 mod status;
-mod validate;
+pub mod validate;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -316,10 +316,10 @@ async fn reconcile(agent: Arc<Agent>, ctx: Arc<Context>) -> Result<Action> {
 async fn reconcile_agent(agent: &MailAgent, ctx: &Context) -> Result<Action> {
     agent.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
     let refs = dereference::resolve(agent, ctx).await?;
-    let (children, deployment) = match validate::check(agent) {
-        Ok(()) => {
-            let inputs = build::Inputs { agent, policy: refs.policy.as_ref().map(|p| &p.spec) };
-            let children = build::build(inputs);
+    let inputs = validate::Inputs { agent, policy: refs.policy.as_ref().map(|p| &p.spec) };
+    let (children, deployment) = match validate::validate(inputs) {
+        Ok(valid) => {
+            let children = build::build(&valid);
             match apply::apply(agent, &children, ctx).await {
                 Ok(deployment) => (Ok(children), Some(deployment)),
                 // Said in status and an Event, then wait: retrying the same request fails the same way.
@@ -327,7 +327,7 @@ async fn reconcile_agent(agent: &MailAgent, ctx: &Context) -> Result<Action> {
                 Err(error) => return Err(error),
             }
         }
-        Err(problem) => (Err(Problem::InvalidSpec(problem)), None),
+        Err(problem) => (Err(problem), None),
     };
     status::update(agent, &refs, &children, deployment, ctx).await?;
     Ok(match &children {

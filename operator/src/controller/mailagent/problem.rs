@@ -7,6 +7,9 @@ pub enum Problem {
     InvalidSpec(String),
     /// The API server refused a rendered child for good (an invalid name, a quota).
     ApplyRefused(String),
+    /// The agent asks for something its AuthPolicy does not provide (an `oauth` MCP door under a
+    /// policy without `mcp.oauth`): a change to either object fixes it.
+    AuthPolicyMismatch(String),
 }
 
 impl Problem {
@@ -15,13 +18,22 @@ impl Problem {
         match self {
             Problem::InvalidSpec(_) => "InvalidSpec",
             Problem::ApplyRefused(_) => "ApplyRefused",
+            Problem::AuthPolicyMismatch(_) => "AuthPolicyMismatch",
         }
     }
 
     /// The sentence for a person.
     pub fn message(&self) -> &str {
         match self {
-            Problem::InvalidSpec(message) | Problem::ApplyRefused(message) => message,
+            Problem::InvalidSpec(message) | Problem::ApplyRefused(message) | Problem::AuthPolicyMismatch(message) => {
+                message
+            }
         }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.reason(), self.message())
     }
 }

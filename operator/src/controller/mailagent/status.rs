@@ -311,8 +311,8 @@ mod tests {
     use k8s_openapi::api::apps::v1::{DeploymentSpec, DeploymentStatus};
     use mailagent_crds::AuthPolicy;
 
-    use super::super::build::fixtures::{agent, policy};
-    use super::super::build::{Inputs, build};
+    use super::super::build::build;
+    use super::super::build::fixtures::{agent, policy, valid};
     use super::*;
 
     fn t(secs: i64) -> Time {
@@ -358,7 +358,7 @@ mod tests {
     fn ready_only_when_pods_are_ready_and_references_resolve() {
         let agent = agent("{}");
         let refs = refs(true);
-        let children = Ok(build(Inputs { agent: &agent, policy: refs.policy.as_ref().map(|p| &p.spec) }));
+        let children = Ok(build(&valid(&agent, refs.policy.as_ref().map(|p| &p.spec))));
         let none = MailAgentStatus::default();
         let up = compute(&agent, &refs, &children, Some(&ready_deployment(1)), &none, t(1));
         assert_eq!(ready_of(&up), ("True".into(), "Available".into()));
@@ -371,7 +371,7 @@ mod tests {
     fn a_missing_policy_says_so() {
         let agent = agent("{}");
         let refs = refs(false);
-        let children = Ok(build(Inputs { agent: &agent, policy: None }));
+        let children = Ok(build(&valid(&agent, None)));
         let status = compute(&agent, &refs, &children, None, &MailAgentStatus::default(), t(1));
         assert_eq!(ready_of(&status), ("False".into(), "AuthPolicyNotFound".into()));
         assert_eq!(status.auth_mode, None, "no mode is in force without a policy");
@@ -381,7 +381,7 @@ mod tests {
     fn a_policy_without_published_keys_keeps_the_agent_not_ready() {
         let agent = agent("{}");
         let mut refs = refs(true);
-        let children = Ok(build(Inputs { agent: &agent, policy: refs.policy.as_ref().map(|p| &p.spec) }));
+        let children = Ok(build(&valid(&agent, refs.policy.as_ref().map(|p| &p.spec))));
         refs.keyring_found = false;
         let status = compute(&agent, &refs, &children, Some(&ready_deployment(1)), &MailAgentStatus::default(), t(1));
         assert_eq!(ready_of(&status), ("False".into(), "KeyringNotFound".into()));
@@ -404,7 +404,7 @@ mod tests {
     fn recomputing_an_unchanged_world_changes_nothing() {
         let agent = agent("{}");
         let refs = refs(true);
-        let children = Ok(build(Inputs { agent: &agent, policy: refs.policy.as_ref().map(|p| &p.spec) }));
+        let children = Ok(build(&valid(&agent, refs.policy.as_ref().map(|p| &p.spec))));
         let first = compute(&agent, &refs, &children, None, &MailAgentStatus::default(), t(1));
         let second = compute(&agent, &refs, &children, None, &first, t(99));
         assert_eq!(first, second, "a no-op reconcile must not produce a status write");

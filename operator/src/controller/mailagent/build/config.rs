@@ -9,7 +9,7 @@ use mailagent_crds::contract::{AuthMode, McpAuthMode, env};
 use mailagent_crds::{AuthPolicySpec, MailAgent};
 use sha2::{Digest, Sha256};
 
-use super::{Inputs, child_meta};
+use super::{Valid, child_meta};
 
 /// Settings the workload re-reads from its mounted config directory while running. They are kept
 /// out of the restart hash, so flipping one (the incident switch) never restarts a pod.
@@ -28,12 +28,12 @@ pub struct RenderedConfig {
     pub mcp_auth_mode: McpAuthMode,
 }
 
-/// Renders the settings. With no AuthPolicy the agent fails closed: JWT mode with nothing to
-/// verify against, so no caller authenticates.
-pub fn render_config(inputs: Inputs<'_>) -> RenderedConfig {
-    let spec = &inputs.agent.spec;
-    let auth_mode = inputs.policy.map_or(AuthMode::Jwt, |p| p.mode);
-    let mcp_auth_mode = mailagent_crds::authpolicy::served_mcp_mode(spec.mcp.auth_mode, inputs.policy);
+/// Renders the settings from the parsed values. With no AuthPolicy the agent fails closed: JWT
+/// mode with nothing to verify against, so no caller authenticates.
+pub fn render_config(valid: &Valid<'_>) -> RenderedConfig {
+    let agent = valid.agent();
+    let spec = &agent.spec;
+    let (auth_mode, mcp_auth_mode) = (valid.auth_mode(), valid.mcp_auth_mode());
     let mut s = BTreeMap::new();
     let mut set = |k: &str, v: String| {
         s.insert(k.to_owned(), v);
@@ -42,12 +42,12 @@ pub fn render_config(inputs: Inputs<'_>) -> RenderedConfig {
     set(env::AUTH_MODE, auth_mode.to_string());
     set(env::MCP_AUTH_MODE, mcp_auth_mode.to_string());
     set(env::MCP_ENABLE_MUTATION_TOOLS, spec.mcp.enable_mutation_tools.to_string());
-    set(env::MAILAGENT_SURFACES, surfaces(inputs.agent));
+    set(env::MAILAGENT_SURFACES, surfaces(agent));
     set(env::RATE_LIMIT_PER_MINUTE, spec.rate_limit.per_minute.to_string());
     set(env::RATE_LIMIT_BURST, spec.rate_limit.burst.to_string());
     set(env::MAILBOX_PROVIDER, spec.mailbox.provider.as_str().to_owned());
-    set(env::MAILAGENT_TIMEZONE, spec.schedules.time_zone.clone());
-    set(env::MCP_ALLOWED_HOSTS, allowed_hosts(inputs.agent).join(","));
+    set(env::MAILAGENT_TIMEZONE, valid.zone().name().to_owned());
+    set(env::MCP_ALLOWED_HOSTS, allowed_hosts(agent).join(","));
     if !spec.mcp.allowed_origins.is_empty() {
         set(env::MCP_ALLOWED_ORIGINS, spec.mcp.allowed_origins.join(","));
     }
@@ -55,26 +55,21 @@ pub fn render_config(inputs: Inputs<'_>) -> RenderedConfig {
     // volume) is the one place that decides where a `maildir` mailbox lives.
     let optional = [
         (env::DIGEST_RECIPIENT, spec.mailbox.address.clone()),
-        (env::DIGEST_SCHEDULE, spec.schedules.digest.clone()),
-        (env::SCAN_SCHEDULE, spec.schedules.scan.clone()),
-        (env::MCP_RESOURCE_SERVER_URL, resource_server_url(inputs)),
+        (env::DIGEST_SCHEDULE, valid.digest().map(ToString::to_string)),
+        (env::SCAN_SCHEDULE, valid.scan().map(ToString::to_string)),
+        (env::MCP_RESOURCE_SERVER_URL, valid.resource_server_url().map(str::to_owned)),
     ];
     for (name, value) in optional {
         if let Some(value) = value {
             set(name, value);
         }
     }
-    if let Some(policy) = inputs.policy {
+    if let Some(policy) = valid.policy() {
         jwt_settings(policy, &mut set);
     }
 
     let restart_hash = hash(s.iter().filter(|(k, _)| !LIVE_SETTINGS.contains(&k.as_str())));
     RenderedConfig { settings: s, restart_hash, auth_mode, mcp_auth_mode }
-}
-
-fn resource_server_url(inputs: Inputs<'_>) -> Option<String> {
-    let oauth = inputs.policy.and_then(|p| p.mcp.oauth.as_ref());
-    inputs.agent.spec.mcp.resource_server_url.clone().or_else(|| oauth.map(|o| o.resource.clone()))
 }
 
 fn jwt_settings(policy: &AuthPolicySpec, set: &mut impl FnMut(&str, String)) {
@@ -165,14 +160,14 @@ pub fn config_map_name(agent: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fixtures::{agent, policy};
+    use super::super::fixtures::{agent, policy, valid};
     use super::*;
 
     #[test]
     fn settings_use_the_runbook_names_and_inherit_from_the_policy() {
         let agent = agent("{}");
         let policy = policy("mode: hybrid\napiKeys: [{name: ci, scopes: [mail:scan]}]\njwt: {audiences: [mailagent]}");
-        let config = render_config(Inputs { agent: &agent, policy: Some(&policy) });
+        let config = render_config(&valid(&agent, Some(&policy)));
         let s = &config.settings;
         assert_eq!(s["AUTH_MODE"], "hybrid");
         assert_eq!(s["MCP_AUTH_MODE"], "hybrid", "inherit falls through to the policy's mode");
@@ -192,7 +187,7 @@ mod tests {
         let policy = policy(
             "mode: jwt\nscopes: [mail:scan, availability:read]\njwt: {audiences: [a], algorithms: [ES256, EdDSA], requiredTyp: at+jwt}",
         );
-        let s = render_config(Inputs { agent: &agent, policy: Some(&policy) }).settings;
+        let s = render_config(&valid(&agent, Some(&policy))).settings;
         assert_eq!(s["AUTH_SCOPES_CEILING"], "mail:scan availability:read");
         assert_eq!(s["AUTH_JWT_ALGORITHMS"], "ES256,EdDSA");
         assert_eq!(s["AUTH_JWT_REQUIRED_TYP"], "at+jwt");
@@ -202,10 +197,10 @@ mod tests {
     fn agent_override_beats_policy_and_missing_policy_fails_closed() {
         let agent = agent("mcp: {authMode: api_key}");
         let policy = policy("mode: jwt\njwt: {audiences: [a]}\nmcp: {mode: jwt}");
-        let config = render_config(Inputs { agent: &agent, policy: Some(&policy) });
+        let config = render_config(&valid(&agent, Some(&policy)));
         assert_eq!(config.mcp_auth_mode, McpAuthMode::ApiKey);
 
-        let orphan = render_config(Inputs { agent: &agent, policy: None });
+        let orphan = render_config(&valid(&agent, None));
         assert_eq!(orphan.auth_mode, AuthMode::Jwt);
         assert!(!orphan.settings.contains_key("AUTH_JWT_AUDIENCE"), "no audience: no token can verify");
     }
@@ -214,13 +209,13 @@ mod tests {
     fn the_mutation_switch_does_not_change_the_restart_hash() {
         let off = agent("{}");
         let on = agent("mcp: {enableMutationTools: true}");
-        let a = render_config(Inputs { agent: &off, policy: None });
-        let b = render_config(Inputs { agent: &on, policy: None });
+        let a = render_config(&valid(&off, None));
+        let b = render_config(&valid(&on, None));
         assert_ne!(a.settings, b.settings);
         assert_eq!(a.restart_hash, b.restart_hash, "flipping the switch must not roll pods");
 
         let limited = agent("rateLimit: {perMinute: 5}");
-        let c = render_config(Inputs { agent: &limited, policy: None });
+        let c = render_config(&valid(&limited, None));
         assert_ne!(a.restart_hash, c.restart_hash, "a restart-only setting must roll pods");
     }
 }

@@ -1,5 +1,6 @@
-//! Pure builders: a `MailAgent` (plus what it references) in, Kubernetes objects out.
-//! No client, no I/O, no clock: everything here is tested without a cluster.
+//! Pure builders: a validated `MailAgent` (plus what it references) in, Kubernetes objects out.
+//! They take only a [`Valid`] agent, which `validate` alone makes, so an invalid spec cannot
+//! reach them. No client, no I/O, no clock: everything here is tested without a cluster.
 
 mod config;
 mod network;
@@ -11,21 +12,12 @@ use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service, Serv
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::{Resource, ResourceExt};
-use mailagent_crds::{AuthPolicySpec, MailAgent};
+use mailagent_crds::MailAgent;
 
+pub use super::validate::{Inputs, Valid, validate};
 pub use config::{RenderedConfig, render_config};
 pub use network::service_name;
 pub use storage::pvc_name;
-
-/// What the builders need besides the MailAgent itself.
-#[derive(Clone, Copy, Debug)]
-pub struct Inputs<'a> {
-    /// The agent.
-    pub agent: &'a MailAgent,
-    /// The referenced AuthPolicy's spec, or `None` when it does not exist: then the agent is
-    /// rendered fail-closed (zero replicas, no one can authenticate).
-    pub policy: Option<&'a AuthPolicySpec>,
-}
 
 /// Every object a MailAgent owns, as it should be.
 #[derive(Clone, Debug, PartialEq)]
@@ -47,15 +39,16 @@ pub struct Children {
 }
 
 /// Builds every child of the agent.
-pub fn build(inputs: Inputs<'_>) -> Children {
-    let config = render_config(inputs);
+pub fn build(valid: &Valid<'_>) -> Children {
+    let agent = valid.agent();
+    let config = render_config(valid);
     Children {
-        service_account: workload::service_account(inputs.agent),
-        config_map: config::config_map(inputs.agent, &config),
-        deployment: workload::deployment(inputs, &config),
-        services: network::services(inputs.agent),
-        pvc: storage::pvc(inputs.agent),
-        network_policy: network::network_policy(inputs.agent),
+        service_account: workload::service_account(agent),
+        config_map: config::config_map(agent, &config),
+        deployment: workload::deployment(valid, &config),
+        services: network::services(agent),
+        pvc: storage::pvc(agent),
+        network_policy: network::network_policy(agent),
         config,
     }
 }
@@ -97,6 +90,11 @@ pub(crate) mod fixtures {
 
     pub fn policy(yaml: &str) -> AuthPolicySpec {
         serde_yaml::from_str(yaml).unwrap()
+    }
+
+    /// The agent as `validate` passes it on; panics on a fixture that is not valid.
+    pub fn valid<'a>(agent: &'a MailAgent, policy: Option<&'a AuthPolicySpec>) -> super::Valid<'a> {
+        super::validate(super::Inputs { agent, policy }).expect("a valid fixture")
     }
 
     fn merge(into: &mut serde_json::Value, defaults: serde_json::Value) {

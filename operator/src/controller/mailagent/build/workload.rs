@@ -19,7 +19,7 @@ use mailagent_crds::contract::{env, http, paths};
 use mailagent_crds::mailagent::AccessMode;
 
 use super::config::{RenderedConfig, config_map_name};
-use super::{Inputs, child_meta, storage::pvc_name};
+use super::{Valid, child_meta, storage::pvc_name};
 use crate::labels::{CONFIG_HASH_ANNOTATION, selector_labels};
 
 /// The non-root user the workload image runs as (distroless `nonroot`).
@@ -35,12 +35,12 @@ pub fn service_account(agent: &MailAgent) -> ServiceAccount {
 }
 
 /// The workload Deployment.
-pub fn deployment(inputs: Inputs<'_>, config: &RenderedConfig) -> Deployment {
-    let agent = inputs.agent;
+pub fn deployment(valid: &Valid<'_>, config: &RenderedConfig) -> Deployment {
+    let agent = valid.agent();
     let name = agent.name_any();
     let spec = &agent.spec;
     // Suspended or without an AuthPolicy: keep everything, run nothing (fail closed).
-    let replicas = if spec.suspend || inputs.policy.is_none() { 0 } else { spec.replicas };
+    let replicas = if spec.suspend || valid.policy().is_none() { 0 } else { spec.replicas };
     // A ReadWriteOnce volume cannot be mounted by an old and a new pod on two nodes, and the
     // state has one writer: replace pods instead of surging.
     let strategy = match spec.storage.access_mode {
@@ -238,14 +238,14 @@ fn default_resources() -> ResourceRequirements {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fixtures::{agent, policy};
-    use super::super::{Inputs, build};
+    use super::super::build;
+    use super::super::fixtures::{agent, policy, valid};
     use super::*;
 
     fn pod(yaml: &str) -> PodSpec {
         let agent = agent(yaml);
         let policy = policy("mode: api_key\napiKeys: [{name: ci, scopes: [mail:scan]}]");
-        build(Inputs { agent: &agent, policy: Some(&policy) }).deployment.spec.unwrap().template.spec.unwrap()
+        build(&valid(&agent, Some(&policy))).deployment.spec.unwrap().template.spec.unwrap()
     }
 
     #[test]
@@ -289,8 +289,7 @@ mod tests {
     fn suspend_and_a_missing_policy_scale_to_zero() {
         let replicas = |agent: &MailAgent, with_policy: bool| {
             let policy = policy("mode: api_key\napiKeys: [{name: ci, scopes: [mail:scan]}]");
-            let inputs = Inputs { agent, policy: with_policy.then_some(&policy) };
-            build(inputs).deployment.spec.unwrap().replicas
+            build(&valid(agent, with_policy.then_some(&policy))).deployment.spec.unwrap().replicas
         };
         assert_eq!(replicas(&agent("{}"), true), Some(1));
         assert_eq!(replicas(&agent("suspend: true"), true), Some(0));
@@ -301,7 +300,7 @@ mod tests {
     fn single_writer_storage_recreates_instead_of_surging() {
         let strategy = |yaml: &str| {
             let agent = agent(yaml);
-            build(Inputs { agent: &agent, policy: None }).deployment.spec.unwrap().strategy.unwrap().type_.unwrap()
+            build(&valid(&agent, None)).deployment.spec.unwrap().strategy.unwrap().type_.unwrap()
         };
         assert_eq!(strategy("{}"), "Recreate");
         assert_eq!(strategy("replicas: 2\nstorage: {accessMode: ReadWriteMany}"), "RollingUpdate");
