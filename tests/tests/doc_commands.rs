@@ -64,8 +64,25 @@ fn printed_in(path: &Path) -> (Vec<Printed>, Vec<Printed>) {
     let name = path.strip_prefix(repo()).unwrap_or(path).display().to_string();
     let (mut commands, mut yaml) = (Vec::new(), Vec::new());
     let mut fence: Option<(String, usize, String)> = None;
-    for (index, line) in text.lines().enumerate() {
-        let at = format!("{name}:{}", index + 1);
+    // A shell line ending in `\` continues on the next one.
+    let mut continued: Option<(String, String)> = None;
+    for (index, raw) in text.lines().enumerate() {
+        let (at, joined);
+        let line = match continued.take() {
+            Some((first_at, head)) => {
+                joined = format!("{head} {}", raw.trim());
+                at = first_at;
+                joined.as_str()
+            }
+            None => {
+                at = format!("{name}:{}", index + 1);
+                raw
+            }
+        };
+        if fence.is_some() && line.trim_end().ends_with('\\') {
+            continued = Some((at, line.trim_end().trim_end_matches('\\').trim_end().to_owned()));
+            continue;
+        }
         if let Some(info) = line.trim_start().strip_prefix("```") {
             match fence.take() {
                 None => fence = Some((info.trim().to_owned(), index + 1, String::new())),
@@ -192,6 +209,12 @@ const VALUE_FLAGS: [&str; 8] = ["-n", "--namespace", "-o", "--output", "--type",
 
 /// Checks one printed command; `Err` says why it does not work as printed.
 fn check(printed: &Printed, targets: &[String], ns: &str, agent: &str, cache: &Path) -> Result<(), String> {
+    // `NAME=$(command ...)` prints a command whose output the reader keeps: check the command.
+    let inner = printed.text.split_once("=$(").filter(|(name, _)| env_assignment(&format!("{name}=")).is_some());
+    if let Some((_, command)) = inner {
+        let command = command.strip_suffix(')').ok_or("`$(` without its `)`")?;
+        return check(&Printed { at: printed.at.clone(), text: command.to_owned() }, targets, ns, agent, cache);
+    }
     let text = &printed.text;
     let all = shlex::split(text).ok_or("unbalanced quotes")?;
     for name in all.iter().map_while(|w| env_assignment(w)) {
@@ -278,6 +301,17 @@ fn check(printed: &Printed, targets: &[String], ns: &str, agent: &str, cache: &P
                 }
             }
             Ok(())
+        }
+        path if path.starts_with("target/debug/") => {
+            // A binary of this workspace, built by `make test-integration`: it exists and knows
+            // every flag the line gives it.
+            let binary = repo().join(path);
+            let help = Command::new(&binary).arg("--help").output().map_err(|e| format!("{path}: {e}"))?;
+            let help = String::from_utf8_lossy(&help.stdout).into_owned();
+            match args.iter().find(|a| a.starts_with("--") && !help.contains(a.split('=').next().unwrap_or(a))) {
+                Some(flag) => Err(format!("{path} has no flag {flag}")),
+                None => Ok(()),
+            }
         }
         other => Err(format!("a printed `{other}` line this test does not know how to check")),
     }
