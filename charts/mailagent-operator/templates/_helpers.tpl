@@ -1,0 +1,13 @@
+{{/* Labels on every object of the chart. */}}
+{{- define "mailagent-operator.labels" -}}
+app.kubernetes.io/name: mailagent-operator
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{/* The operator pods' selector (the Deployment's, which is immutable: never add to it). */}}
+{{- define "mailagent-operator.selector" -}}
+app.kubernetes.io/name: mailagent-operator
+{{- end -}}
