@@ -11,3 +11,12 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- define "mailagent-operator.selector" -}}
 app.kubernetes.io/name: mailagent-operator
 {{- end -}}
+
+{{/* The operator image: repository@digest when a digest is pinned, else repository:tag (default: appVersion). */}}
+{{- define "mailagent-operator.image" -}}
+{{- if .Values.image.digest -}}
+{{ .Values.image.repository }}@{{ .Values.image.digest }}
+{{- else -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}
+{{- end -}}
