@@ -46,7 +46,11 @@ fn main() -> anyhow::Result<()> {
         out.push(serde_json::to_value(policy_build::rotator_service_account(policy))?);
         out.push(serde_json::to_value(policy_build::rotator_role(policy))?);
         out.push(serde_json::to_value(policy_build::rotator_role_binding(policy))?);
-        out.push(serde_json::to_value(policy_build::rotator_cron_job(policy, &state, "localhost/mailagent-operator:0.1.0"))?);
+        out.push(serde_json::to_value(policy_build::rotator_cron_job(
+            policy,
+            &state,
+            "localhost/mailagent-operator:0.1.0",
+        ))?);
         out.push(serde_json::to_value(policy_build::jwks_config_map(policy, &state, &now))?);
     }
     for agent in &agents {
