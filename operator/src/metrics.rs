@@ -112,7 +112,12 @@ mod tests {
     #[test]
     fn every_queried_operator_metric_is_exposed() {
         let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/../charts/mailagent-operator/files/");
-        let families: Vec<String> = Metrics::default()
+        // A labelled family is exposed once it has a series: give each one.
+        let metrics = Metrics::default();
+        metrics.reconciled("mailagent", Duration::from_millis(3));
+        metrics.failed("mailagent", "conflict");
+        metrics.wrote("Deployment", "apply");
+        let families: Vec<String> = metrics
             .encode()
             .lines()
             .filter_map(|l| l.strip_prefix("# TYPE "))
