@@ -62,7 +62,7 @@ docker-build: ## The same images with Docker (hack/docker/Dockerfile); not neede
 
 ##@ Test
 .PHONY: test
-test: test-unit test-integration test-peers ## Every test: unit, real control plane, real protocol peers
+test: test-unit test-integration test-peers test-ops policy-scan ## Every test: unit, real control plane, real protocol peers, production checks, policy scans
 
 .PHONY: test-unit
 test-unit: ## Unit tests (no I/O beyond loopback)
@@ -78,6 +78,16 @@ e2e: node ## The product on a real local node (root): operator from the chart, p
 	$(CARGO) build -p mailagent-operator --bins
 	$(CARGO) test -p mailagent-tests --test node -- --ignored --test-threads=1 --nocapture
 	hack/e2e/run-commands-test.sh
+
+.PHONY: test-ops
+test-ops: control-plane ## Alert rules (promtool), the chart and docs/gitops against a real API server, Argo CD and Flux health checks
+	hack/promtool-test.sh
+	hack/manifests-test.sh
+	"$$(hack/ops-tools/venv.sh)/bin/python" hack/gitops-test.py docs/gitops/testdata
+
+.PHONY: policy-scan
+policy-scan: ## trivy PSS-restricted (17/17) and checkov (waivers: docs/policy-scans.md) on the chart and the operator's rendered objects
+	hack/policy-scan.sh
 
 .PHONY: test-peers
 test-peers: ## Interop tests with peers nobody here wrote (MCP/A2A SDKs, Google API emulator)

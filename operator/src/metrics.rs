@@ -106,4 +106,42 @@ mod tests {
             text.contains("mailagent_operator_reconcile_errors_total{controller=\"mailagent\",error=\"conflict\"} 1")
         );
     }
+
+    /// Every operator metric the chart's alert rules and Grafana dashboard query is exposed under
+    /// that name (a rename would leave an alert that never fires and an empty panel).
+    #[test]
+    fn every_queried_operator_metric_is_exposed() {
+        let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/../charts/mailagent-operator/files/");
+        // A labelled family is exposed once it has a series: give each one.
+        let metrics = Metrics::default();
+        metrics.reconciled("mailagent", Duration::from_millis(3));
+        metrics.failed("mailagent", "conflict");
+        metrics.wrote("Deployment", "apply");
+        let families: Vec<String> = metrics
+            .encode()
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            .map(String::from)
+            .collect();
+        let mut queried = std::collections::BTreeSet::new();
+        for file in ["prometheus-rules.yaml", "grafana-dashboard.json"] {
+            let text = std::fs::read_to_string(format!("{chart}{file}")).unwrap();
+            for (at, _) in text.match_indices("mailagent_operator_") {
+                let name: String = text[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+                    .collect();
+                queried.insert(name);
+            }
+        }
+        assert!(queried.len() >= 4, "{queried:?}");
+        for name in &queried {
+            let base = ["_total", "_bucket", "_sum", "_count"].iter().find_map(|s| name.strip_suffix(s));
+            assert!(
+                families.contains(name) || base.is_some_and(|b| families.iter().any(|f| f == b)),
+                "{name} is queried but not exposed: {families:?}"
+            );
+        }
+    }
 }

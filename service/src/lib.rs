@@ -5,6 +5,7 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod authz;
+pub mod busy_clients;
 pub mod capability;
 pub mod error;
 pub mod http;

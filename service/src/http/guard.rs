@@ -32,6 +32,7 @@ pub async fn per_address(State(app): State<Arc<App>>, mut request: Request, next
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
     let client = app.limits.client_address(peer, request.headers());
     request.extensions_mut().insert(ClientAddress(client));
+    app.metrics.client_request(client);
     let route =
         request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
     let door = door_of(request.uri().path());
