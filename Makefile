@@ -102,7 +102,7 @@ run: ## Local control plane + operator + sample MailAgent + the workload on the 
 bench: control-plane ## Benchmarks, each printing ratios against a baseline measured in the same run
 	$(CARGO) build --release -p mailagent-operator
 	$(CARGO) run --release -p mailagent-tests --bin operator-bench
-	$(CARGO) bench -p mailagent-service --bench doors
+	MAILAGENT_BENCH_PYTHON="$$(hack/peers/service/venv.sh)" $(CARGO) bench -p mailagent-service --bench doors
 	$(CARGO) bench -p mailagent-service --bench reload
 	hack/peers/mail/bench.sh
 	$(CARGO) build -q -p mailagent-operator --bins

@@ -6,6 +6,7 @@
 //!    servers started here (ours through `server::serve`, exactly as the binary serves).
 //! 3. JWT verification cost per request, first sight of a token and again.
 //! 4. Resident memory of the release `mailagent` binary, idle and after load.
+//! 5. The same binary against the official MCP Python SDK server ([`head_to_head`]).
 //!
 //! MCP `tools/call` runs over rmcp's Streamable HTTP service as a client of the 2025-06-18
 //! revision does it: one `initialize` (a session), then every call carries `Mcp-Session-Id`; the
@@ -34,6 +35,9 @@ use mailagent_service::app::App;
 use mailagent_service::testing::{self, API_KEY, AUDIENCE, ISSUER, JWT_SECRET};
 use serde_json::json;
 use tower::ServiceExt;
+
+#[path = "doors/head_to_head.rs"]
+mod head_to_head;
 
 const IN_PROCESS_REQUESTS: usize = 20_000;
 const ROUNDS: usize = 4;
@@ -90,34 +94,41 @@ fn rest(credential: (&'static str, String)) -> Call {
 }
 
 fn mcp(bearer: &str, session: &str) -> Call {
-    let body =
-        json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "mail_scan", "arguments": {}}});
-    Call {
-        path: "/mcp",
-        headers: vec![
-            ("host", "127.0.0.1".into()),
-            ("content-type", "application/json".into()),
-            ("accept", "application/json, text/event-stream".into()),
-            ("authorization", bearer.to_owned()),
-            ("mcp-session-id", session.to_owned()),
-            ("mcp-protocol-version", "2025-06-18".into()),
-        ],
-        body: Bytes::from(body.to_string()),
-    }
+    mcp_tool(bearer, session, "mail_scan")
+}
+
+/// A 2025-06-18 `tools/call` of `tool` on `session`; an empty session makes each connection of
+/// [`loopback`] open its own, and an empty bearer sends no `Authorization` (for a peer without auth).
+fn mcp_tool(bearer: &str, session: &str, tool: &str) -> Call {
+    let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": tool, "arguments": {}}});
+    let mut headers = vec![
+        ("host", "127.0.0.1".into()),
+        ("content-type", "application/json".into()),
+        ("accept", "application/json, text/event-stream".into()),
+        ("authorization", bearer.to_owned()),
+        ("mcp-session-id", session.to_owned()),
+        ("mcp-protocol-version", "2025-06-18".into()),
+    ];
+    headers.retain(|(name, value)| *name != "authorization" || !value.is_empty());
+    Call { path: "/mcp", headers, body: Bytes::from(body.to_string()) }
 }
 
 /// A 2026-07-28 `tools/call`: no session (that revision has none).
 fn mcp_stateless(bearer: &str) -> Call {
-    let mut call = mcp(bearer, "");
+    mcp_stateless_tool(bearer, "mail_scan")
+}
+
+fn mcp_stateless_tool(bearer: &str, tool: &str) -> Call {
+    let mut call = mcp_tool(bearer, "", tool);
     call.headers.retain(|(name, _)| *name != "mcp-session-id" && *name != "mcp-protocol-version");
     call.headers.push(("mcp-protocol-version", STATELESS_REVISION.into()));
     // The revision routes on headers that mirror the body.
     call.headers.push(("mcp-method", "tools/call".into()));
-    call.headers.push(("mcp-name", "mail_scan".into()));
+    call.headers.push(("mcp-name", tool.to_owned()));
     // Without a handshake, each 2026-07-28 request names its revision and capabilities itself.
     call.body = Bytes::from(
         json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
-        "name": "mail_scan", "arguments": {},
+        "name": tool, "arguments": {},
         "_meta": {
             "io.modelcontextprotocol/protocolVersion": STATELESS_REVISION,
             "io.modelcontextprotocol/clientCapabilities": {},
@@ -161,12 +172,14 @@ async fn in_process(router: &Router, call: &Call, requests: usize) -> Figure {
     Figure::from(&mut latencies, start.elapsed())
 }
 
-/// `CONNECTIONS` keep-alive HTTP/1.1 connections, each sending `call` back to back for `time`.
-async fn loopback(addr: SocketAddr, call: &Call, time: Duration) -> Figure {
+/// `connections` keep-alive HTTP/1.1 connections, each sending `call` back to back for `time`.
+/// A 2025-06-18 MCP call without a session id opens one session per connection, as separate
+/// clients would; with one, every connection shares that session, as one client fanning out would.
+async fn loopback(addr: SocketAddr, call: &Call, time: Duration, connections: usize) -> Figure {
     let start = Instant::now();
     let deadline = start + time;
-    let workers: Vec<_> = (0..CONNECTIONS)
-        .map(|_| {
+    let workers: Vec<_> = (0..connections)
+        .map(|index| {
             let call = call.clone();
             tokio::spawn(async move {
                 let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -175,18 +188,27 @@ async fn loopback(addr: SocketAddr, call: &Call, time: Duration) -> Figure {
                     hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.unwrap();
                 tokio::spawn(connection);
                 let mut call = call;
-                if call.path == "/mcp" && !is_stateless(&call) {
+                if call.path == "/mcp" && !is_stateless(&call) && session_of(&call).is_empty() {
                     // One session per connection, as separate MCP clients would have.
                     let session = mcp_session(&bearer_of(&call), Via::Connection(&mut sender)).await;
-                    call = mcp(&bearer_of(&call), &session);
+                    set_header(&mut call, "mcp-session-id", session);
                 }
                 let mut latencies = Vec::with_capacity(4096);
+                // JSON-RPC ids must differ among a session's requests in flight.
+                let (template, mut sequence) = (String::from_utf8(call.body.to_vec()).unwrap(), 0u64);
                 while Instant::now() < deadline {
                     let mut builder = hyper::Request::post(call.path);
                     for (name, value) in &call.headers {
                         builder = builder.header(*name, value);
                     }
-                    let request = builder.body(Full::new(call.body.clone())).unwrap();
+                    sequence += 1;
+                    let body = if call.path == "/mcp" {
+                        let id = format!("\"id\":{}", index as u64 * 1_000_000_000 + sequence);
+                        Bytes::from(template.replacen("\"id\":7", &id, 1))
+                    } else {
+                        call.body.clone()
+                    };
+                    let request = builder.body(Full::new(body)).unwrap();
                     let t = Instant::now();
                     sender.ready().await.unwrap();
                     let response = sender.send_request(request).await.unwrap();
@@ -260,8 +282,21 @@ async fn send(sender: &mut Sender, call: Call) -> (StatusCode, HeaderMap, Bytes)
     (parts.status, parts.headers, body.collect().await.unwrap().to_bytes())
 }
 
+fn header_of(call: &Call, wanted: &str) -> String {
+    call.headers.iter().find(|(name, _)| *name == wanted).map(|(_, v)| v.clone()).unwrap_or_default()
+}
+
 fn bearer_of(call: &Call) -> String {
-    call.headers.iter().find(|(name, _)| *name == "authorization").map(|(_, v)| v.clone()).unwrap_or_default()
+    header_of(call, "authorization")
+}
+
+fn session_of(call: &Call) -> String {
+    header_of(call, "mcp-session-id")
+}
+
+fn set_header(call: &mut Call, name: &'static str, value: String) {
+    call.headers.retain(|(n, _)| *n != name);
+    call.headers.push((name, value));
 }
 
 fn token(extra: serde_json::Value) -> String {
@@ -321,6 +356,11 @@ fn main() {
 async fn run() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     println!("mailagent door bench (load average at start: {})", load_average());
+    if std::env::var_os("DOORS_HEAD_TO_HEAD_ONLY").is_some() {
+        // The head-to-head alone (section 5), for a quick look.
+        head_to_head::run(&format!("Bearer {}", token(json!({})))).await;
+        return;
+    }
     let (app, _dir) = bench_app();
     let ours = mailagent_service::http::router(app.clone());
     let scan = mailagent_mail::api::ScanRequest::default();
@@ -356,54 +396,66 @@ async fn run() {
         println!("{name}: {n} requests in {:?}", start.elapsed());
         return;
     }
-    let mut best = [Figure::default(); 5];
-    for (_, router, call) in contenders {
-        in_process(router, call, 2_000).await; // warm up
-    }
-    for round in 0..ROUNDS {
-        for i in rotated(round, contenders.len()) {
-            let (_, router, call) = contenders[i];
-            best[i] = best[i].best(in_process(router, call, IN_PROCESS_REQUESTS).await);
+    if std::env::var_os("DOORS_PROFILE_LOOPBACK").is_none() {
+        let mut best = [Figure::default(); 5];
+        for (_, router, call) in contenders {
+            in_process(router, call, 2_000).await; // warm up
         }
+        for round in 0..ROUNDS {
+            for i in rotated(round, contenders.len()) {
+                let (_, router, call) = contenders[i];
+                best[i] = best[i].best(in_process(router, call, IN_PROCESS_REQUESTS).await);
+            }
+        }
+        println!(
+            "\nIn process (tower oneshot, sequential, {IN_PROCESS_REQUESTS} requests x {ROUNDS} rounds, best round):"
+        );
+        bare_row(best[0]);
+        row(contenders[1].0, best[1], best[0], "(goal >= 60 %)");
+        row(contenders[2].0, best[2], best[0], "");
+        row(contenders[3].0, best[3], best[0], "(goal >= 25 %)");
+        row(contenders[4].0, best[4], best[0], "(goal >= 25 %)");
     }
-    println!("\nIn process (tower oneshot, sequential, {IN_PROCESS_REQUESTS} requests x {ROUNDS} rounds, best round):");
-    bare_row(best[0]);
-    row(contenders[1].0, best[1], best[0], "(goal >= 60 %)");
-    row(contenders[2].0, best[2], best[0], "");
-    row(contenders[3].0, best[3], best[0], "(goal >= 25 %)");
-    row(contenders[4].0, best[4], best[0], "(goal >= 25 %)");
 
     // 2. Loopback sockets.
     let bare_addr = spawn_bare(bare.clone()).await;
     let ours_addr = spawn_ours(app.clone()).await;
-    // Each connection opens its own session (see `loopback`).
+    // Each connection opens its own session (see `loopback`), or all share one.
     let mcp_call = mcp(&bearer, "");
-    let contenders: [(&str, SocketAddr, &Call); 5] = [
-        ("bare", bare_addr, &bare_call),
-        ("REST, JWT (HS256)", ours_addr, &rest_jwt),
-        ("REST, API key", ours_addr, &rest_key),
-        ("MCP tools/call, JWT, session", ours_addr, &mcp_call),
-        ("MCP tools/call, JWT, 2026-07-28", ours_addr, &mcp_stateless_call),
+    let shared = mcp(&bearer, &open_session(ours_addr, &bearer).await);
+    let contenders: [(&str, SocketAddr, &Call, usize); 7] = [
+        ("bare", bare_addr, &bare_call, CONNECTIONS),
+        ("REST, JWT (HS256)", ours_addr, &rest_jwt, CONNECTIONS),
+        ("REST, API key", ours_addr, &rest_key, CONNECTIONS),
+        ("MCP tools/call, JWT, 16 sessions", ours_addr, &mcp_call, CONNECTIONS),
+        ("MCP tools/call, JWT, 1 session, 16 in flight", ours_addr, &shared, CONNECTIONS),
+        ("MCP tools/call, JWT, 1 session, 1 in flight", ours_addr, &shared, 1),
+        ("MCP tools/call, JWT, 2026-07-28", ours_addr, &mcp_stateless_call, CONNECTIONS),
     ];
-    let mut best = [Figure::default(); 5];
-    for (_, addr, call) in contenders {
-        loopback(addr, call, Duration::from_millis(300)).await; // warm up
+    if let Ok(wanted) = std::env::var("DOORS_PROFILE_LOOPBACK") {
+        // `DOORS_PROFILE_LOOPBACK="mcp tools/call, jwt, 1 session, 16" perf record ...`: one contender, 10 s.
+        let (name, addr, call, connections) =
+            contenders.iter().find(|(name, ..)| name.to_lowercase().starts_with(&wanted)).unwrap();
+        let figure = loopback(*addr, call, Duration::from_secs(10), *connections).await;
+        println!("{name}: {:.0} req/s, p99 {:?}", figure.rate, figure.p99);
+        return;
     }
-    for round in 0..ROUNDS {
-        for i in rotated(round, contenders.len()) {
-            let (_, addr, call) = contenders[i];
-            best[i] = best[i].best(loopback(addr, call, LOOPBACK_TIME).await);
-        }
-    }
+    let best = rounds(&contenders).await;
     println!(
-        "\nLoopback sockets ({CONNECTIONS} keep-alive HTTP/1.1 connections, client and servers in this process on 2 worker threads, {:?} x {ROUNDS} rounds, best round):",
+        "\nLoopback sockets ({CONNECTIONS} keep-alive HTTP/1.1 connections, each with one request in flight, client and servers in this process on 2 worker threads, {:?} x {ROUNDS} rounds, best round):",
         LOOPBACK_TIME
     );
     bare_row(best[0]);
     row(contenders[1].0, best[1], best[0], "(goal >= 60 %)");
     row(contenders[2].0, best[2], best[0], "");
-    row(contenders[3].0, best[3], best[0], "(goal >= 25 %)");
-    row(contenders[4].0, best[4], best[0], "(goal >= 25 %)");
+    for (i, (name, ..)) in contenders.iter().enumerate().skip(3) {
+        row(name, best[i], best[0], if i == 5 { "" } else { "(goal >= 25 %)" });
+    }
+    println!(
+        "  one session, 16 in flight: {} of 16 sessions' throughput (goal >= 80 %); {:.1}x one session's 1 in flight",
+        ratio(best[4].rate, best[3].rate),
+        best[4].rate / best[5].rate
+    );
     let bare_request = Duration::from_secs_f64(1.0 / best[0].rate);
 
     // 3. JWT verification.
@@ -449,7 +501,34 @@ async fn run() {
 
     // 4. Memory of the real binary.
     memory(&bearer, best[0]).await;
+
+    // 5. Against the MCP Python SDK.
+    head_to_head::run(&bearer).await;
     println!("\nload average at end: {}", load_average());
+}
+
+/// Runs every contender for `LOOPBACK_TIME`, `ROUNDS` times in rotating order; the best round of each.
+async fn rounds<const N: usize>(contenders: &[(&str, SocketAddr, &Call, usize); N]) -> [Figure; N] {
+    let mut best = [Figure::default(); N];
+    for (_, addr, call, connections) in contenders {
+        loopback(*addr, call, Duration::from_millis(300), *connections).await; // warm up
+    }
+    for round in 0..ROUNDS {
+        for i in rotated(round, N) {
+            let (_, addr, call, connections) = contenders[i];
+            best[i] = best[i].best(loopback(addr, call, LOOPBACK_TIME, connections).await);
+        }
+    }
+    best
+}
+
+/// Opens a 2025-06-18 session over a connection of its own, for contenders that share it.
+async fn open_session(addr: SocketAddr, bearer: &str) -> String {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(connection);
+    mcp_session(bearer, Via::Connection(&mut sender)).await
 }
 
 async fn spawn_bare(router: Router) -> SocketAddr {
@@ -512,9 +591,9 @@ async fn memory(bearer: &str, bare: Figure) {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let idle = rss_kib(pid, "VmRSS:") * 1024.0;
     let rest_call = rest(("authorization", bearer.to_owned()));
-    let rest = loopback(addr, &rest_call, LOOPBACK_TIME).await;
-    let mcp_figure = loopback(addr, &mcp(bearer, ""), LOOPBACK_TIME).await;
-    let mcp_stateless_figure = loopback(addr, &mcp_stateless(bearer), LOOPBACK_TIME).await;
+    let rest = loopback(addr, &rest_call, LOOPBACK_TIME, CONNECTIONS).await;
+    let mcp_figure = loopback(addr, &mcp(bearer, ""), LOOPBACK_TIME, CONNECTIONS).await;
+    let mcp_stateless_figure = loopback(addr, &mcp_stateless(bearer), LOOPBACK_TIME, CONNECTIONS).await;
     let loaded = rss_kib(pid, "VmRSS:") * 1024.0;
     let peak = rss_kib(pid, "VmHWM:") * 1024.0;
     let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();

@@ -56,8 +56,17 @@ pub struct McpDoor {
     app: Arc<App>,
 }
 
-/// The MCP tool for a capability, with annotations a client can show.
+/// The MCP tool for a capability, with annotations a client can show. Built once per process:
+/// rmcp asks for a tool's schema on every 2026-07-28 `tools/call` (to check `Mcp-Param-*`
+/// headers), and generating a JSON Schema costs more than the rest of the call.
 pub fn tool(capability: Capability) -> Tool {
+    static TOOLS: std::sync::OnceLock<Vec<Tool>> = std::sync::OnceLock::new();
+    let tools = TOOLS.get_or_init(|| Capability::ALL.into_iter().map(build_tool).collect());
+    let index = Capability::ALL.iter().position(|c| *c == capability).expect("every capability is in ALL");
+    tools[index].clone()
+}
+
+fn build_tool(capability: Capability) -> Tool {
     let schema = match capability::input_schema(capability) {
         Value::Object(map) => Arc::new(map),
         _ => Arc::new(Default::default()),

@@ -1,0 +1,131 @@
+//! 5. The head-to-head a user would run: the release `mailagent` binary against the official MCP
+//!    Python SDK server (`hack/bench/mcp_python_server.py`, the SDK pinned in
+//!    `hack/peers/service/requirements.txt`), both on a copy of the sample Maildir, both answering
+//!    `unsubscribe_candidates`, driven by the same load generator in the same rounds. Auth is on for
+//!    us (a JWT on every call) and off for it. `make bench` passes the venv's python in
+//!    `MAILAGENT_BENCH_PYTHON`; without it this part is skipped.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mailagent_service::testing::{self, API_KEY, AUDIENCE, ISSUER, JWT_SECRET};
+
+use super::{CONNECTIONS, Figure, MIB, mcp_stateless_tool, mcp_tool, open_session, rounds, rss_kib};
+
+const TOOL: &str = "unsubscribe_candidates";
+
+/// Kills the process when dropped, so a failed bench leaves no server behind.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+async fn wait_for(addr: SocketAddr, what: &str, child: &mut Running) {
+    let started = Instant::now();
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        assert!(child.0.try_wait().unwrap().is_none(), "{what} exited before it listened");
+        assert!(started.elapsed() < Duration::from_secs(30), "{what} did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub async fn run(bearer: &str) {
+    let Ok(python) = std::env::var("MAILAGENT_BENCH_PYTHON") else {
+        println!(
+            "\nHead-to-head with the MCP Python SDK: skipped (MAILAGENT_BENCH_PYTHON unset; `make bench` sets it)"
+        );
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let (maildir, state) = (work.path().join("maildir"), work.path().join("state"));
+    testing::copy_sample_maildir(&maildir);
+    std::fs::create_dir_all(&state).unwrap();
+
+    let ours_addr = free_addr();
+    let mut ours = Running(
+        Command::new(env!("CARGO_BIN_EXE_mailagent"))
+            .env_clear()
+            .envs([
+                ("AUTH_MODE", "hybrid"),
+                ("AGENT_API_KEY", API_KEY),
+                ("AUTH_JWT_SECRET", JWT_SECRET),
+                ("AUTH_JWT_ISSUER", ISSUER),
+                ("AUTH_JWT_AUDIENCE", AUDIENCE),
+                ("RATE_LIMIT_PER_MINUTE", "1000000000"),
+                ("RATE_LIMIT_BURST", "1000000000"),
+                ("MAILAGENT_LISTEN", &ours_addr.to_string()),
+                ("MAILAGENT_STATE_DIR", state.to_str().unwrap()),
+                ("MAILDIR_PATH", maildir.to_str().unwrap()),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the mailagent binary"),
+    );
+    let python_addr = free_addr();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../hack/bench/mcp_python_server.py");
+    let mut theirs = Running(
+        Command::new(&python)
+            .arg(script)
+            .arg(python_addr.port().to_string())
+            .env("MAILDIR_PATH", &maildir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the MCP Python SDK server"),
+    );
+    wait_for(ours_addr, "mailagent", &mut ours).await;
+    wait_for(python_addr, "the MCP Python SDK server", &mut theirs).await;
+
+    let ours_many = mcp_tool(bearer, "", TOOL);
+    let ours_one = mcp_tool(bearer, &open_session(ours_addr, bearer).await, TOOL);
+    let ours_stateless = mcp_stateless_tool(bearer, TOOL);
+    let theirs_many = mcp_tool("", "", TOOL);
+    let theirs_one = mcp_tool("", &open_session(python_addr, "").await, TOOL);
+    let contenders = [
+        ("Python SDK, 16 sessions", python_addr, &theirs_many, CONNECTIONS),
+        ("Python SDK, 1 session, 16 in flight", python_addr, &theirs_one, CONNECTIONS),
+        ("mailagent, JWT, 16 sessions", ours_addr, &ours_many, CONNECTIONS),
+        ("mailagent, JWT, 1 session, 16 in flight", ours_addr, &ours_one, CONNECTIONS),
+        ("mailagent, JWT, 2026-07-28", ours_addr, &ours_stateless, CONNECTIONS),
+    ];
+    let best = rounds(&contenders).await;
+    let rss = |child: &Running| rss_kib(child.0.id(), "VmRSS:") * 1024.0;
+    let peak = |child: &Running| rss_kib(child.0.id(), "VmHWM:") * 1024.0;
+    let (ours_rss, theirs_rss) = (rss(&ours), rss(&theirs));
+    let (ours_peak, theirs_peak) = (peak(&ours), peak(&theirs));
+
+    println!(
+        "\nHead-to-head, `{TOOL}` on the sample Maildir: the release binary (auth on: JWT) against the official MCP Python SDK 2.3.0 server (auth off), same load generator, same rounds:"
+    );
+    for (i, (name, ..)) in contenders.iter().enumerate() {
+        println!("  {name:<34} {:>9.0} req/s  p50 {:>9.1?}  p99 {:>9.1?}", best[i].rate, best[i].p50, best[i].p99);
+    }
+    let compare = |name: &str, ours: Figure, theirs: Figure| {
+        println!(
+            "  {name:<34} throughput {:>6.1}x theirs (goal >= 30x)   p99 {:>6.1}x lower",
+            ours.rate / theirs.rate,
+            theirs.p99.as_secs_f64() / ours.p99.as_secs_f64()
+        );
+    };
+    compare("16 sessions", best[2], best[0]);
+    compare("1 session, 16 in flight", best[3], best[1]);
+    compare("2026-07-28 vs their 16 sessions", best[4], best[0]);
+    println!(
+        "  resident memory after load: ours {:.1} MiB, theirs {:.1} MiB, {:.3} of theirs (goal <= 0.100); peak ours {:.1} MiB, theirs {:.1} MiB",
+        ours_rss / MIB,
+        theirs_rss / MIB,
+        ours_rss / theirs_rss,
+        ours_peak / MIB,
+        theirs_peak / MIB
+    );
+}
