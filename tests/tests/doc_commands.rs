@@ -352,9 +352,6 @@ async fn apply_samples(admin: &kube::Client, ns: &str) -> String {
 }
 
 #[tokio::test]
-#[ignore = "main's docs/authpolicy.md (merged 09:25) prints multi-line sh commands (backslash \
-            continuations), TOKEN=$(target/debug/mailagent-token ...) and the placeholders P and \
-            AGENT, which the extraction does not handle yet; un-ignore once it does"]
 async fn every_printed_command_works_as_printed() {
     let admin = support::admin().await;
     let ns = TestNamespace::create(&admin).await;
