@@ -14,6 +14,7 @@ use mailagent_crds::{AuthPolicy, MailAgent};
 use mailagent_operator::controller::authpolicy::build as policy_build;
 use mailagent_operator::controller::authpolicy::material::SignerState;
 use mailagent_operator::controller::mailagent::build::{Inputs, build};
+use mailagent_operator::controller::mailagent::validate::validate;
 use serde::Deserialize as _;
 
 fn main() -> anyhow::Result<()> {
@@ -55,7 +56,10 @@ fn main() -> anyhow::Result<()> {
     }
     for agent in &agents {
         let policy = policies.get(&(agent.namespace(), agent.spec.auth_policy_ref.name.clone()));
-        let children = build(Inputs { agent, policy: policy.map(|p| &p.spec) });
+        // The controller's own path: validate, then build from what validation returns.
+        let valid = validate(Inputs { agent, policy: policy.map(|p| &p.spec) })
+            .map_err(|problem| anyhow::anyhow!("{}: {problem:?}", agent.name_any()))?;
+        let children = build(&valid);
         out.push(serde_json::to_value(&children.service_account)?);
         out.push(serde_json::to_value(&children.config_map)?);
         out.push(serde_json::to_value(&children.deployment)?);
