@@ -79,7 +79,10 @@ kubectl apply -f hack/samples/20-mailagent.yaml >/dev/null
 kubectl -n mail wait mailagent/inbox --for=condition=Ready --timeout=300s >/dev/null
 
 step "forwarding 127.0.0.1:$port to the agent's Service"
-(while true; do command kubectl -n mail port-forward svc/inbox-rest "$port:8080" >>"$run_dir/port-forward.log" 2>&1; sleep 1; done) &
+# kubectl port-forward follows one pod and exits when it goes (a rollout after a setting that is not
+# live); the loop starts it again on the Service's new pod. `|| true`: under `set -e` the exit
+# would end the loop itself.
+(while true; do command kubectl -n mail port-forward svc/inbox-rest "$port:8080" >>"$run_dir/port-forward.log" 2>&1 || true; sleep 1; done) &
 pids+=($!)
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
 

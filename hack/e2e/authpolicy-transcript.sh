@@ -11,7 +11,13 @@ base="http://127.0.0.1:$port"
 show() { echo "\$ $*"; "$@" 2>&1 | grep -v 'version difference' || true; echo; }
 call() { # door, curl arguments...
   local door="$1"; shift
-  echo "\$ curl ... $door"; curl -s -o /dev/null -w "%{http_code}\n" "$@"; echo
+  echo "\$ curl ... $door"; curl -s -o /dev/null -w "%{http_code}\n" "$@" || true; echo
+}
+# A changed jwt.maxTokenLifetime restarts the agent's pod (it is not a live setting), and make run's
+# port-forward follows the Service to the new pod after a moment.
+wait_for_agent() {
+  kubectl -n mail wait mailagent/inbox --for=condition=Ready --timeout=180s >/dev/null 2>&1 || true
+  for _ in $(seq 60); do curl -sf "$base/healthz" >/dev/null && return; sleep 1; done
 }
 cd "$root"
 show kubectl apply -f docs/examples/authpolicy-fast-rotation.yaml
@@ -23,6 +29,7 @@ kid=$(kubectl -n mail get secret team-auth-client-mail-admin -o jsonpath='{.data
 show kubectl -n mail patch ap team-auth --type merge -p "{\"spec\":{\"revocation\":{\"kids\":[\"$kid\"],\"reason\":\"key pasted in a ticket\"}}}"
 show kubectl -n mail get ap team-auth
 show kubectl -n mail get ap team-auth -o jsonpath='{range .status.keys[*]}{.kid}{"\t"}{.purpose}{"\t"}{.state}{"\t"}{.fingerprint}{"\n"}{end}'
+wait_for_agent
 echo "\$ TOKEN=\$(mailagent-token --policy mail/team-auth --sub you@example.com --aud mailagent --ttl 1m --scope mail:scan)"
 TOKEN=$("$token_cli" --policy mail/team-auth --sub you@example.com --aud mailagent --ttl 1m --scope mail:scan)
 echo
