@@ -6,15 +6,12 @@
 //! the 2 s poll as fallback) and, as the baseline measured in the same run, the 2 s poll alone
 //! (what the workload did before it watched the directory). Goal: under 1 s, every time.
 
-use std::os::unix::fs::symlink;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mailagent_service::app::App;
 use mailagent_service::reload::{self, INTERVAL};
-use mailagent_service::settings::Source;
-use mailagent_service::testing::{post, send};
+use mailagent_service::testing::{kubelet_publish, post, send, source_from};
 use serde_json::json;
 use sha2::Digest;
 
@@ -22,19 +19,9 @@ const NOTIFIED_SAMPLES: usize = 20;
 const POLL_SAMPLES: usize = 8;
 const GOAL: Duration = Duration::from_secs(1);
 
-/// The kubelet's swap: `..<n>/keyring.json`, then `..data` renamed onto it atomically.
-fn publish(dir: &Path, n: usize, key: &str) {
-    let version = dir.join(format!("..2026_{n:04}"));
-    std::fs::create_dir(&version).unwrap();
-    let keyring = json!({"schema": 1, "revision": n, "apiKeys": [{"kid": format!("ak-{n}"), "client": "bench",
-        "sha256": hex::encode(sha2::Sha256::digest(key.as_bytes())), "scopes": ["mail:scan"], "state": "Active"}]});
-    std::fs::write(version.join("keyring.json"), keyring.to_string()).unwrap();
-    let tmp = dir.join("..data_tmp");
-    symlink(version.file_name().unwrap(), &tmp).unwrap();
-    std::fs::rename(&tmp, dir.join("..data")).unwrap();
-    if n > 0 {
-        std::fs::remove_dir_all(dir.join(format!("..2026_{:04}", n - 1))).unwrap();
-    }
+fn keyring(n: usize) -> serde_json::Value {
+    json!({"schema": 1, "revision": n, "apiKeys": [{"kid": format!("ak-{n}"), "client": "bench",
+        "sha256": hex::encode(sha2::Sha256::digest(key(n).as_bytes())), "scopes": ["mail:scan"], "state": "Active"}]})
 }
 
 fn key(n: usize) -> String {
@@ -48,15 +35,13 @@ async fn accepted(app: &Arc<App>, key: &str) -> bool {
 /// Milliseconds from each swap to the first accepted request, sorted.
 async fn measure(notified: bool, samples: usize) -> Vec<Duration> {
     let dir = tempfile::tempdir().unwrap();
-    publish(dir.path(), 0, &key(0));
-    symlink("..data/keyring.json", dir.path().join("keyring.json")).unwrap();
-    let env = [
+    kubelet_publish(dir.path(), 0, &keyring(0));
+    let source = source_from(&[
         ("AUTH_MODE", "api_key"),
         ("MAILAGENT_KEYRING_DIR", dir.path().to_str().unwrap()),
         ("RATE_LIMIT_PER_MINUTE", "10000000"),
         ("RATE_LIMIT_BURST", "1000000"),
-    ];
-    let source = Source::from_map(env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+    ]);
     let assistant = Arc::new(mailagent_service::testing::CannedAssistant);
     let (app, digest) = mailagent_service::server::build(&source, Some(assistant)).unwrap();
     let task = if notified {
@@ -69,7 +54,7 @@ async fn measure(notified: bool, samples: usize) -> Vec<Duration> {
     for n in 1..=samples {
         // Swaps land at unrelated moments of the poll period, as a kubelet's do.
         tokio::time::sleep(Duration::from_millis(137 * n as u64 % 1000)).await;
-        publish(dir.path(), n, &key(n));
+        kubelet_publish(dir.path(), n as u32, &keyring(n));
         let swapped = Instant::now();
         while !accepted(&app, &key(n)).await {
             assert!(swapped.elapsed() < 3 * INTERVAL, "the new keyring was never seen");

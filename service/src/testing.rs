@@ -95,6 +95,25 @@ pub fn write_keyring(dir: &std::path::Path) {
     std::fs::write(dir.join("keyring.json"), serde_json::to_vec_pretty(&keyring).unwrap()).unwrap();
 }
 
+/// Publishes `keyring` in `dir` the way the kubelet updates a mounted Secret: a new timestamped
+/// directory, then a `..data` symlink renamed over the old one (and `keyring.json` pointing
+/// through it, made once). The previous generation's directory is left in place.
+pub fn kubelet_publish(dir: &std::path::Path, generation: u32, keyring: &Value) {
+    let data = format!("..2026_11_28_{generation:04}");
+    std::fs::create_dir(dir.join(&data)).unwrap();
+    std::fs::write(dir.join(&data).join("keyring.json"), keyring.to_string()).unwrap();
+    std::os::unix::fs::symlink(&data, dir.join("..data_tmp")).unwrap();
+    std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+    if !dir.join("keyring.json").exists() {
+        std::os::unix::fs::symlink("..data/keyring.json", dir.join("keyring.json")).unwrap();
+    }
+}
+
+/// Settings from `(name, value)` pairs, as the process would read them from its environment.
+pub fn source_from(pairs: &[(&str, &str)]) -> Source {
+    Source::from_map(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+}
+
 /// An app (no socket) in `mode`, with extra settings; the temp dir holds the keyring.
 pub fn app(mode: &str, extra: &[(&str, &str)]) -> (Arc<App>, tempfile::TempDir) {
     app_with(mode, extra, Arc::new(CannedAssistant))

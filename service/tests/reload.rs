@@ -3,12 +3,10 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use mailagent_service::settings::Source;
 use serde_json::json;
 
 async fn eventually(mut check: impl FnMut() -> bool) {
@@ -26,16 +24,12 @@ async fn mutation_switch_and_keyring_reload_without_restart() {
     let config = tempfile::tempdir().unwrap();
     let keyring = tempfile::tempdir().unwrap();
     write_keyring(keyring.path());
-    let env: HashMap<String, String> = [
+    let source = source_from(&[
         ("AUTH_MODE", "api_key"),
         ("MAILAGENT_CONFIG_DIR", config.path().to_str().unwrap()),
         ("MAILAGENT_KEYRING_DIR", keyring.path().to_str().unwrap()),
         ("RATE_LIMIT_BURST", "1000"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let source = Source::from_map(env);
+    ]);
     let (app, digest) = mailagent_service::server::build(&source, Some(Arc::new(CannedAssistant))).unwrap();
     tokio::spawn(mailagent_service::reload::watch(app.clone(), source, digest));
     assert!(!app.mutations_enabled());
@@ -83,17 +77,6 @@ async fn a_remembered_token_stops_working_when_its_key_is_revoked() {
 /// Lays out `dir` the way the kubelet's atomic writer does: the file is a symlink through `..data`,
 /// which points at a timestamped directory; an update writes a new directory and renames a fresh
 /// `..data` symlink over the old one.
-fn kubelet_publish(dir: &std::path::Path, generation: u32, keyring: &serde_json::Value) {
-    let data = format!("..2026_11_28_{generation:04}");
-    std::fs::create_dir(dir.join(&data)).unwrap();
-    std::fs::write(dir.join(&data).join("keyring.json"), keyring.to_string()).unwrap();
-    std::os::unix::fs::symlink(&data, dir.join("..data_tmp")).unwrap();
-    std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
-    if !dir.join("keyring.json").exists() {
-        std::os::unix::fs::symlink("..data/keyring.json", dir.join("keyring.json")).unwrap();
-    }
-}
-
 #[tokio::test]
 async fn a_kubelet_symlink_swap_reloads_without_waiting_for_the_poll() {
     let keyring = tempfile::tempdir().unwrap();
@@ -103,15 +86,11 @@ async fn a_kubelet_symlink_swap_reloads_without_waiting_for_the_poll() {
         serde_json::from_slice(&std::fs::read(scratch.path().join("keyring.json")).unwrap()).unwrap()
     };
     kubelet_publish(keyring.path(), 1, &doc);
-    let env: HashMap<String, String> = [
+    let source = source_from(&[
         ("AUTH_MODE", "api_key"),
         ("MAILAGENT_KEYRING_DIR", keyring.path().to_str().unwrap()),
         ("RATE_LIMIT_BURST", "1000"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let source = Source::from_map(env);
+    ]);
     let (app, digest) = mailagent_service::server::build(&source, Some(Arc::new(CannedAssistant))).unwrap();
     // A poll an hour apart: whatever reloads within the test comes from the change notification.
     let hour = Duration::from_secs(3600);
