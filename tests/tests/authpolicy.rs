@@ -230,8 +230,19 @@ async fn a_revoke_takes_the_kid_out_at_once_and_no_secret_leaks() {
     let ring: Keyring = serde_json::from_slice(&ring.data.unwrap()["keyring.json"].0).unwrap();
     assert_eq!((ring.jwt_keys.len(), ring.api_keys.len()), (1, 1), "replacements were minted and activated");
     assert_eq!(ring.jwt_keys[0].state, KeyState::Active);
-    let (new_key, _) = client_key(&admin, &ns, "p", "ci").await;
-    assert_ne!(new_key, old_key, "the client got its replacement");
+    // The keyring is published before the client Secrets (verifiers first), so the replacement
+    // reaches the client's Secret a moment after the keyring drops the revoked key.
+    let replacement = ring.api_keys[0].clone();
+    let (new_key, _) = eventually(
+        "the client's Secret to carry the replacement key",
+        Duration::from_secs(30),
+        || async { Some(client_key(&admin, &ns, "p", "ci").await) },
+        |(_, kid)| *kid == replacement.kid,
+    )
+    .await;
+    // Compared by hash: an assertion message must never print a key.
+    assert!(sha256_hex(&new_key) == replacement.sha256, "the client's key is the one the keyring accepts");
+    assert!(new_key != old_key, "the client got a new key, not its revoked one");
     let status = wait_for(&policies, "p", |p| {
         p.status.as_ref().is_some_and(|s| {
             conditions::find(&s.conditions, "Revoking").is_some_and(|c| c.reason == "Revoked")

@@ -249,7 +249,7 @@ mod tests {
     fn api_keys_and_hmac_secrets_carry_256_random_bits() {
         let a = mint(KeyPurpose::ApiKey, None).unwrap();
         let b = mint(KeyPurpose::ApiKey, None).unwrap();
-        assert_ne!(a.secret, b.secret);
+        assert!(a.secret != b.secret, "two mints gave the same secret");
         let body = std::str::from_utf8(&a.secret).unwrap().strip_prefix(API_KEY_PREFIX).unwrap();
         assert_eq!(URL_SAFE_NO_PAD.decode(body).unwrap().len(), 32);
         assert_eq!(mint(KeyPurpose::Jwt, Some(JwtAlgorithm::HS256)).unwrap().secret.len(), 32);
