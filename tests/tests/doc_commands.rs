@@ -13,6 +13,12 @@
 //! - `helm VERB ...` must be how a `hack/` script calls helm; `cargo VERB` a cargo subcommand.
 //! - A YAML block of our API is admitted (`kubectl apply --dry-run=server`).
 //!
+//! - A block or paragraph after `<!-- doc-commands: reader-cluster (why) -->` is for the
+//!   reader's own cluster (their Argo CD, their Helm release): its `kubectl` lines must use a
+//!   verb and flags kubectl has and files the repository has, its `helm` lines a helm verb and
+//!   our chart. A `console` block is a transcript: only its `$ ` lines are commands.
+//! - `curl` must call a route the workload serves.
+//!
 //! Anything else that looks like a command (`curl`, another tool) fails the test until it is
 //! taught here: a printed line nobody checks is how the README's commands broke before.
 //!
@@ -25,6 +31,7 @@ use std::process::Command;
 
 use kube::api::{Api, Patch, PatchParams};
 use mailagent_crds::{AuthPolicy, MailAgent};
+use mailagent_operator::controller::authpolicy::SystemClock;
 use mailagent_operator::controller::mailagent::build::{Inputs, build, validate};
 use mailagent_tests::TestNamespace;
 
@@ -37,7 +44,14 @@ fn repo() -> PathBuf {
 struct Printed {
     at: String,
     text: String,
+    /// Marked `<!-- doc-commands: reader-cluster -->`: meant for the reader's own cluster
+    /// (their Argo CD, their release): checked for shape, not run.
+    reader: bool,
 }
+
+/// The marker a page puts on the line before a block or paragraph whose commands are for the
+/// reader's own cluster.
+const READER_CLUSTER: &str = "<!-- doc-commands: reader-cluster";
 
 /// The Markdown files a reader is pointed at.
 fn documents() -> Vec<PathBuf> {
@@ -66,7 +80,16 @@ fn printed_in(path: &Path) -> (Vec<Printed>, Vec<Printed>) {
     let mut fence: Option<(String, usize, String)> = None;
     // A shell line ending in `\` continues on the next one.
     let mut continued: Option<(String, String)> = None;
+    // Set by the marker; ends with the block or paragraph after it.
+    let mut reader = false;
     for (index, raw) in text.lines().enumerate() {
+        if raw.trim_start().starts_with(READER_CLUSTER) {
+            reader = true;
+            continue;
+        }
+        if fence.is_none() && raw.trim().is_empty() && continued.is_none() {
+            reader = false;
+        }
         let (at, joined);
         let line = match continued.take() {
             Some((first_at, head)) => {
@@ -87,19 +110,25 @@ fn printed_in(path: &Path) -> (Vec<Printed>, Vec<Printed>) {
             match fence.take() {
                 None => fence = Some((info.trim().to_owned(), index + 1, String::new())),
                 Some((lang, start, body)) if lang == "yaml" && body.contains("apiVersion: mailagent.dev/") => {
-                    yaml.push(Printed { at: format!("{name}:{start}"), text: body });
+                    yaml.push(Printed { at: format!("{name}:{start}"), text: body, reader });
+                    reader = false;
                 }
-                Some(_) => {}
+                Some(_) => reader = false,
             }
             continue;
         }
         match &mut fence {
             Some((lang, _, body)) => {
                 if ["sh", "bash", "shell", "console"].contains(&lang.as_str()) {
-                    let command = line.trim().trim_start_matches("$ ");
+                    // A `console` block is a transcript: its `$ ` lines are commands and the
+                    // rest is what they printed.
+                    let command = match (lang.as_str(), line.trim().strip_prefix("$ ")) {
+                        ("console", None) => continue,
+                        (_, prompted) => prompted.unwrap_or(line.trim()),
+                    };
                     let command = command.split(" #").next().unwrap_or_default().trim();
                     if !command.is_empty() && !command.starts_with('#') {
-                        commands.push(Printed { at, text: command.to_owned() });
+                        commands.push(Printed { at, text: command.to_owned(), reader });
                     }
                 } else {
                     body.push_str(line);
@@ -110,7 +139,7 @@ fn printed_in(path: &Path) -> (Vec<Printed>, Vec<Printed>) {
                 // Odd pieces between backticks are code spans.
                 for span in line.split('`').skip(1).step_by(2) {
                     if looks_like_a_command(span) {
-                        commands.push(Printed { at: at.clone(), text: span.trim().to_owned() });
+                        commands.push(Printed { at: at.clone(), text: span.trim().to_owned(), reader });
                     }
                 }
             }
@@ -121,9 +150,15 @@ fn printed_in(path: &Path) -> (Vec<Printed>, Vec<Printed>) {
 
 const TOOLS: [&str; 6] = ["kubectl", "make", "curl", "helm", "cargo", "wget"];
 
+/// A code span that starts with a tool and gives it something (a bare `kubectl` is a name in
+/// prose, not a command).
 fn looks_like_a_command(span: &str) -> bool {
     let words = without_env(span.trim());
-    words.first().is_some_and(|first| TOOLS.contains(&first.as_str()) || first.starts_with("hack/"))
+    match words.first() {
+        Some(first) if first.starts_with("hack/") => true,
+        Some(first) => words.len() >= 2 && TOOLS.contains(&first.as_str()),
+        None => false,
+    }
 }
 
 /// The words of a command after any leading `NAME=value` assignments.
@@ -205,7 +240,22 @@ fn run_shell(line: &str, cache: &Path) -> Result<String, String> {
 /// restart`, `scale`) changes the throwaway namespace for real.
 const DRY_RUN: [&str; 9] = ["apply", "create", "patch", "annotate", "label", "delete", "replace", "set", "expose"];
 /// Flags that take the next word as their value.
-const VALUE_FLAGS: [&str; 8] = ["-n", "--namespace", "-o", "--output", "--type", "-p", "--patch", "-f"];
+const VALUE_FLAGS: [&str; 14] = [
+    "-n",
+    "--namespace",
+    "-o",
+    "--output",
+    "--type",
+    "-p",
+    "--patch",
+    "-f",
+    "-l",
+    "--selector",
+    "--field-selector",
+    "-c",
+    "--container",
+    "--patch-file",
+];
 
 /// Checks one printed command; `Err` says why it does not work as printed.
 fn check(printed: &Printed, targets: &[String], ns: &str, agent: &str, cache: &Path) -> Result<(), String> {
@@ -213,7 +263,13 @@ fn check(printed: &Printed, targets: &[String], ns: &str, agent: &str, cache: &P
     let inner = printed.text.split_once("=$(").filter(|(name, _)| env_assignment(&format!("{name}=")).is_some());
     if let Some((_, command)) = inner {
         let command = command.strip_suffix(')').ok_or("`$(` without its `)`")?;
-        return check(&Printed { at: printed.at.clone(), text: command.to_owned() }, targets, ns, agent, cache);
+        return check(
+            &Printed { at: printed.at.clone(), text: command.to_owned(), reader: printed.reader },
+            targets,
+            ns,
+            agent,
+            cache,
+        );
     }
     let text = &printed.text;
     let all = shlex::split(text).ok_or("unbalanced quotes")?;
@@ -235,47 +291,76 @@ fn check(printed: &Printed, targets: &[String], ns: &str, agent: &str, cache: &P
             Ok(())
         }
         "kubectl" => {
-            let verb = *args.first().ok_or("kubectl without a verb")?;
-            let mut operands = Vec::new();
-            let mut rest = args[1..].iter();
+            // The first word that is neither a flag nor a flag's value is the verb
+            // (`kubectl -n mail get ap`).
+            let mut words = Vec::new();
+            let mut rest = args.iter();
             while let Some(word) = rest.next() {
                 if VALUE_FLAGS.contains(word) {
                     rest.next();
                 } else if !word.starts_with('-') {
-                    operands.push(*word);
+                    words.push(*word);
                 }
+            }
+            let (verb, operands) =
+                words.split_first().map(|(v, o)| (*v, o.to_vec())).ok_or("kubectl without a verb")?;
+            if printed.reader {
+                // `rollout status`, `create job`: the subcommand's help lists its flags.
+                let command = operands.first().map_or(verb.to_owned(), |sub| format!("{verb} {sub}"));
+                return kubectl_shape(&command, &args, cache);
             }
             if operands.is_empty() || (verb == "rollout" && operands.len() == 1) {
                 // Named in prose (`kubectl patch`): the subcommand must exist.
                 return run_shell(&format!("kubectl {verb} --help >/dev/null"), cache).map(drop);
             }
-            let mut line = text.replace("<agent>", agent);
+            let line = text.replace("<agent>", agent);
             if line.contains('<') {
                 return Err("a placeholder this test cannot fill".into());
             }
-            let with_ns = [" -n mail", " --namespace mail", " --namespace=mail"];
-            match with_ns.iter().find(|flag| line.contains(*flag)) {
-                Some(flag) => line = line.replacen(flag, &format!(" -n {ns}"), 1),
-                None => line.push_str(&format!(" -n {ns}")),
+            // The samples' namespace is the test's; a watch (`-w`) is the same `get` that does
+            // not end.
+            // Split on single spaces, not shell words, so that joining gives back the line as
+            // printed (`$(date +%s)`, quoted JSON).
+            let mut words: Vec<String> = line.split(' ').map(str::to_owned).collect();
+            words.retain(|w| w != "-w" && w != "--watch");
+            let mut swapped = false;
+            for i in 0..words.len() {
+                if words[i] == "--namespace=mail" {
+                    words[i] = format!("--namespace={ns}");
+                    swapped = true;
+                } else if ["-n", "--namespace"].contains(&words[i].as_str())
+                    && words.get(i + 1).is_some_and(|w| w == "mail")
+                {
+                    words[i + 1] = ns.to_owned();
+                    swapped = true;
+                }
+            }
+            if !swapped {
+                words.push(format!("--namespace={ns}"));
             }
             if DRY_RUN.contains(&verb) {
-                line.push_str(" --dry-run=server");
+                words.push("--dry-run=server".to_owned());
             }
-            let out = run_shell(&line, cache)?;
-            if verb == "get" && out.trim().is_empty() {
+            let out = run_shell_patiently(&words.join(" "), verb, cache)?;
+            // A list may be empty (kubectl says so on stderr); a named object must show something.
+            if verb == "get" && operands.len() >= 2 && out.trim().is_empty() {
                 return Err("printed nothing".into());
             }
             Ok(())
         }
+        "curl" => curl_target(&args),
         "cargo" => {
             let verb = args.first().ok_or("cargo without a subcommand")?;
             let out = Command::new("cargo").args([verb, "--help"]).output().unwrap();
             out.status.success().then_some(()).ok_or(format!("no cargo subcommand {verb}"))
         }
         "helm" => {
+            let verb = args.first().ok_or("helm without a subcommand")?;
+            if printed.reader {
+                return helm_shape(&args);
+            }
             // helm is installed by `make node`, not necessarily here: the line must be how our
             // scripts call it.
-            let verb = args.first().ok_or("helm without a subcommand")?;
             let mut words: Vec<&str> = args.iter().copied().filter(|w| w.starts_with('-')).collect();
             words.extend(args.windows(2).filter(|w| VALUE_FLAGS.contains(&w[0])).map(|w| w[1]));
             hack_or_makefile_mentions(verb, &words)
@@ -317,6 +402,87 @@ fn check(printed: &Printed, targets: &[String], ns: &str, agent: &str, cache: &P
     }
 }
 
+/// `kubectl explain` reads the OpenAPI the API server publishes for our CRDs a moment after
+/// they are installed; a reader runs it long after. Other commands run once.
+fn run_shell_patiently(line: &str, verb: &str, cache: &Path) -> Result<String, String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match run_shell(line, cache) {
+            Err(why) if verb == "explain" && std::time::Instant::now() < deadline => {
+                eprintln!("retrying `{line}`: {why}");
+                std::thread::sleep(std::time::Duration::from_secs(2));
+            }
+            result => return result,
+        }
+    }
+}
+
+/// The flags `kubectl VERB --help` and `kubectl options` list.
+fn kubectl_flags(command: &str, cache: &Path) -> Result<String, String> {
+    let verb = command.split(' ').next().unwrap_or(command);
+    let help = run_shell(&format!("kubectl {command} --help"), cache)
+        .or_else(|_| run_shell(&format!("kubectl {verb} --help"), cache))
+        .map_err(|e| format!("no kubectl {verb}: {e}"))?;
+    Ok(help + &run_shell("kubectl options", cache)?)
+}
+
+/// A command for the reader's cluster: the verb exists, every flag is one kubectl knows for it,
+/// and every file it reads is in the repository.
+fn kubectl_shape(verb: &str, args: &[&str], cache: &Path) -> Result<(), String> {
+    let known = kubectl_flags(verb, cache)?;
+    for (i, word) in args.iter().enumerate() {
+        let Some(flag) = word.strip_prefix('-').map(|_| word.split('=').next().unwrap_or(word)) else { continue };
+        let listed = if flag.starts_with("--") { format!("{flag}=") } else { format!("{flag},") };
+        if !known.contains(&listed) {
+            return Err(format!("kubectl {verb} has no flag {flag}"));
+        }
+        if ["-f", "--filename", "--patch-file"].contains(&flag) {
+            let file = word.split_once('=').map(|(_, v)| v).or_else(|| args.get(i + 1).copied()).unwrap_or_default();
+            if !repo().join(file).exists() {
+                return Err(format!("{flag} {file}: no such file in the repository"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A helm command for the reader's cluster: a verb helm has, and a chart that is ours.
+fn helm_shape(args: &[&str]) -> Result<(), String> {
+    const VERBS: [&str; 8] = ["install", "upgrade", "rollback", "uninstall", "status", "history", "template", "lint"];
+    let verb = args.first().copied().unwrap_or_default();
+    if !VERBS.contains(&verb) {
+        return Err(format!("helm has no verb {verb}"));
+    }
+    match args.iter().find(|a| a.starts_with("charts/")) {
+        Some(chart) if !repo().join(chart).join("Chart.yaml").exists() => Err(format!("{chart} is not a chart here")),
+        None if ["install", "upgrade", "template", "lint"].contains(&verb) => Err("no chart of ours named".into()),
+        _ => Ok(()),
+    }
+}
+
+/// A `curl` line calls a route the workload serves: the doors, health, cards and the REST
+/// routes of the capability table.
+fn curl_target(args: &[&str]) -> Result<(), String> {
+    use mailagent_crds::capability::Capability;
+    use mailagent_crds::contract::http;
+    let url =
+        args.iter().find(|a| a.starts_with("http://") || a.starts_with("https://")).ok_or("curl without a URL")?;
+    let path = url.splitn(4, '/').nth(3).map(|p| format!("/{}", p.split('?').next().unwrap_or(p))).unwrap_or_default();
+    let doors = [
+        http::HEALTHZ,
+        http::READYZ,
+        http::MCP,
+        http::A2A,
+        http::AGENT_CARD,
+        http::JWKS,
+        "/health",
+        "/metrics",
+        "/openapi.json",
+    ];
+    let served = doors.contains(&path.as_str()) || Capability::ALL.iter().any(|c| c.path() == path);
+    served.then_some(()).ok_or_else(|| format!("the workload serves no {path}"))
+}
+
 /// The samples in `ns`, plus the Deployment the operator renders for the agent (commands such
 /// as `kubectl rollout restart deployment/<agent>` need it); returns the agent's name.
 async fn apply_samples(admin: &kube::Client, ns: &str) -> String {
@@ -352,14 +518,20 @@ async fn apply_samples(admin: &kube::Client, ns: &str) -> String {
 }
 
 #[tokio::test]
-#[ignore = "docs/gitops and docs/upgrade.md (merged at the end of the session) print commands for the \
-            reader's own cluster (argocd-cm, helm upgrade with their values, helm rollback <revision>) \
-            that need a way to mark them as not runnable here, and README's kubectl explain lines \
-            failed once under load (discovery); run with --include-ignored"]
 async fn every_printed_command_works_as_printed() {
     let admin = support::admin().await;
     let ns = TestNamespace::create(&admin).await;
     let agent = apply_samples(&admin, ns.name()).await;
+    // The policy's keys and status are what `kubectl get ap ... -o jsonpath` lines print.
+    let policies = support::RunningPolicies::start(ns.name(), std::sync::Arc::new(SystemClock)).await;
+    let api = Api::<AuthPolicy>::namespaced(admin.clone(), ns.name());
+    support::eventually(
+        "the sample policy's keys",
+        std::time::Duration::from_secs(60),
+        || async { api.get("team-auth").await.ok() },
+        |p| p.status.as_ref().is_some_and(|s| !s.keys.is_empty()),
+    )
+    .await;
     let cache = tempfile::tempdir().unwrap();
     let targets = make_targets();
     assert!(targets.iter().any(|t| t == "test-integration"), "make help parsed: {targets:?}");
@@ -393,6 +565,7 @@ async fn every_printed_command_works_as_printed() {
         assert!(commands.iter().any(|c| c.text == expected), "not extracted: {expected}");
     }
     assert!(!yaml.is_empty(), "the README's API-at-a-glance block was not extracted");
+    policies.stop().await;
     ns.delete().await.ok();
 }
 
@@ -406,12 +579,30 @@ fn extraction_finds_commands_not_prose() {
         "Run `make run`, then `kubectl get mail`; edit `spec.suspend`.\n\
          ```sh\n$ make test   # everything\n# a comment\nFOO=1 make e2e\n```\n\
          ```yaml\napiVersion: mailagent.dev/v1alpha1\nkind: MailAgent\n```\n\
-         ```yaml\nkind: Other\n```\n",
+         ```yaml\nkind: Other\n```\n\
+         ```console\n$ kubectl get ap\nNAME   MODE\nteam   hybrid\n```\n\
+         Name `kubectl` alone, or run `hack/node-host.sh`.\n\n\
+         <!-- doc-commands: reader-cluster (theirs) -->\n```sh\nhelm rollback x 3\n```\n\
+         After the block: `make lint`.\n",
     )
     .unwrap();
     let (commands, yaml) = printed_in(&page);
     let texts: Vec<&str> = commands.iter().map(|c| c.text.as_str()).collect();
-    assert_eq!(texts, ["make run", "kubectl get mail", "make test", "FOO=1 make e2e"]);
+    assert_eq!(
+        texts,
+        [
+            "make run",
+            "kubectl get mail",
+            "make test",
+            "FOO=1 make e2e",
+            "kubectl get ap",
+            "hack/node-host.sh",
+            "helm rollback x 3",
+            "make lint"
+        ]
+    );
+    let reader: Vec<&str> = commands.iter().filter(|c| c.reader).map(|c| c.text.as_str()).collect();
+    assert_eq!(reader, ["helm rollback x 3"], "the marker covers the block after it and nothing else");
     assert_eq!(yaml.len(), 1);
     assert!(yaml[0].at.ends_with(":7"), "{}", yaml[0].at);
     assert_eq!(without_env("FOO=1 BAR=x make e2e"), ["make", "e2e"]);
