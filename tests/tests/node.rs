@@ -193,7 +193,7 @@ async fn rotation_job_and_revoke(plane: &ControlPlane, client: &Client, base: &s
     step("revoked API key refused by the running pod (kubelet Secret sync + reload)", t);
     let replacement = secrets.get(&client_secret).await.unwrap().data.unwrap()["api-key"].0.clone();
     let replacement = String::from_utf8(replacement).unwrap();
-    assert_ne!(replacement.trim(), old_key.trim());
+    assert!(replacement.trim() != old_key.trim(), "the client Secret holds a replacement, not the revoked key");
     // The probes above may have spent this address's burst: wait out a 429, never accept a 401.
     let mut status = mutation_status(base, &replacement).await;
     while status == 429 && t.elapsed() < Duration::from_secs(180) {

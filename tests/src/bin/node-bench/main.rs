@@ -3,7 +3,9 @@
 //! - time from `apply` of a MailAgent to its workload pod Ready;
 //! - time from `apply` of a bare Deployment of the same image and pod spec to its pod Ready (the
 //!   baseline: what scheduling, the sandbox, the image and the probes cost without the operator);
-//! - resident memory of every node component, the operator pod and a workload pod.
+//! - resident memory of every node component, the operator pod and a workload pod;
+//! - time from a rotation step (the CronJob's Job writing the keyring) to the running pod
+//!   accepting the staged key, against a restart of the same workload (`rotation.rs`).
 //!
 //! Usage: node-bench [ROUNDS]   (default 3)
 
@@ -19,6 +21,8 @@ use mailagent_crds::MailAgent;
 use mailagent_tests::product::{self, kubectl, run};
 use mailagent_tests::{ControlPlane, PlaneOptions};
 use serde_json::json;
+
+mod rotation;
 
 const NS: &str = "mail";
 
@@ -101,8 +105,36 @@ async fn main() -> anyhow::Result<()> {
         total_agent / total_bare,
         images.workload
     );
+
+    // Rotation on a live agent. Its rate limit is raised so that probing every 50 ms measures
+    // the reload, not the limiter.
+    let name = "bench-rotation";
+    let mut agent = agent_yaml.clone();
+    agent["metadata"]["name"] = json!(name);
+    agent["spec"]["storage"]["onDelete"] = json!("Delete");
+    agent["spec"]["rateLimit"] = json!({"perMinute": 100000, "burst": 1000});
+    agents.patch(name, &PatchParams::apply("bench").force(), &Patch::Apply(&agent)).await?;
+    ready_pod(&pods, &format!("app.kubernetes.io/instance={name}")).await?;
+    let key = std::fs::read_to_string(dir.path().join("keys").join(ROTATION_CLIENT))?;
+    let figures = rotation::measure(&plane, &client, NS, name, "team-auth", ROTATION_CLIENT, &key).await?;
+    println!(
+        "rotation: keyring written -> running pod accepts the staged key {:.2}s ({}/{} requests with the previous key failed meanwhile); \
+         restart of the same workload -> new pod answers {:.2}s ({}/{} requests failed meanwhile); ratio {:.2}",
+        figures.reload.as_secs_f64(),
+        figures.reload_failures.0,
+        figures.reload_failures.1,
+        figures.restart.as_secs_f64(),
+        figures.restart_failures.0,
+        figures.restart_failures.1,
+        figures.reload.as_secs_f64() / figures.restart.as_secs_f64(),
+    );
+    agents.delete(name, &DeleteParams::default()).await?;
+    gone(&pods, &format!("app.kubernetes.io/instance={name}")).await?;
     Ok(())
 }
+
+/// The sample policy's API key client whose key the rotation figure probes with.
+const ROTATION_CLIENT: &str = "mail-admin";
 
 async fn ready_pod(pods: &Api<Pod>, selector: &str) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(180);
