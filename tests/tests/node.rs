@@ -67,7 +67,11 @@ async fn scenario(plane: &ControlPlane, dir: &std::path::Path) {
     product::client_credentials(plane, NS, "team-auth", &keys).unwrap();
     run(kubectl(plane).args(["apply", "-f", &sample("20-mailagent.yaml")])).unwrap();
     let agents: Api<MailAgent> = Api::namespaced(client.clone(), NS);
-    await_condition(&agents, AGENT, agent_ready, TIMEOUT).await.expect("the sample MailAgent becomes Ready=True");
+    let ready =
+        await_condition(&agents, AGENT, agent_ready, TIMEOUT).await.expect("the sample MailAgent becomes Ready=True");
+    let status = ready.and_then(|a| a.status).expect("a status");
+    assert_eq!(status.url.as_deref(), Some(&*format!("http://{AGENT}-rest.{NS}.svc:8080")));
+    assert_eq!(status.auth_mode.map(|m| m.to_string()).as_deref(), Some("hybrid"), "the sample policy's mode");
     let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
     let selector = format!("app.kubernetes.io/instance={AGENT}");
     let pod = running_pod(&pods, &selector).await;
@@ -232,6 +236,7 @@ async fn operator_upgrade(
     agent_pod: &Pod,
 ) {
     let t = Instant::now();
+    let before = operator_owned_versions(client).await;
     let node = plane.node().expect("a node");
     let operator_pods: Api<Pod> = Api::namespaced(client.clone(), product::OPERATOR_NAMESPACE);
     let operator_pods = &operator_pods;
@@ -251,7 +256,33 @@ async fn operator_upgrade(
         pods.list(&ListParams::default().labels(&format!("app.kubernetes.io/instance={AGENT}"))).await.unwrap().items;
     assert_eq!(now.len(), 1, "one agent pod");
     assert_eq!(now[0].uid(), agent_pod.uid(), "the operator upgrade rolled the agent pod");
-    step("operator upgraded to a new image tag; the agent pod was not rolled", t);
+    // Nor did the new operator rewrite anything it owns, or flip the Ready condition.
+    assert_eq!(operator_owned_versions(client).await, before, "the new operator wrote to a Ready agent's objects");
+    step("operator upgraded to a new image tag; the agent pod was not rolled, nothing rewritten", t);
+}
+
+/// What the operator writes for the agent: each child's resourceVersion (the Deployment's spec
+/// generation, since its status is the Deployment controller's) and when Ready last changed.
+async fn operator_owned_versions(client: &Client) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let lp = ListParams::default().labels(&format!("mailagent.dev/agent={AGENT}"));
+    for cm in Api::<ConfigMap>::namespaced(client.clone(), NS).list(&lp).await.unwrap() {
+        out.push((format!("configmap/{}", cm.name_any()), cm.resource_version().unwrap_or_default()));
+    }
+    for svc in Api::<Service>::namespaced(client.clone(), NS).list(&lp).await.unwrap() {
+        out.push((format!("service/{}", svc.name_any()), svc.resource_version().unwrap_or_default()));
+    }
+    for d in Api::<Deployment>::namespaced(client.clone(), NS).list(&lp).await.unwrap() {
+        out.push((format!("deployment/{}", d.name_any()), d.metadata.generation.unwrap_or_default().to_string()));
+    }
+    let agent = Api::<MailAgent>::namespaced(client.clone(), NS).get(AGENT).await.unwrap();
+    let ready = agent
+        .status
+        .as_ref()
+        .and_then(|s| mailagent_crds::conditions::find(&s.conditions, mailagent_crds::conditions::READY));
+    out.push(("mailagent Ready since".into(), format!("{:?}", ready.map(|c| &c.last_transition_time))));
+    out.sort();
+    out
 }
 
 /// Deleting the MailAgent garbage-collects its children and keeps the retained state volume.
