@@ -95,7 +95,7 @@ test-peers: ## Interop tests with peers nobody here wrote (MCP/A2A SDKs, Google 
 
 ##@ Run
 .PHONY: run
-run: ## Local control plane + operator + sample MailAgent + the workload on the sample mailbox
+run: ## The product here: a local node, the operator from the chart, the sample MailAgent as a pod (host processes where no node can run)
 	hack/run.sh
 
 .PHONY: bench

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make run`: the whole product on one machine, on embedded defaults.
-# With MAILAGENT_RUN_MODE=node, on a machine that can run a Kubernetes node (root, cgroups,
-# overlayfs), this is hack/run-node.sh: the operator and the workload as pods (not yet the default:
-# see docs/local-node.md). Elsewhere it says why and runs the host-process mode below:
+# On a machine that can run a Kubernetes node (root, cgroups, overlayfs) this is hack/run-node.sh:
+# the operator and the workload as pods on a local node (docs/local-node.md). Elsewhere, or with
+# MAILAGENT_RUN_MODE=host, it runs the host-process mode below (saying why, when it had to):
 #   1. a local control plane (kube-apiserver built from the Go module proxy, etcd from a crate);
 #   2. the CRDs and the operator (in the foreground of this script's process group);
 #   3. the sample AuthPolicy and MailAgent from hack/samples/;
@@ -17,7 +17,7 @@ listen="${MAILAGENT_LISTEN:-127.0.0.1:8080}"
 mkdir -p "$run_dir"
 cd "$root"
 
-if [[ "${MAILAGENT_RUN_MODE:-host}" == node ]]; then
+if [[ "${MAILAGENT_RUN_MODE:-node}" == node ]]; then
   cargo build -q -p mailagent-tests --bin mailagent-control-plane
   if reason="$("${CARGO_TARGET_DIR:-$root/target}/debug/mailagent-control-plane" can-run-node)"; then
     exec hack/run-node.sh
@@ -25,6 +25,9 @@ if [[ "${MAILAGENT_RUN_MODE:-host}" == node ]]; then
   echo "This machine cannot run a local Kubernetes node: $reason."
   echo "Falling back to host-process mode: the workload runs as a process from a copy of its ConfigMap,"
   echo "so changes to the MailAgent (the incident switch) do not reach it. See docs/local-node.md."
+elif [[ "$MAILAGENT_RUN_MODE" != host ]]; then
+  echo "MAILAGENT_RUN_MODE is node (the default) or host, not $MAILAGENT_RUN_MODE" >&2
+  exit 2
 fi
 
 pids=()

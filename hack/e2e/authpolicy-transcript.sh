@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The AuthPolicy walk-through of docs/authpolicy.md, run against `MAILAGENT_RUN_MODE=node make run`
+# The AuthPolicy walk-through of docs/authpolicy.md, run against `make run` in its node mode
 # (a real node: the rotation CronJob's Jobs run as pods). Prints each command and its output, as a
 # new user would see them. Usage: authpolicy-transcript.sh RUN_DIR PORT
 set -euo pipefail
