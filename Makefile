@@ -93,6 +93,19 @@ policy-scan: ## trivy PSS-restricted (17/17) and checkov (waivers: docs/policy-s
 test-peers: ## Interop tests with peers nobody here wrote (MCP/A2A SDKs, Google API emulator)
 	@for script in hack/peers/*/run.sh; do [ -x "$$script" ] || continue; echo "==> $$script"; "$$script"; done
 
+##@ Release (docs/runbooks/security.md: preflight, canary, rollout, rollback)
+.PHONY: preflight
+preflight: lint test-unit test-ops ## The runbooks' release preflight: lint, unit tests, the chart and alert rules against a real API server, then the release images
+	hack/image-build.sh
+
+# The API key is read from a file (a client Secret's api-key), never from the command line.
+BASE_URL ?=
+API_KEY_FILE ?=
+MUTATIONS ?=
+.PHONY: smoke
+smoke: ## The runbooks' canary checks on one agent: make smoke BASE_URL=http://... API_KEY_FILE=FILE [MUTATIONS=on|off]
+	hack/smoke.sh "$(BASE_URL)" "$(API_KEY_FILE)" $(if $(MUTATIONS),--mutations $(MUTATIONS))
+
 ##@ Run
 .PHONY: run
 run: ## The product here: a local node, the operator from the chart, the sample MailAgent as a pod (host processes where no node can run)

@@ -239,6 +239,8 @@ fn run_shell(line: &str, cache: &Path) -> Result<String, String> {
 /// Verbs that take `--dry-run=server`; any other verb that changes something (`rollout
 /// restart`, `scale`) changes the throwaway namespace for real.
 const DRY_RUN: [&str; 9] = ["apply", "create", "patch", "annotate", "label", "delete", "replace", "set", "expose"];
+/// Words that end a command in a shell line.
+const SHELL_OPERATORS: [&str; 7] = ["|", "||", "&&", "&", ";", ">", ">>"];
 /// Flags that take the next word as their value.
 const VALUE_FLAGS: [&str; 14] = [
     "-n",
@@ -293,6 +295,8 @@ fn check(printed: &Printed, targets: &[String], ns: &str, agent: &str, cache: &P
         "kubectl" => {
             // The first word that is neither a flag nor a flag's value is the verb
             // (`kubectl -n mail get ap`).
+            // The command ends at a shell operator (`| base64 -d > file`, a trailing `&`).
+            let args: Vec<&str> = args.iter().copied().take_while(|w| !SHELL_OPERATORS.contains(w)).collect();
             let mut words = Vec::new();
             let mut rest = args.iter();
             while let Some(word) = rest.next() {
