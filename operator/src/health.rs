@@ -6,7 +6,7 @@
 //! cannot get its watches back is better restarted by the kubelet than left deaf.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
@@ -21,7 +21,8 @@ pub const DEFAULT_DEAF_LIMIT: Duration = Duration::from_secs(300);
 #[derive(Debug)]
 pub struct Health {
     leading: AtomicBool,
-    synced: AtomicBool,
+    /// Controllers whose caches have not had their first list yet.
+    unsynced: AtomicUsize,
     /// The watches' view of the API server.
     pub watches: std::sync::Arc<WatchHealth>,
     deaf_limit: Duration,
@@ -36,12 +37,7 @@ impl Default for Health {
 impl Health {
     /// Health whose liveness fails after the watches have failed for `deaf_limit`.
     pub fn new(deaf_limit: Duration) -> Self {
-        Self {
-            leading: AtomicBool::new(false),
-            synced: AtomicBool::new(false),
-            watches: Default::default(),
-            deaf_limit,
-        }
+        Self { leading: AtomicBool::new(false), unsynced: AtomicUsize::new(1), watches: Default::default(), deaf_limit }
     }
 
     /// This replica now leads (or runs without election).
@@ -49,9 +45,15 @@ impl Health {
         self.leading.store(true, Ordering::Relaxed);
     }
 
-    /// Every cache has its first list; reconciles may start.
+    /// How many controllers report [`Health::set_synced`] before the replica is ready: one per
+    /// watched namespace in the namespaced mode (default 1).
+    pub fn expect_caches(&self, controllers: usize) {
+        self.unsynced.store(controllers, Ordering::Relaxed);
+    }
+
+    /// One controller's caches have their first list; its reconciles may start.
     pub fn set_synced(&self) {
-        self.synced.store(true, Ordering::Relaxed);
+        let _ = self.unsynced.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
     }
 
     /// `Ok` when ready to act, else why not.
@@ -59,7 +61,7 @@ impl Health {
         if !self.leading.load(Ordering::Relaxed) {
             return Err("waiting for leadership");
         }
-        if !self.synced.load(Ordering::Relaxed) {
+        if self.unsynced.load(Ordering::Relaxed) > 0 {
             return Err("caches are still listing");
         }
         if !self.watches.is_watching(Instant::now()) {
@@ -174,5 +176,19 @@ mod tests {
         assert_eq!(health.readiness(), Err("waiting for leadership"));
         health.set_leading();
         assert_eq!(health.readiness(), Err("caches are still listing"));
+    }
+
+    #[test]
+    fn with_one_controller_per_namespace_every_one_must_list_first() {
+        let health = Health::default();
+        health.set_leading();
+        health.expect_caches(3);
+        health.set_synced();
+        health.set_synced();
+        assert_eq!(health.readiness(), Err("caches are still listing"));
+        health.set_synced();
+        assert!(health.readiness().is_ok());
+        health.set_synced();
+        assert!(health.readiness().is_ok(), "an extra report does not wrap around");
     }
 }

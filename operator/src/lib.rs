@@ -23,9 +23,11 @@ use tracing::info;
 #[derive(Clone, Debug, clap::Parser)]
 #[command(name = "mailagent-operator", version, about = "Reconciles MailAgent resources into hardened workloads")]
 pub struct Config {
-    /// Watch one namespace only (default: every namespace).
-    #[arg(long, env = "WATCH_NAMESPACE")]
-    pub namespace: Option<String>,
+    /// Watch only these namespaces, comma-separated or the flag repeated (default: every
+    /// namespace). With a list, Roles in those namespaces are all the operator needs: the chart's
+    /// namespaced install mode (`watchNamespaces`).
+    #[arg(long = "namespace", env = "WATCH_NAMESPACE", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
     /// Reconciles in flight at once.
     #[arg(long, env = "RECONCILE_CONCURRENCY", default_value_t = controller::mailagent::DEFAULT_CONCURRENCY)]
     pub concurrency: u16,
@@ -96,19 +98,77 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     health.set_leading();
     let reporter = Reporter { controller: "mailagent-operator".into(), instance: Some(config.identity.clone()) };
     let recorder = Recorder::new(client.clone(), reporter);
-    let scope = controller::mailagent::Scope { namespace: config.namespace.clone(), concurrency: config.concurrency };
     let shutdown = futures::FutureExt::shared(futures::FutureExt::boxed(shutdown_signal()));
-    let policies = controller::authpolicy::Settings {
-        namespace: config.namespace.clone(),
+    let settings = Controllers {
+        namespaces: watched_namespaces(&config.namespaces),
+        concurrency: config.concurrency,
         rotator_image: config.rotator_image.clone(),
         clock: Arc::new(controller::authpolicy::SystemClock),
     };
-    futures::join!(
-        controller::mailagent::run(clients, scope, metrics.clone(), recorder.clone(), health, shutdown.clone()),
-        controller::authpolicy::run(client, policies, metrics, recorder, shutdown),
-    );
+    run_controllers(clients, settings, metrics, recorder, health, shutdown).await;
     info!("controller stopped");
     Ok(())
+}
+
+/// What the controllers watch and how.
+#[derive(Clone)]
+pub struct Controllers {
+    /// `None`: every namespace (cluster-wide rights); otherwise one pair of controllers per
+    /// namespace, each with its own watches, so that Roles in these namespaces suffice.
+    pub namespaces: Option<Vec<String>>,
+    pub concurrency: u16,
+    pub rotator_image: String,
+    pub clock: Arc<dyn controller::authpolicy::Clock>,
+}
+
+/// The namespaces to watch from `--namespace` values: `None` for every namespace; blanks (an
+/// empty `WATCH_NAMESPACE`) and repeats dropped.
+pub fn watched_namespaces(given: &[String]) -> Option<Vec<String>> {
+    let mut namespaces: Vec<String> = given.iter().map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()).collect();
+    namespaces.sort();
+    namespaces.dedup();
+    (!namespaces.is_empty()).then_some(namespaces)
+}
+
+/// Runs the MailAgent and AuthPolicy controllers for `settings` until `shutdown` resolves.
+pub async fn run_controllers(
+    clients: controller::Clients,
+    settings: Controllers,
+    metrics: Arc<metrics::Metrics>,
+    recorder: Recorder,
+    health: Arc<health::Health>,
+    shutdown: futures::future::Shared<futures::future::BoxFuture<'static, ()>>,
+) {
+    let scopes: Vec<Option<String>> = match settings.namespaces {
+        None => vec![None],
+        Some(namespaces) => namespaces.into_iter().map(Some).collect(),
+    };
+    health.expect_caches(scopes.len());
+    let pairs = scopes.into_iter().map(|namespace| {
+        let scope = controller::mailagent::Scope { namespace: namespace.clone(), concurrency: settings.concurrency };
+        let policies = controller::authpolicy::Settings {
+            namespace,
+            rotator_image: settings.rotator_image.clone(),
+            clock: settings.clock.clone(),
+        };
+        let agents = controller::mailagent::run(
+            clients.clone(),
+            scope,
+            metrics.clone(),
+            recorder.clone(),
+            health.clone(),
+            shutdown.clone(),
+        );
+        let policies = controller::authpolicy::run(
+            clients.requests.clone(),
+            policies,
+            metrics.clone(),
+            recorder.clone(),
+            shutdown.clone(),
+        );
+        futures::future::join(agents, policies)
+    });
+    futures::future::join_all(pairs).await;
 }
 
 /// Resolves on SIGTERM or SIGINT.
@@ -122,4 +182,26 @@ pub async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Config, watched_namespaces};
+
+    fn namespaces(args: &[&str]) -> Option<Vec<String>> {
+        let config = Config::try_parse_from(std::iter::once("mailagent-operator").chain(args.iter().copied())).unwrap();
+        watched_namespaces(&config.namespaces)
+    }
+
+    #[test]
+    fn namespaces_come_as_a_list_or_repeated_and_blank_means_all() {
+        assert_eq!(namespaces(&[]), None);
+        assert_eq!(namespaces(&["--namespace", ""]), None, "an empty WATCH_NAMESPACE watches everything");
+        assert_eq!(namespaces(&["--namespace", "mail"]), Some(vec!["mail".to_owned()]));
+        let both = Some(vec!["mail".to_owned(), "team-b".to_owned()]);
+        assert_eq!(namespaces(&["--namespace", "team-b,mail"]), both);
+        assert_eq!(namespaces(&["--namespace", "mail", "--namespace", "team-b", "--namespace", "mail"]), both);
+    }
 }
