@@ -84,6 +84,7 @@ test-ops: control-plane ## Alert rules (promtool), the chart and docs/gitops aga
 	hack/promtool-test.sh
 	hack/manifests-test.sh
 	"$$(hack/ops-tools/venv.sh)/bin/python" hack/gitops-test.py docs/gitops/testdata
+	"$$(hack/ops-tools/venv.sh)/bin/python" hack/gitops-test.py docs/gitops/testdata-node
 
 .PHONY: policy-scan
 policy-scan: ## trivy PSS-restricted (17/17) and checkov (waivers: docs/policy-scans.md) on the chart and the operator's rendered objects

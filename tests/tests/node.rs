@@ -72,6 +72,7 @@ async fn scenario(plane: &ControlPlane, dir: &std::path::Path) {
     let status = ready.and_then(|a| a.status).expect("a status");
     assert_eq!(status.url.as_deref(), Some(&*format!("http://{AGENT}-rest.{NS}.svc:8080")));
     assert_eq!(status.auth_mode.map(|m| m.to_string()).as_deref(), Some("hybrid"), "the sample policy's mode");
+    gitops_health_of_a_ready_agent(&agents, dir).await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
     let selector = format!("app.kubernetes.io/instance={AGENT}");
     let pod = running_pod(&pods, &selector).await;
@@ -225,6 +226,40 @@ async fn suspend_and_resume(client: &Client, pods: &Api<Pod>, selector: &str) {
     await_condition(&agents, AGENT, agent_ready, TIMEOUT).await.expect("Ready again after resume");
     running_pod(pods, selector).await;
     step("suspend: false brought a Ready pod back", t);
+}
+
+/// The Argo CD and Flux health checks of docs/gitops/ on the Ready agent as the operator wrote it
+/// on this node (the control-plane tests record every other state; only a node makes pods ready).
+async fn gitops_health_of_a_ready_agent(agents: &Api<MailAgent>, dir: &std::path::Path) {
+    let t = Instant::now();
+    let mut agent = serde_json::to_value(agents.get(AGENT).await.unwrap()).unwrap();
+    // What the checks read and what names the object, as hack/manifests-test.sh records it.
+    let meta = agent["metadata"].clone();
+    agent["metadata"] = json!({"name": meta["name"], "namespace": meta["namespace"], "generation": meta["generation"]});
+    for condition in agent["status"]["conditions"].as_array_mut().into_iter().flatten() {
+        condition.as_object_mut().map(|c| c.remove("lastTransitionTime"));
+    }
+    let cases = dir.join("gitops-cases");
+    std::fs::create_dir_all(&cases).unwrap();
+    std::fs::write(cases.join("mailagent-ready.json"), agent.to_string()).unwrap();
+    let expected = json!({"mailagent-ready": {"argocd": "Healthy", "flux": "Current"}});
+    std::fs::write(cases.join("expected.json"), expected.to_string()).unwrap();
+    let venv = run(&mut std::process::Command::new(repo("hack/ops-tools/venv.sh"))).unwrap();
+    let out = run(std::process::Command::new(format!("{}/bin/python", venv.trim()))
+        .arg(repo("hack/gitops-test.py"))
+        .arg(&cases))
+    .unwrap();
+    assert!(out.contains("mailagent-ready"), "{out}");
+    // `RECORD=1 make e2e` keeps it for `make test-ops`, which runs the checks without a node.
+    if std::env::var("RECORD").as_deref() == Ok("1") {
+        let kept = repo("docs/gitops/testdata-node");
+        let _ = std::fs::remove_dir_all(&kept);
+        std::fs::create_dir_all(&kept).unwrap();
+        for file in ["mailagent-ready.json", "expected.json"] {
+            std::fs::copy(cases.join(file), format!("{kept}/{file}")).unwrap();
+        }
+    }
+    step("Argo CD and Flux health checks: the Ready agent is Healthy / Current", t);
 }
 
 /// A new operator image tag rolls the operator, and no MailAgent pod.

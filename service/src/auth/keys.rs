@@ -44,12 +44,13 @@ pub struct KeySet {
     pub jwt_keys: HashMap<String, JwtKey>,
     /// The keyring's public keys as a JWKS document, served at `/.well-known/jwks.json` for
     /// other verifiers (HMAC keys are never in it).
-    pub jwks: serde_json::Value,
+    /// Serialised once per keyring load, not per request.
+    pub jwks: bytes::Bytes,
 }
 
 impl Default for KeySet {
     fn default() -> Self {
-        Self { revision: 0, api_keys: Vec::new(), jwt_keys: HashMap::new(), jwks: serde_json::json!({"keys": []}) }
+        Self { revision: 0, api_keys: Vec::new(), jwt_keys: HashMap::new(), jwks: bytes::Bytes::from_static(br#"{"keys":[]}"#) }
     }
 }
 
@@ -128,7 +129,7 @@ impl KeySet {
             return Err(KeyError::Keyring(format!("schema {} is not {KEYRING_SCHEMA}", keyring.schema)));
         }
         self.revision = keyring.revision;
-        self.jwks = mailagent_crds::jwk::keyring_jwks(keyring);
+        self.jwks = mailagent_crds::jwk::keyring_jwks(keyring).to_string().into();
         for entry in &keyring.api_keys {
             let digest = hex::decode(&entry.sha256)
                 .ok()

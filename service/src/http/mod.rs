@@ -70,7 +70,7 @@ async fn not_found() -> ApiError {
 
 /// Public keys only, so no authentication; short-cached because a rotation or revoke changes them.
 async fn jwks(State(app): State<Arc<App>>) -> Response {
-    let document = app.auth.keys().jwks.to_string();
+    let document = app.auth.keys().jwks.clone();
     ([(header::CONTENT_TYPE, "application/jwk-set+json"), (header::CACHE_CONTROL, "max-age=60")], document)
         .into_response()
 }
