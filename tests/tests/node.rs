@@ -241,9 +241,9 @@ async fn gitops_health_of_a_ready_agent(agents: &Api<MailAgent>, dir: &std::path
     }
     let cases = dir.join("gitops-cases");
     std::fs::create_dir_all(&cases).unwrap();
-    std::fs::write(cases.join("mailagent-ready.json"), agent.to_string()).unwrap();
+    std::fs::write(cases.join("mailagent-ready.json"), serde_json::to_string_pretty(&agent).unwrap() + "\n").unwrap();
     let expected = json!({"mailagent-ready": {"argocd": "Healthy", "flux": "Current"}});
-    std::fs::write(cases.join("expected.json"), expected.to_string()).unwrap();
+    std::fs::write(cases.join("expected.json"), serde_json::to_string_pretty(&expected).unwrap() + "\n").unwrap();
     let venv = run(&mut std::process::Command::new(repo("hack/ops-tools/venv.sh"))).unwrap();
     let out = run(std::process::Command::new(format!("{}/bin/python", venv.trim()))
         .arg(repo("hack/gitops-test.py"))

@@ -50,7 +50,12 @@ pub struct KeySet {
 
 impl Default for KeySet {
     fn default() -> Self {
-        Self { revision: 0, api_keys: Vec::new(), jwt_keys: HashMap::new(), jwks: bytes::Bytes::from_static(br#"{"keys":[]}"#) }
+        Self {
+            revision: 0,
+            api_keys: Vec::new(),
+            jwt_keys: HashMap::new(),
+            jwks: bytes::Bytes::from_static(br#"{"keys":[]}"#),
+        }
     }
 }
 
