@@ -204,6 +204,11 @@ fn strip_ansi(text: &str) -> String {
 
 /// Whether `needle` occurs in the Makefile or a file under `hack/`.
 fn hack_or_makefile_mentions(needle: &str, also: &[&str]) -> bool {
+    hack_or_makefile_has_line(&|line: &str| line.contains(needle) && also.iter().all(|w| line.contains(w)))
+}
+
+/// Whether a line of the Makefile or of a file under `hack/` satisfies `check`.
+fn hack_or_makefile_has_line(check: &dyn Fn(&str) -> bool) -> bool {
     fn walk(dir: &Path, check: &dyn Fn(&str) -> bool) -> bool {
         std::fs::read_dir(dir).unwrap().any(|entry| {
             let path = entry.unwrap().path();
@@ -214,8 +219,7 @@ fn hack_or_makefile_mentions(needle: &str, also: &[&str]) -> bool {
             }
         })
     }
-    let check = |line: &str| line.contains(needle) && also.iter().all(|w| line.contains(w));
-    std::fs::read_to_string(repo().join("Makefile")).unwrap().lines().any(check) || walk(&repo().join("hack"), &check)
+    std::fs::read_to_string(repo().join("Makefile")).unwrap().lines().any(check) || walk(&repo().join("hack"), check)
 }
 
 fn kubectl_program() -> String {
@@ -367,7 +371,11 @@ fn check(printed: &Printed, targets: &[String], ns: &str, agent: &str, cache: &P
             // scripts call it.
             let mut words: Vec<&str> = args.iter().copied().filter(|w| w.starts_with('-')).collect();
             words.extend(args.windows(2).filter(|w| VALUE_FLAGS.contains(&w[0])).map(|w| w[1]));
-            hack_or_makefile_mentions(verb, &words)
+            // The same line calls helm (`"$HELM" install`), with this verb and these flags.
+            let calls = |line: &str| {
+                line.to_lowercase().contains("helm") && line.contains(verb) && words.iter().all(|w| line.contains(w))
+            };
+            hack_or_makefile_has_line(&calls)
                 .then_some(())
                 .ok_or_else(|| "no script under hack/ calls helm like this".to_owned())
         }
