@@ -62,7 +62,7 @@ docker-build: ## The same images with Docker (hack/docker/Dockerfile); not neede
 
 ##@ Test
 .PHONY: test
-test: test-unit test-integration test-peers test-ops policy-scan ## Every test: unit, real control plane, real protocol peers, production checks, policy scans
+test: test-unit test-integration test-peers test-ops policy-scan test-node ## Every test: unit, real control plane, real protocol peers, production checks, policy scans, the product on a local node
 
 .PHONY: test-unit
 test-unit: ## Unit tests (no I/O beyond loopback)
@@ -78,6 +78,17 @@ e2e: node ## The product on a real local node (root): operator from the chart, p
 	$(CARGO) build -p mailagent-operator --bins
 	$(CARGO) test -p mailagent-tests --test node -- --ignored --test-threads=1 --nocapture
 	hack/e2e/run-commands-test.sh
+
+# Debug-profile images: the same code as the release images, built from what the tests already
+# compiled (a cold release build would add about 20 minutes); `make e2e` defaults to release.
+.PHONY: test-node
+test-node: ## make e2e on debug-profile images where this machine can run a node (root, cgroups); elsewhere it says why and skips
+	$(CARGO) build -q -p mailagent-tests --bin mailagent-control-plane
+	@if reason="$$($${CARGO_TARGET_DIR:-target}/debug/mailagent-control-plane can-run-node)"; then \
+		IMAGE_PROFILE=debug $(MAKE) e2e; \
+	else \
+		echo "test-node: skipped: this machine cannot run a node: $$reason"; \
+	fi
 
 .PHONY: test-ops
 test-ops: control-plane ## Alert rules (promtool), the chart and docs/gitops against a real API server, Argo CD and Flux health checks
