@@ -134,10 +134,25 @@ pub fn client_credentials(plane: &ControlPlane, namespace: &str, policy: &str, k
         let key = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).context("a base64 api-key")?;
         crate::pki::write_private(&keys_dir.join(client), std::str::from_utf8(&key)?)?;
     }
-    let token = run(Command::new(binaries::cargo_bin("mailagent-token")?)
-        .env("KUBECONFIG", plane.kubeconfig_path())
-        .args(["--policy", &format!("{namespace}/{policy}"), "--sub", "e2e", "--aud", "mailagent", "--ttl", "15m"])
-        .args(["--scope", "mail:scan", "--scope", "unsubscribe:read"]))?;
+    let token = mint_token(plane, namespace, policy, "e2e", "15m", &["mail:scan", "unsubscribe:read"])?;
     crate::pki::write_private(&keys_dir.join("jwt"), token.trim())?;
     Ok(())
+}
+
+/// A JWT for audience `mailagent` that `mailagent-token` signs with `policy`'s Active key.
+pub fn mint_token(
+    plane: &ControlPlane,
+    namespace: &str,
+    policy: &str,
+    subject: &str,
+    ttl: &str,
+    scopes: &[&str],
+) -> anyhow::Result<String> {
+    let mut command = Command::new(binaries::cargo_bin("mailagent-token")?);
+    command.env("KUBECONFIG", plane.kubeconfig_path());
+    command.args(["--policy", &format!("{namespace}/{policy}"), "--sub", subject, "--aud", "mailagent", "--ttl", ttl]);
+    for scope in scopes {
+        command.args(["--scope", scope]);
+    }
+    Ok(run(&mut command)?.trim().to_owned())
 }

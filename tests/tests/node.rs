@@ -115,6 +115,7 @@ async fn scenario(plane: &ControlPlane, dir: &std::path::Path) {
 
     incident_switch(&client, &base, &keys, &pod).await;
     rotation_job_and_revoke(plane, &client, &base, &keys).await;
+    full_rotation_under_load(plane, &client, &pods, &selector).await;
     suspend_and_resume(&client, &pods, &selector).await;
     let pod = running_pod(&pods, &selector).await;
     operator_upgrade(plane, &client, &images.operator, &pods, &pod).await;
@@ -206,6 +207,99 @@ async fn rotation_job_and_revoke(plane: &ControlPlane, client: &Client, base: &s
         status = mutation_status(base, &replacement).await;
     }
     assert_eq!(status, 403, "the replacement key authenticates");
+}
+
+/// A whole rotation run by the CronJob's Jobs on the node (promote, retire, the next stage and
+/// beyond) while clients call the pod ten times a second: an API key client that reads its key
+/// from its Secret, as a client mounting it would, and a JWT client re-minting one-minute tokens
+/// with `mailagent-token`. Not one request may fail.
+async fn full_rotation_under_load(plane: &ControlPlane, client: &Client, pods: &Api<Pod>, selector: &str) {
+    use mailagent_crds::AuthPolicy;
+    let t = Instant::now();
+    // Rotate every two minutes with a one-minute overlap (so tokens may live a minute at most),
+    // and lift the sample's per-address limit (60 a minute), which the load would trip. Neither
+    // is a live setting: the pod rolls once, and the load starts on the pod that has both.
+    let policies: Api<AuthPolicy> = Api::namespaced(client.clone(), NS);
+    let fast = json!({"spec": {"jwt": {"maxTokenLifetime": "1m"}, "rotation": {"every": "2m", "overlap": "1m"}}});
+    policies.patch("team-auth", &PatchParams::default(), &Patch::Merge(&fast)).await.unwrap();
+    let agents: Api<MailAgent> = Api::namespaced(client.clone(), NS);
+    let unlimited = json!({"spec": {"rateLimit": {"perMinute": 100000, "burst": 1000}}});
+    agents.patch(AGENT, &PatchParams::default(), &Patch::Merge(&unlimited)).await.unwrap();
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), NS);
+    let rendered = |c: Option<&ConfigMap>| {
+        c.and_then(|c| c.data.as_ref()).is_some_and(|d| {
+            d.get("AUTH_JWT_MAX_LIFETIME_SECONDS").map(String::as_str) == Some("60")
+                && d.get("RATE_LIMIT_PER_MINUTE").map(String::as_str) == Some("100000")
+        })
+    };
+    await_condition(&maps, &format!("{AGENT}-config"), rendered, TIMEOUT).await.expect("both settings rendered");
+    let deadline = Instant::now() + TIMEOUT;
+    let pod = loop {
+        let hash = agents.get(AGENT).await.unwrap().status.and_then(|s| s.config_hash);
+        let pod = running_pod(pods, selector).await;
+        if hash.is_some() && pod.annotations().get("mailagent.dev/config-hash") == hash.as_ref() {
+            break pod;
+        }
+        assert!(Instant::now() < deadline, "no pod with the new settings");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let base = format!("http://{}:8080", pod.status.as_ref().unwrap().pod_ip.as_deref().unwrap());
+
+    let status = |p: &AuthPolicy| p.status.clone().unwrap_or_default();
+    let start = status(&policies.get("team-auth").await.unwrap());
+
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), NS);
+    let client_secret = mailagent_crds::names::client_secret("team-auth", "mail-admin");
+    let mint = || {
+        product::mint_token(plane, NS, "team-auth", "e2e-load", "1m", &["mail:scan"])
+            .expect("mailagent-token mints with the Active key")
+    };
+    let (mut sent, mut failures, mut token, mut minted) = (0u32, Vec::new(), mint(), Instant::now());
+    let mut kids_seen = std::collections::BTreeSet::new();
+    // Promote the key the earlier manual rotation staged, retire the previous one, stage the next.
+    let finished = |now: &mailagent_crds::authpolicy::AuthPolicyStatus| now.revision >= start.revision + 3;
+    loop {
+        let now = status(&policies.get("team-auth").await.unwrap());
+        kids_seen.insert(now.current_kid.clone().unwrap_or_default());
+        if finished(&now) {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(480), "three rotation steps did not run in 8 minutes");
+        let data = secrets.get(&client_secret).await.unwrap().data.unwrap();
+        let key = String::from_utf8(data["api-key"].0.clone()).unwrap();
+        let by_key = mutation_status(&base, &key).await;
+        if by_key != 403 {
+            failures.push(format!("API key (kid {}): {by_key}", String::from_utf8_lossy(&data["kid"].0)));
+        }
+        // A client refreshes its token before it expires; half the lifetime here.
+        if minted.elapsed() > Duration::from_secs(30) {
+            (token, minted) = (mint(), Instant::now());
+        }
+        let by_token = scan_status(&base, &token).await;
+        if by_token != 200 {
+            failures.push(format!("JWT: {by_token}"));
+        }
+        sent += 2;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(failures.is_empty(), "{} of {sent} requests failed across the rotation: {failures:?}", failures.len());
+    assert!(kids_seen.len() >= 2, "the current kid changed during the run: {kids_seen:?}");
+    println!("full rotation under load: {sent} requests, 0 failed, current kids {kids_seen:?}");
+    step("a full rotation by the CronJob's Jobs under load: no request failed", t);
+}
+
+/// The status of `POST /v1/mail/scan` with `token` as a Bearer.
+async fn scan_status(base: &str, token: &str) -> u16 {
+    let out = tokio::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-H", "content-type: application/json"])
+        .arg("-H")
+        .arg(format!("Authorization: Bearer {}", token.trim()))
+        .args(["-d", "{}"])
+        .arg(format!("{base}/v1/mail/scan"))
+        .output()
+        .await
+        .expect("curl");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
 }
 
 /// `suspend: true` scales the workload to zero; `false` brings a Ready pod back.
