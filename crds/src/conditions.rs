@@ -18,6 +18,10 @@ pub const AUTH_POLICY_RESOLVED: &str = "AuthPolicyResolved";
 /// metadata, never reading data); whether it holds `token.json` is not checked yet, so a Secret
 /// without it shows up when the workload starts.
 pub const CREDENTIALS_RESOLVED: &str = "CredentialsResolved";
+/// The operator's last probe of the serving pods found every door answering as the spec and the
+/// policy declare: health, the agent card, the MCP handshake and tool list, and a refusal without
+/// credentials (MailAgent). Absent until the first probe.
+pub const VERIFIED: &str = "Verified";
 /// A key rotation is under way (AuthPolicy).
 pub const ROTATING: &str = "Rotating";
 

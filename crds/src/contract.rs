@@ -206,6 +206,18 @@ pub enum AuthMode {
     Hybrid,
 }
 
+impl AuthMode {
+    /// The security schemes a door in this mode declares (agent card `securitySchemes`, OpenAPI),
+    /// by name, in the order it tries them: what the operator's probe expects on the card.
+    pub const fn scheme_names(self) -> &'static [&'static str] {
+        match self {
+            AuthMode::ApiKey => &["apiKey"],
+            AuthMode::Jwt => &["bearer"],
+            AuthMode::Hybrid => &["apiKey", "bearer"],
+        }
+    }
+}
+
 /// How MCP callers authenticate (`MCP_AUTH_MODE`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "snake_case")]

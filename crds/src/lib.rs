@@ -15,7 +15,7 @@ pub mod scope;
 
 pub use authpolicy::{AuthPolicy, AuthPolicySpec, AuthPolicyStatus};
 pub use capability::Capability;
-pub use mailagent::{MailAgent, MailAgentSpec, MailAgentStatus};
+pub use mailagent::{MailAgent, MailAgentSpec, MailAgentStatus, Verification};
 pub use scope::Scope;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

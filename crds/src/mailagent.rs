@@ -5,7 +5,7 @@
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::api::networking::v1::{NetworkPolicyEgressRule, NetworkPolicyPeer};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -377,7 +377,7 @@ pub struct MailAgentStatus {
     /// The generation the status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Ready, Progressing, Degraded, AuthPolicyResolved, CredentialsResolved.
+    /// Ready, Progressing, Degraded, AuthPolicyResolved, CredentialsResolved, Verified.
     #[serde(default)]
     #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,
@@ -396,4 +396,33 @@ pub struct MailAgentStatus {
     /// Hash of the settings that need a restart; equal to the pod template's annotation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_hash: Option<String>,
+    /// What the operator's last probe of the serving pods found (the `Verified` condition says
+    /// whether it matched the spec and the policy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<Verification>,
+}
+
+/// The last probe of an agent's doors, made by the operator through the pods behind its Service.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Verification {
+    /// When the pods were last probed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_check_time: Option<Time>,
+    /// Serving pods probed.
+    #[serde(default)]
+    pub endpoints: i32,
+    /// The A2A protocol version the agent card declares (absent when A2A is not served).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub a2a_protocol_version: Option<String>,
+    /// Skills on the public agent card.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub a2a_skills: Option<i32>,
+    /// The MCP protocol version negotiated with the operator's probe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp_protocol_version: Option<String>,
+    /// Tools `tools/list` returned to a caller holding every scope of the policy (absent when the
+    /// MCP door takes no credential the operator can mint: API keys or an external OAuth issuer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp_tools: Option<i32>,
 }

@@ -53,6 +53,14 @@ pub struct Config {
     /// The image each AuthPolicy's rotation CronJob runs (this operator's own image).
     #[arg(long, env = "ROTATOR_IMAGE", default_value = "mailagent-operator:latest")]
     pub rotator_image: String,
+    /// Seconds between two probes of an unchanged, Ready agent's doors (the `Verified`
+    /// condition). A changed configuration or a hand edit is probed again sooner.
+    #[arg(long, env = "VERIFY_INTERVAL_SECONDS", default_value_t = controller::mailagent::verify::DEFAULT_INTERVAL.as_secs())]
+    pub verify_interval_seconds: u64,
+    /// Whether the operator runs in a pod of namespace `POD_NAMESPACE` (the chart sets this):
+    /// then each agent's NetworkPolicy admits the operator's pods, so its probes get through.
+    #[arg(long, env = "IN_CLUSTER", default_value_t = false, action = clap::ArgAction::Set)]
+    pub in_cluster: bool,
     /// Run one command instead of the controllers.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -104,6 +112,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         concurrency: config.concurrency,
         rotator_image: config.rotator_image.clone(),
         clock: Arc::new(controller::authpolicy::SystemClock),
+        verify_interval: Duration::from_secs(config.verify_interval_seconds.max(1)),
+        operator_namespace: config.in_cluster.then(|| config.lease_namespace.clone()),
     };
     run_controllers(clients, settings, metrics, recorder, health, shutdown).await;
     info!("controller stopped");
@@ -119,6 +129,10 @@ pub struct Controllers {
     pub concurrency: u16,
     pub rotator_image: String,
     pub clock: Arc<dyn controller::authpolicy::Clock>,
+    /// See [`controller::mailagent::Scope::verify_interval`].
+    pub verify_interval: Duration,
+    /// See [`controller::mailagent::Scope::operator_namespace`].
+    pub operator_namespace: Option<String>,
 }
 
 /// The namespaces to watch from `--namespace` values: `None` for every namespace; blanks (an
@@ -145,7 +159,12 @@ pub async fn run_controllers(
     };
     health.expect_caches(scopes.len());
     let pairs = scopes.into_iter().map(|namespace| {
-        let scope = controller::mailagent::Scope { namespace: namespace.clone(), concurrency: settings.concurrency };
+        let scope = controller::mailagent::Scope {
+            namespace: namespace.clone(),
+            concurrency: settings.concurrency,
+            verify_interval: settings.verify_interval,
+            operator_namespace: settings.operator_namespace.clone(),
+        };
         let policies = controller::authpolicy::Settings {
             namespace,
             rotator_image: settings.rotator_image.clone(),

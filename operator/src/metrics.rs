@@ -21,6 +21,12 @@ struct ErrorLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProbeLabels {
+    /// `passed` or the failure's reason.
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct WriteLabels {
     kind: &'static str,
     verb: &'static str,
@@ -34,6 +40,7 @@ pub struct Metrics {
     failures: Family<ErrorLabels, Counter>,
     duration: Family<ControllerLabels, Histogram>,
     writes: Family<WriteLabels, Counter>,
+    probes: Family<ProbeLabels, Counter>,
     /// The sum of `writes` over every label set, kept alongside so tests and benchmarks read it
     /// without encoding the registry.
     total_writes: std::sync::atomic::AtomicU64,
@@ -52,7 +59,13 @@ impl Default for Metrics {
         registry.register("reconcile_errors", "Reconciliations that failed, by error kind", failures.clone());
         registry.register("reconcile_duration_seconds", "Time spent in one reconciliation", duration.clone());
         registry.register("api_writes", "Writes sent to the API server, by kind and verb", writes.clone());
-        Self { registry, reconciles, failures, duration, writes, total_writes: Default::default() }
+        let probes = Family::<ProbeLabels, Counter>::default();
+        registry.register(
+            "verify_probes",
+            "Probes of agents' doors (the Verified condition), by result",
+            probes.clone(),
+        );
+        Self { registry, reconciles, failures, duration, writes, probes, total_writes: Default::default() }
     }
 }
 
@@ -66,6 +79,11 @@ impl Metrics {
     /// Records a failed reconciliation.
     pub fn failed(&self, controller: &'static str, error: &'static str) {
         self.failures.get_or_create(&ErrorLabels { controller, error }).inc();
+    }
+
+    /// Records one probe of an agent's doors: `passed` or the failure's reason.
+    pub fn probed(&self, result: &'static str) {
+        self.probes.get_or_create(&ProbeLabels { result }).inc();
     }
 
     /// Records one write sent to the API server.

@@ -89,6 +89,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_card_declares_the_scheme_names_the_operator_expects() {
+        for mode in [AuthMode::ApiKey, AuthMode::Jwt, AuthMode::Hybrid] {
+            let names: Vec<&str> = schemes(EffectiveMode::Local(mode)).iter().map(|s| s.name()).collect();
+            assert_eq!(names, mode.scheme_names(), "{mode}");
+        }
+    }
+
+    #[test]
     fn every_mode_challenges_with_exactly_its_schemes() {
         let local = |mode| challenge(EffectiveMode::Local(mode), "");
         assert_eq!(local(AuthMode::ApiKey), "ApiKey header=\"X-API-Key\"");

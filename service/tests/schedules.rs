@@ -59,7 +59,10 @@ fn wait_for(dir: &Path, what: &str, deadline: Duration, mut done: impl FnMut() -
     while !done() {
         if start.elapsed() > deadline {
             let record = std::fs::read_to_string(dir.join("state/data/digest_schedule.json")).unwrap_or_default();
-            panic!("timed out after {deadline:?} waiting for {what}; digest record: {record}\nworkload log:\n{}", log(dir));
+            panic!(
+                "timed out after {deadline:?} waiting for {what}; digest record: {record}\nworkload log:\n{}",
+                log(dir)
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -74,7 +77,9 @@ fn the_binary_runs_its_digest_and_scan_schedules() {
     // each minute and two digests need two minute boundaries. Two prove it keeps going after the
     // first. Three boundaries' time: a start just before a boundary leaves that slot unowed.
     wait_for(dir.path(), "two scheduled digests in the outbox", Duration::from_secs(200), || sent(dir.path()) >= 2);
-    wait_for(dir.path(), "a scheduled scan in the log", Duration::from_secs(30), || log(dir.path()).contains("scheduled scan"));
+    wait_for(dir.path(), "a scheduled scan in the log", Duration::from_secs(30), || {
+        log(dir.path()).contains("scheduled scan")
+    });
     drop(workload);
     let digest = std::fs::read_dir(dir.path().join("state/outbox/new")).unwrap().next().unwrap().unwrap().path();
     let text = std::fs::read_to_string(digest).unwrap();

@@ -102,6 +102,8 @@ async fn roles_in_the_watched_namespaces_are_all_it_needs_and_others_stay_untouc
         concurrency: 4,
         rotator_image: support::ROTATOR_IMAGE.into(),
         clock: Arc::new(SystemClock),
+        verify_interval: mailagent_operator::controller::mailagent::verify::DEFAULT_INTERVAL,
+        operator_namespace: None,
     };
     let recorder = Recorder::new(client.clone(), Reporter { controller: "mailagent-operator".into(), instance: None });
     let shutdown = async move {

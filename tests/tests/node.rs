@@ -113,6 +113,7 @@ async fn scenario(plane: &ControlPlane, dir: &std::path::Path) {
     println!("{out}");
     step("MCP (API key, JWT) and A2A SDK calls to the pod", t);
 
+    verified_and_a_hand_edit(&client, &agents).await;
     incident_switch(&client, &base, &keys, &pod).await;
     rotation_job_and_revoke(plane, &client, &base, &keys).await;
     full_rotation_under_load(plane, &client, &pods, &selector).await;
@@ -120,6 +121,63 @@ async fn scenario(plane: &ControlPlane, dir: &std::path::Path) {
     let pod = running_pod(&pods, &selector).await;
     operator_upgrade(plane, &client, &images.operator, &pods, &pod).await;
     delete_keeps_the_volume(&client).await;
+}
+
+/// The agent's `Verified` condition as (status, reason), if it has one.
+fn verified(agent: Option<&MailAgent>) -> Option<(String, String)> {
+    let status = agent?.status.as_ref()?;
+    let c = mailagent_crds::conditions::find(&status.conditions, mailagent_crds::conditions::VERIFIED)?;
+    Some((c.status.clone(), c.reason.clone()))
+}
+
+/// The operator probes the pod through its Service's endpoints and reports `Verified=True` with
+/// what it saw; a hand edit of the Deployment (an env entry switching the mutation tools on) is
+/// reported as `Verified=False ConfigDrifted` with a Warning Event, taken back, and verified again.
+async fn verified_and_a_hand_edit(client: &Client, agents: &Api<MailAgent>) {
+    let t = Instant::now();
+    let passed = |a: Option<&MailAgent>| verified(a).is_some_and(|(s, r)| s == "True" && r == "DoorsAnswerAsDeclared");
+    let agent = await_condition(agents, AGENT, passed, TIMEOUT).await.expect("Verified=True").unwrap();
+    let report = agent.status.unwrap().verification.expect("status.verification");
+    assert_eq!(report.endpoints, 1, "the one serving pod probed");
+    assert!(report.a2a_protocol_version.is_some() && report.a2a_skills.is_some_and(|n| n > 0), "{report:?}");
+    assert!(report.mcp_protocol_version.is_some(), "an MCP handshake with the operator's token: {report:?}");
+    let tools = report.mcp_tools.expect("tools/list under the operator's token");
+    assert!(tools > 0, "{report:?}");
+    step(&format!("Verified=True: health, 401 without credentials, card, MCP with {tools} tools"), t);
+
+    let t = Instant::now();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    let container =
+        deployments.get(AGENT).await.unwrap().spec.unwrap().template.spec.unwrap().containers[0].name.clone();
+    let edit = json!({"spec": {"template": {"spec": {"containers": [{
+        "name": container,
+        "env": [{"name": "MCP_ENABLE_MUTATION_TOOLS", "value": "true"}],
+    }]}}}});
+    deployments
+        .patch(
+            AGENT,
+            &PatchParams { field_manager: Some("kubectl-edit".into()), ..Default::default() },
+            &Patch::Strategic(&edit),
+        )
+        .await
+        .unwrap();
+    let drifted = |a: Option<&MailAgent>| verified(a).is_some_and(|(s, r)| s == "False" && r == "ConfigDrifted");
+    await_condition(agents, AGENT, drifted, TIMEOUT).await.expect("Verified=False ConfigDrifted");
+    let restored = |d: Option<&Deployment>| {
+        d.and_then(|d| d.spec.as_ref()).is_some_and(|s| {
+            let env =
+                s.template.spec.as_ref().map(|p| p.containers[0].env.clone().unwrap_or_default()).unwrap_or_default();
+            !env.iter().any(|e| e.name == "MCP_ENABLE_MUTATION_TOOLS")
+        })
+    };
+    await_condition(&deployments, AGENT, restored, TIMEOUT).await.expect("the operator takes the edit back");
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), NS);
+    let warned = events.list(&ListParams::default()).await.unwrap().items.into_iter().any(|e| {
+        e.reason.as_deref() == Some("ConfigDrifted") && e.regarding.and_then(|r| r.name).as_deref() == Some(AGENT)
+    });
+    assert!(warned, "a Warning Event says the agent drifted");
+    await_condition(agents, AGENT, passed, TIMEOUT).await.expect("Verified=True again after the restore");
+    step("hand edit of the Deployment: Verified=False ConfigDrifted, Event, restored, Verified=True again", t);
 }
 
 fn repo(path: &str) -> String {

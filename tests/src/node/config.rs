@@ -185,13 +185,15 @@ pub fn apiserver_args(args: &mut Vec<String>, certs: &Path) {
 
 /// The controllers a node needs on top of the plane's: ServiceAccounts and their CA bundle for
 /// pods, node lifecycle (the not-ready taint), Jobs and CronJobs, volume binding, certificate
-/// signing, and pod garbage collection.
+/// signing, pod garbage collection, and the EndpointSlices behind Services (the operator probes
+/// the pods they list for the Verified condition).
 pub const NODE_CONTROLLERS: &str = "serviceaccount-controller,serviceaccount-token-controller,\
 root-ca-certificate-publisher-controller,node-lifecycle-controller,taint-eviction-controller,\
 job-controller,cronjob-controller,persistentvolume-binder-controller,\
 persistentvolume-protection-controller,persistentvolumeclaim-protection-controller,\
 certificatesigningrequest-signing-controller,certificatesigningrequest-approving-controller,\
-certificatesigningrequest-cleaner-controller,pod-garbage-collector-controller,ttl-after-finished-controller";
+certificatesigningrequest-cleaner-controller,pod-garbage-collector-controller,ttl-after-finished-controller,\
+endpointslice-controller";
 
 /// kube-controller-manager flags added in node mode.
 pub fn controller_manager_args(args: &mut Vec<String>, certs: &Path) {

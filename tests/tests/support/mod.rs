@@ -158,7 +158,8 @@ impl RunningController {
         let recorder =
             Recorder::new(client.clone(), Reporter { controller: "mailagent-operator".into(), instance: None });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let scope = mailagent::Scope { namespace: Some(namespace.to_owned()), concurrency };
+        let scope =
+            mailagent::Scope { namespace: Some(namespace.to_owned()), concurrency, ..mailagent::Scope::default() };
         let run = mailagent::run(client, scope, metrics.clone(), recorder, health.clone(), async move {
             let _ = stopped.await;
         });

@@ -64,6 +64,11 @@ where
         if same_rendering && is_subset(&wanted, &live) {
             return Ok((*cached).clone());
         }
+        if same_rendering && let Some(agent) = desired.labels().get(AGENT_LABEL) {
+            // Our rendering did not change, the object did: someone else edited a field we own.
+            // Restored below; the Verified condition says so until the doors are probed again.
+            ctx.verifier.record_drift(&ns, agent, format!("{} {name}", <K as k8s_openapi::Resource>::KIND));
+        }
     }
     debug!(kind = <K as k8s_openapi::Resource>::KIND, %ns, %name, "applying");
     let api = Api::<K>::namespaced(ctx.client.clone(), &ns);

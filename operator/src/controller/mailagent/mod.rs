@@ -7,6 +7,7 @@ mod dereference;
 pub mod problem;
 mod status;
 pub mod validate;
+pub mod verify;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -83,6 +84,10 @@ pub struct Context {
     pub(crate) recorder: Recorder,
     agents: Store<Agent>,
     failures: Mutex<HashMap<ObjectRef<Agent>, u32>>,
+    /// Probes of the agents' doors (the `Verified` condition).
+    pub(crate) verifier: verify::Verifier,
+    /// Where the operator's own pods run, so each agent's NetworkPolicy admits its probes.
+    operator_namespace: Option<String>,
     /// The status last written per agent (with the agent's uid), because a reconcile can run
     /// before the watch delivers our own write: computing from the stale copy would write (and
     /// announce) the same change twice.
@@ -123,11 +128,22 @@ pub struct Scope {
     /// bottleneck: thousands of concurrent reconciles at startup only hold thousands of rendered
     /// objects and responses in memory at the same time without converging any faster.
     pub concurrency: u16,
+    /// Time between two probes of an unchanged, Ready agent (the `Verified` condition).
+    pub verify_interval: Duration,
+    /// The namespace the operator's pods run in: each agent's NetworkPolicy admits them to the
+    /// serving port so the probes get through. `None` (an operator outside the cluster) adds no
+    /// rule.
+    pub operator_namespace: Option<String>,
 }
 
 impl Default for Scope {
     fn default() -> Self {
-        Self { namespace: None, concurrency: DEFAULT_CONCURRENCY }
+        Self {
+            namespace: None,
+            concurrency: DEFAULT_CONCURRENCY,
+            verify_interval: verify::DEFAULT_INTERVAL,
+            operator_namespace: None,
+        }
     }
 }
 
@@ -269,16 +285,19 @@ pub fn run(
         recorder,
         agents: agent_store.clone(),
         failures: Mutex::default(),
+        verifier: verify::Verifier::new(scope.verify_interval),
+        operator_namespace: scope.operator_namespace.clone(),
         written: Mutex::default(),
     });
     let shutdown = shutdown.shared();
     async move {
-        let _drivers = Drivers(drivers.into_iter().map(tokio::spawn).collect());
+        let mut _drivers = Drivers(drivers.into_iter().map(tokio::spawn).collect());
         // Once, before any reconcile: every cache has its first list.
         tokio::select! {
             () = async { ctx.stores.ready().await; let _ = agent_store.wait_until_ready().await; } => {}
             () = shutdown.clone() => return,
         }
+        _drivers.0.push(tokio::spawn(verify::run(ctx.clone(), triggers.one.clone())));
         health.set_synced();
         info!("caches listed; reconciling every agent");
         triggers.everything();
@@ -319,7 +338,10 @@ async fn reconcile_agent(agent: &MailAgent, ctx: &Context) -> Result<Action> {
     let inputs = validate::Inputs { agent, policy: refs.policy.as_ref().map(|p| &p.spec) };
     let (children, deployment) = match validate::validate(inputs) {
         Ok(valid) => {
-            let children = build::build(&valid);
+            let mut children = build::build(&valid);
+            if let Some(ns) = &ctx.operator_namespace {
+                build::admit_operator(&mut children.network_policy, ns);
+            }
             match apply::apply(agent, &children, ctx).await {
                 Ok(deployment) => (Ok(children), Some(deployment)),
                 // Said in status and an Event, then wait: retrying the same request fails the same way.

@@ -9,7 +9,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use mailagent_crds::conditions::{self, DesiredCondition, set_condition};
 use mailagent_crds::contract::{Surface, http};
-use mailagent_crds::{MailAgent, MailAgentStatus};
+use mailagent_crds::{MailAgent, MailAgentStatus, Verification};
 use tracing::warn;
 
 use super::Context;
@@ -35,8 +35,16 @@ pub async fn update(
         .or_else(|| ctx.stores.deployments.get(&ObjectRef::new(&agent.name_any()).within(&ns)).map(|d| (*d).clone()));
     // The cached object can lag behind our own last status write; what we wrote is newer.
     let current = ctx.written_status(agent).or_else(|| agent.status.clone()).unwrap_or_default();
-    let desired =
-        compute(agent, refs, children, deployment.as_ref(), &current, Time(k8s_openapi::jiff::Timestamp::now()));
+    let verified = ctx.verifier.verdict(agent);
+    let desired = compute(
+        agent,
+        refs,
+        children,
+        deployment.as_ref(),
+        verified,
+        &current,
+        Time(k8s_openapi::jiff::Timestamp::now()),
+    );
     if desired == current {
         return Ok(());
     }
@@ -53,6 +61,7 @@ pub async fn update(
     ctx.remember_status(agent, desired.clone());
     announce_readiness_change(agent, &current, &desired, ctx).await;
     announce_new_problem(agent, &current, &desired, ctx).await;
+    announce_verification_change(agent, &current, &desired, ctx).await;
     Ok(())
 }
 
@@ -90,12 +99,15 @@ pub async fn report_invalid(invalid: &kube::core::error_boundary::InvalidObject,
     Ok(())
 }
 
-/// The status as it should read now. Pure, so the condition logic is unit-tested.
+/// The status as it should read now. Pure, so the condition logic is unit-tested. `verified` is
+/// the verifier's latest condition and report; `None` (not probed since the operator started)
+/// keeps what the status says.
 pub fn compute(
     agent: &MailAgent,
     refs: &Refs,
     children: &Result<Children, Problem>,
     deployment: Option<&Deployment>,
+    verified: Option<(DesiredCondition, Option<Verification>)>,
     current: &MailAgentStatus,
     now: Time,
 ) -> MailAgentStatus {
@@ -112,6 +124,12 @@ pub fn compute(
     status.url = first_url(agent);
     for condition in conditions(agent, refs, children, &rollout) {
         set_condition(&mut status.conditions, &condition, generation, now.clone());
+    }
+    if let Some((condition, report)) = verified {
+        set_condition(&mut status.conditions, &condition, generation, now);
+        if report.is_some() {
+            status.verification = report;
+        }
     }
     status
 }
@@ -288,6 +306,25 @@ async fn announce_new_problem(agent: &MailAgent, before: &MailAgentStatus, after
     }
 }
 
+/// An Event whenever the `Verified` condition appears or changes status or reason: a Warning
+/// with the finding when a door misbehaves, Normal when the doors answer as declared again.
+async fn announce_verification_change(
+    agent: &MailAgent,
+    before: &MailAgentStatus,
+    after: &MailAgentStatus,
+    ctx: &Context,
+) {
+    let key = |c: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition| (c.status.clone(), c.reason.clone());
+    let was = conditions::find(&before.conditions, conditions::VERIFIED).map(key);
+    let Some(now) = conditions::find(&after.conditions, conditions::VERIFIED) else { return };
+    if was.as_ref() == Some(&key(now)) {
+        return;
+    }
+    let type_ = if now.status == "True" { EventType::Normal } else { EventType::Warning };
+    let reason = if now.status == "True" { "Verified" } else { now.reason.as_str() };
+    publish(ctx, &agent.object_ref(&()), type_, reason, now.message.clone()).await;
+}
+
 async fn publish(
     ctx: &Context,
     reference: &k8s_openapi::api::core::v1::ObjectReference,
@@ -360,9 +397,9 @@ mod tests {
         let refs = refs(true);
         let children = Ok(build(&valid(&agent, refs.policy.as_ref().map(|p| &p.spec))));
         let none = MailAgentStatus::default();
-        let up = compute(&agent, &refs, &children, Some(&ready_deployment(1)), &none, t(1));
+        let up = compute(&agent, &refs, &children, Some(&ready_deployment(1)), None, &none, t(1));
         assert_eq!(ready_of(&up), ("True".into(), "Available".into()));
-        let down = compute(&agent, &refs, &children, Some(&ready_deployment(0)), &none, t(1));
+        let down = compute(&agent, &refs, &children, Some(&ready_deployment(0)), None, &none, t(1));
         assert_eq!(ready_of(&down), ("False".into(), "PodsNotReady".into()));
         assert_eq!(up.observed_generation, Some(1));
     }
@@ -372,7 +409,7 @@ mod tests {
         let agent = agent("{}");
         let refs = refs(false);
         let children = Ok(build(&valid(&agent, None)));
-        let status = compute(&agent, &refs, &children, None, &MailAgentStatus::default(), t(1));
+        let status = compute(&agent, &refs, &children, None, None, &MailAgentStatus::default(), t(1));
         assert_eq!(ready_of(&status), ("False".into(), "AuthPolicyNotFound".into()));
         assert_eq!(status.auth_mode, None, "no mode is in force without a policy");
     }
@@ -383,12 +420,14 @@ mod tests {
         let mut refs = refs(true);
         let children = Ok(build(&valid(&agent, refs.policy.as_ref().map(|p| &p.spec))));
         refs.keyring_found = false;
-        let status = compute(&agent, &refs, &children, Some(&ready_deployment(1)), &MailAgentStatus::default(), t(1));
+        let status =
+            compute(&agent, &refs, &children, Some(&ready_deployment(1)), None, &MailAgentStatus::default(), t(1));
         assert_eq!(ready_of(&status), ("False".into(), "KeyringNotFound".into()));
         let mut unready = (*refs.policy.clone().unwrap()).clone();
         unready.status = None;
         refs.policy = Some(Arc::new(unready.clone()));
-        let status = compute(&agent, &refs, &children, Some(&ready_deployment(1)), &MailAgentStatus::default(), t(1));
+        let status =
+            compute(&agent, &refs, &children, Some(&ready_deployment(1)), None, &MailAgentStatus::default(), t(1));
         assert_eq!(ready_of(&status), ("False".into(), "AuthPolicyNotReady".into()));
         let mut invalid = unready;
         let mut invalid_status = mailagent_crds::AuthPolicyStatus::default();
@@ -396,7 +435,8 @@ mod tests {
         conditions::set_condition(&mut invalid_status.conditions, &bad, None, t(0));
         invalid.status = Some(invalid_status);
         refs.policy = Some(Arc::new(invalid));
-        let status = compute(&agent, &refs, &children, Some(&ready_deployment(1)), &MailAgentStatus::default(), t(1));
+        let status =
+            compute(&agent, &refs, &children, Some(&ready_deployment(1)), None, &MailAgentStatus::default(), t(1));
         assert_eq!(ready_of(&status), ("False".into(), "AuthPolicyInvalid".into()));
     }
 
@@ -405,8 +445,8 @@ mod tests {
         let agent = agent("{}");
         let refs = refs(true);
         let children = Ok(build(&valid(&agent, refs.policy.as_ref().map(|p| &p.spec))));
-        let first = compute(&agent, &refs, &children, None, &MailAgentStatus::default(), t(1));
-        let second = compute(&agent, &refs, &children, None, &first, t(99));
+        let first = compute(&agent, &refs, &children, None, None, &MailAgentStatus::default(), t(1));
+        let second = compute(&agent, &refs, &children, None, None, &first, t(99));
         assert_eq!(first, second, "a no-op reconcile must not produce a status write");
     }
 }

@@ -100,6 +100,30 @@ pub fn network_policy(agent: &MailAgent) -> NetworkPolicy {
     }
 }
 
+/// The pod label of the operator's own pods (the chart's Deployment).
+pub const OPERATOR_POD_LABEL: (&str, &str) = ("app.kubernetes.io/name", "mailagent-operator");
+
+/// Adds an ingress rule admitting the operator's pods in `operator_namespace` to the serving
+/// port, so its probes (the `Verified` condition) reach the agent whatever `ingressFrom` says.
+/// A separate rule, not a peer added to the declared one: it widens nothing the user declared.
+pub fn admit_operator(policy: &mut NetworkPolicy, operator_namespace: &str) {
+    let selector = |key: &str, value: &str| LabelSelector {
+        match_labels: Some([(key.to_owned(), value.to_owned())].into()),
+        ..LabelSelector::default()
+    };
+    let rule = NetworkPolicyIngressRule {
+        from: Some(vec![NetworkPolicyPeer {
+            namespace_selector: Some(selector("kubernetes.io/metadata.name", operator_namespace)),
+            pod_selector: Some(selector(OPERATOR_POD_LABEL.0, OPERATOR_POD_LABEL.1)),
+            ..NetworkPolicyPeer::default()
+        }]),
+        ports: Some(vec![tcp(IntOrString::String(http::PORT_NAME.into()))]),
+    };
+    if let Some(spec) = policy.spec.as_mut() {
+        spec.ingress.get_or_insert_default().push(rule);
+    }
+}
+
 fn tcp(port: IntOrString) -> NetworkPolicyPort {
     NetworkPolicyPort { port: Some(port), protocol: Some("TCP".into()), end_port: None }
 }
@@ -171,5 +195,18 @@ mod tests {
         let closed = network_policy(&agent("network: {ingressFrom: [], egress: []}")).spec.unwrap();
         assert!(closed.ingress.unwrap().is_empty(), "an empty list admits nobody");
         assert_eq!(closed.egress.unwrap().len(), 1, "only DNS");
+    }
+
+    #[test]
+    fn the_operator_is_admitted_by_a_rule_of_its_own() {
+        let mut policy = network_policy(&agent("network: {ingressFrom: []}"));
+        admit_operator(&mut policy, "mailagent-system");
+        let ingress = policy.spec.unwrap().ingress.unwrap();
+        assert_eq!(ingress.len(), 1, "the declared empty list still admits nobody else");
+        let peer = &ingress[0].from.as_ref().unwrap()[0];
+        let labels = |s: &Option<LabelSelector>| s.as_ref().unwrap().match_labels.clone().unwrap();
+        assert_eq!(labels(&peer.namespace_selector)["kubernetes.io/metadata.name"], "mailagent-system");
+        assert_eq!(labels(&peer.pod_selector)["app.kubernetes.io/name"], "mailagent-operator");
+        assert_eq!(ingress[0].ports.as_ref().unwrap()[0].port, Some(IntOrString::String("http".into())));
     }
 }
