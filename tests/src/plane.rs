@@ -55,6 +55,28 @@ impl Drop for ControlPlane {
     }
 }
 
+/// Removes `dir` once this process is gone and its servers have stopped. A shared plane lives in
+/// a `static`, which Rust never drops, so its `TempDir` (etcd's data, about 125 MB) would stay
+/// behind after every test binary. The janitor has its own process group, so a Ctrl-C to the
+/// test's group does not take it along before it has cleaned up.
+fn remove_when_gone(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::process::CommandExt as _;
+    // The servers' watchdogs give them up to 5 s after this process is gone (see `process.rs`).
+    let script = r#"while kill -0 "$WATCH_PID" 2>/dev/null; do sleep 1; done; sleep 7; rm -rf -- "$1""#;
+    std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(script)
+        .arg("plane-janitor")
+        .arg(dir)
+        .env("WATCH_PID", std::process::id().to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map(drop)
+}
+
 impl ControlPlane {
     /// Starts a fresh plane in a temporary directory (or uses `KUBECONFIG`, see the module docs).
     pub async fn start() -> anyhow::Result<Self> {
@@ -69,6 +91,7 @@ impl ControlPlane {
             });
         }
         let dir = tempfile::Builder::new().prefix("mailagent-plane-").tempdir()?;
+        remove_when_gone(dir.path())?;
         let mut plane = Self::start_in(dir.path()).await?;
         plane.temp_dir = Some(dir);
         Ok(plane)

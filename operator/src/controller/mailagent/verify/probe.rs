@@ -22,9 +22,20 @@ const SESSION_HEADER: &str = "mcp-session-id";
 /// The HTTP client probes share: plain HTTP inside the cluster, no proxies, no redirects, short
 /// timeouts. Outside the SSRF guard on purpose: its targets are pod addresses the API server
 /// lists in the agent's EndpointSlices, never a URL anyone supplies.
+///
+/// Its TLS configuration is given explicitly and trusts no root at all: the probes speak plain
+/// HTTP, and the operator's image has no CA bundle for reqwest to load (without this, building the
+/// client fails there).
 #[allow(clippy::disallowed_methods)]
 pub fn client() -> reqwest::Client {
+    let tls =
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default TLS versions")
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
     reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
         .timeout(REQUEST_TIMEOUT)
         .connect_timeout(REQUEST_TIMEOUT)
         .no_proxy()
