@@ -266,6 +266,22 @@ async fn a_weakened_deployment_is_restored_and_other_tools_labels_stay() {
     .await;
     eprintln!("Deployment restored in {:?}", weakened.elapsed());
     assert_eq!(restored.labels().get("team.example/owner").map(String::as_str), Some("mail"), "others' labels stay");
+    // The edit is reported (no pod serves here, so no probe follows to clear it).
+    let agents = Api::<MailAgent>::namespaced(admin.clone(), ns.name());
+    let drifted = eventually(
+        "Verified=False ConfigDrifted",
+        Duration::from_secs(10),
+        || async { agents.get_opt("inbox").await.ok().flatten() },
+        |a| {
+            a.status.as_ref().and_then(|s| conditions::find(&s.conditions, conditions::VERIFIED)).is_some_and(|c| {
+                c.status == "False"
+                    && c.reason == "ConfigDrifted"
+                    && c.message.starts_with("Deployment inbox was changed")
+            })
+        },
+    )
+    .await;
+    assert!(drifted.status.unwrap().verification.is_none(), "no probe ran, so no probe report");
     controller.stop().await;
 }
 

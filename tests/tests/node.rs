@@ -113,29 +113,33 @@ async fn scenario(plane: &ControlPlane, dir: &std::path::Path) {
     println!("{out}");
     step("MCP (API key, JWT) and A2A SDK calls to the pod", t);
 
-    verified_and_a_hand_edit(&client, &agents).await;
+    verified(&agents).await;
     incident_switch(&client, &base, &keys, &pod).await;
     rotation_job_and_revoke(plane, &client, &base, &keys).await;
     full_rotation_under_load(plane, &client, &pods, &selector).await;
     suspend_and_resume(&client, &pods, &selector).await;
+    // Rolls the pod (the edit, then its undoing), so after everything that uses the first pod.
+    a_hand_edit_is_reported_and_undone(&client, &agents).await;
     let pod = running_pod(&pods, &selector).await;
     operator_upgrade(plane, &client, &images.operator, &pods, &pod).await;
     delete_keeps_the_volume(&client).await;
 }
 
 /// The agent's `Verified` condition as (status, reason), if it has one.
-fn verified(agent: Option<&MailAgent>) -> Option<(String, String)> {
+fn verified_condition(agent: Option<&MailAgent>) -> Option<(String, String)> {
     let status = agent?.status.as_ref()?;
     let c = mailagent_crds::conditions::find(&status.conditions, mailagent_crds::conditions::VERIFIED)?;
     Some((c.status.clone(), c.reason.clone()))
 }
 
+fn passed(agent: Option<&MailAgent>) -> bool {
+    verified_condition(agent).is_some_and(|(s, r)| s == "True" && r == "DoorsAnswerAsDeclared")
+}
+
 /// The operator probes the pod through its Service's endpoints and reports `Verified=True` with
-/// what it saw; a hand edit of the Deployment (an env entry switching the mutation tools on) is
-/// reported as `Verified=False ConfigDrifted` with a Warning Event, taken back, and verified again.
-async fn verified_and_a_hand_edit(client: &Client, agents: &Api<MailAgent>) {
+/// what it saw.
+async fn verified(agents: &Api<MailAgent>) {
     let t = Instant::now();
-    let passed = |a: Option<&MailAgent>| verified(a).is_some_and(|(s, r)| s == "True" && r == "DoorsAnswerAsDeclared");
     let agent = await_condition(agents, AGENT, passed, TIMEOUT).await.expect("Verified=True").unwrap();
     let report = agent.status.unwrap().verification.expect("status.verification");
     assert_eq!(report.endpoints, 1, "the one serving pod probed");
@@ -144,8 +148,13 @@ async fn verified_and_a_hand_edit(client: &Client, agents: &Api<MailAgent>) {
     let tools = report.mcp_tools.expect("tools/list under the operator's token");
     assert!(tools > 0, "{report:?}");
     step(&format!("Verified=True: health, 401 without credentials, card, MCP with {tools} tools"), t);
+}
 
+/// A hand edit of the Deployment (an env entry switching the mutation tools on) is reported as
+/// `Verified=False ConfigDrifted` with a Warning Event, taken back, and verified again.
+async fn a_hand_edit_is_reported_and_undone(client: &Client, agents: &Api<MailAgent>) {
     let t = Instant::now();
+    await_condition(agents, AGENT, passed, TIMEOUT).await.expect("Verified=True before the edit");
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
     let container =
         deployments.get(AGENT).await.unwrap().spec.unwrap().template.spec.unwrap().containers[0].name.clone();
@@ -161,7 +170,8 @@ async fn verified_and_a_hand_edit(client: &Client, agents: &Api<MailAgent>) {
         )
         .await
         .unwrap();
-    let drifted = |a: Option<&MailAgent>| verified(a).is_some_and(|(s, r)| s == "False" && r == "ConfigDrifted");
+    let drifted =
+        |a: Option<&MailAgent>| verified_condition(a).is_some_and(|(s, r)| s == "False" && r == "ConfigDrifted");
     await_condition(agents, AGENT, drifted, TIMEOUT).await.expect("Verified=False ConfigDrifted");
     let restored = |d: Option<&Deployment>| {
         d.and_then(|d| d.spec.as_ref()).is_some_and(|s| {

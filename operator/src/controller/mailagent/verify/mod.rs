@@ -37,6 +37,11 @@ use crate::controller::authpolicy::material::SignerState;
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(300);
 /// How soon a failed probe is repeated.
 pub const RETRY_FAILED: Duration = Duration::from_secs(30);
+/// Consecutive failed probes before `Verified` turns `False`, like a kubelet probe's
+/// `failureThreshold`: a spec change reaches a running pod with the kubelet's next sync (up to a
+/// minute), and a probe in between must not raise a false alarm. A door found broken is reported
+/// about [`RETRY_FAILED`] later; a hand edit is reported at once (drift, not a probe).
+pub const FAILURES_BEFORE_FALSE: u32 = 2;
 /// How often the scheduler looks for due agents.
 pub const TICK: Duration = Duration::from_secs(5);
 /// Agents probed per tick at most: the rate bound (about 1.6 agents a second), so a fleet's first
@@ -56,6 +61,8 @@ pub struct Outcome {
     pub verdict: Result<String, Finding>,
     /// The agent's `status.configHash` when it was probed.
     pub config_hash: Option<String>,
+    /// Consecutive failed probes, this one included (0 when it passed).
+    pub failures: u32,
     started: Instant,
 }
 
@@ -121,6 +128,8 @@ pub fn condition(
     let outcome = outcome?;
     let condition = match &outcome.verdict {
         Ok(summary) => DesiredCondition::ok(conditions::VERIFIED, "DoorsAnswerAsDeclared", summary.clone()),
+        // Not yet: the status keeps what it said until the failure repeats.
+        Err(_) if outcome.failures < FAILURES_BEFORE_FALSE => return None,
         Err(finding) => DesiredCondition::not(conditions::VERIFIED, finding.reason, finding.message.clone()),
     };
     Some((condition, report))
@@ -155,9 +164,15 @@ pub async fn run(ctx: Arc<Context>, wake: mpsc::UnboundedSender<ObjectRef<Agent>
             .collect()
             .await;
         for (agent, outcome) in probed {
-            let Some(outcome) = outcome else { continue };
+            let Some(mut outcome) = outcome else { continue };
             ctx.metrics.probed(outcome.verdict.as_ref().map_or_else(|f| f.reason, |_| "passed"));
-            ctx.verifier.outcomes.lock().expect("not poisoned").insert(agent_ref(&agent), outcome);
+            let mut outcomes = ctx.verifier.outcomes.lock().expect("not poisoned");
+            if outcome.verdict.is_err() {
+                let before = outcomes.get(&agent_ref(&agent)).map_or(0, |o| o.failures);
+                outcome.failures = before + 1;
+            }
+            outcomes.insert(agent_ref(&agent), outcome);
+            drop(outcomes);
             let _ = wake.unbounded_send(agent_ref(&agent));
         }
     }
@@ -176,7 +191,7 @@ async fn verify(agent: &MailAgent, ctx: &Context) -> Option<Outcome> {
         Verification { last_check_time: Some(Time(k8s_openapi::jiff::Timestamp::now())), ..Verification::default() };
     let verdict = probe_pods(agent, &ns, &policy, &expected, &mut report, ctx).await;
     debug!(agent = %agent.name_any(), %ns, ok = verdict.is_ok(), "probed");
-    Some(Outcome { report, verdict, config_hash: status.config_hash, started })
+    Some(Outcome { report, verdict, config_hash: status.config_hash, failures: 0, started })
 }
 
 async fn probe_pods(
@@ -283,7 +298,8 @@ mod tests {
     use super::*;
 
     fn outcome(verdict: Result<String, Finding>, started: Instant) -> Outcome {
-        Outcome { report: Verification::default(), verdict, config_hash: None, started }
+        let failures = if verdict.is_err() { FAILURES_BEFORE_FALSE } else { 0 };
+        Outcome { report: Verification::default(), verdict, config_hash: None, failures, started }
     }
 
     #[test]
@@ -302,5 +318,7 @@ mod tests {
         let (found, _) = condition(Some(&failed), None).unwrap();
         assert_eq!((found.status, found.reason.as_ref()), (false, "AnswersWithoutCredentials"));
         assert_eq!(condition(None, None), None, "no condition before the first probe");
+        let first = Outcome { failures: 1, ..failed };
+        assert_eq!(condition(Some(&first), None), None, "one failure changes nothing yet");
     }
 }
