@@ -156,3 +156,36 @@ pub fn mint_token(
     }
     Ok(run(&mut command)?.trim().to_owned())
 }
+
+/// How a probe call authenticates.
+#[derive(Clone, Copy, Debug)]
+pub enum Credential<'a> {
+    /// An `X-API-Key` header.
+    ApiKey(&'a str),
+    /// An `Authorization: Bearer` token.
+    Bearer(&'a str),
+}
+
+/// The HTTP status of `POST {base}{path}` with a JSON `body`, through `curl` (a fresh connection
+/// each call, as a separate client would), or 0 when nothing answered within 5 s.
+pub async fn post_status(base: &str, path: &str, body: &str, credential: Credential<'_>) -> u16 {
+    let header = match credential {
+        Credential::ApiKey(key) => format!("X-API-Key: {}", key.trim()),
+        Credential::Bearer(token) => format!("Authorization: Bearer {}", token.trim()),
+    };
+    let out = tokio::process::Command::new("curl")
+        .args(["-s", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST"])
+        .args(["-H", "content-type: application/json", "-H"])
+        .arg(header)
+        .args(["-d", body])
+        .arg(format!("{base}{path}"))
+        .output()
+        .await;
+    out.ok().and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok()).unwrap_or(0)
+}
+
+/// The HTTP status of an unsubscribe (a mutation) with the key `key`: 403 while the incident
+/// switch is off (the key authenticated), 401 when the key is refused.
+pub async fn mutation_status(base: &str, key: &str) -> u16 {
+    post_status(base, "/v1/unsubscribe/execute", r#"{"candidate":"none"}"#, Credential::ApiKey(key)).await
+}

@@ -15,8 +15,9 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use mailagent_crds::MailAgent;
 use mailagent_tests::product::{self, kubectl, run};
+use mailagent_tests::product::{Credential, mutation_status, post_status};
 use mailagent_tests::{ControlPlane, PlaneOptions, await_condition};
-use node_support::{agent_ready, container_pid, mutation_status, restrictions, running_pod, step};
+use node_support::{agent_ready, container_pid, restrictions, running_pod, step};
 use serde_json::json;
 
 const NS: &str = "mail";
@@ -343,7 +344,7 @@ async fn full_rotation_under_load(plane: &ControlPlane, client: &Client, pods: &
         if minted.elapsed() > Duration::from_secs(30) {
             (token, minted) = (mint(), Instant::now());
         }
-        let by_token = scan_status(&base, &token).await;
+        let by_token = post_status(&base, "/v1/mail/scan", "{}", Credential::Bearer(&token)).await;
         if by_token != 200 {
             failures.push(format!("JWT: {by_token}"));
         }
@@ -354,20 +355,6 @@ async fn full_rotation_under_load(plane: &ControlPlane, client: &Client, pods: &
     assert!(kids_seen.len() >= 2, "the current kid changed during the run: {kids_seen:?}");
     println!("full rotation under load: {sent} requests, 0 failed, current kids {kids_seen:?}");
     step("a full rotation by the CronJob's Jobs under load: no request failed", t);
-}
-
-/// The status of `POST /v1/mail/scan` with `token` as a Bearer.
-async fn scan_status(base: &str, token: &str) -> u16 {
-    let out = tokio::process::Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-H", "content-type: application/json"])
-        .arg("-H")
-        .arg(format!("Authorization: Bearer {}", token.trim()))
-        .args(["-d", "{}"])
-        .arg(format!("{base}/v1/mail/scan"))
-        .output()
-        .await
-        .expect("curl");
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
 }
 
 /// `suspend: true` scales the workload to zero; `false` brings a Ready pod back.

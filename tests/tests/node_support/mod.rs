@@ -133,17 +133,3 @@ pub fn restrictions(pid: u32) -> anyhow::Result<Restrictions> {
         writable,
     })
 }
-
-/// The HTTP status of a dry-run unsubscribe (a mutation): 403 while the incident switch is off.
-pub async fn mutation_status(base: &str, key: &str) -> u16 {
-    let out = tokio::process::Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-H", "content-type: application/json"])
-        .arg("-H")
-        .arg(format!("X-API-Key: {}", key.trim()))
-        .args(["-d", r#"{"candidate":"none"}"#])
-        .arg(format!("{base}/v1/unsubscribe/execute"))
-        .output()
-        .await
-        .expect("curl");
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
-}

@@ -18,7 +18,7 @@ use mailagent_crds::authpolicy::KeyPurpose;
 use mailagent_crds::contract::{KeyState, Keyring, files};
 use mailagent_operator::controller::authpolicy::store;
 use mailagent_tests::ControlPlane;
-use mailagent_tests::product::{kubectl, run};
+use mailagent_tests::product::{kubectl, mutation_status, run};
 use serde_json::json;
 
 /// How often the pod is probed: fine enough for a figure of seconds.
@@ -33,20 +33,6 @@ pub struct Figures {
     pub restart: Duration,
     /// Requests that got no answer or were refused meanwhile, of those sent.
     pub restart_failures: (u32, u32),
-}
-
-/// The status `POST /v1/unsubscribe/execute` gets with `key`: 403 means the key authenticated
-/// (the sample's mutation switch is off), 401 that it was refused, 0 that nothing answered.
-async fn probe(base: &str, key: &str) -> u16 {
-    let out = tokio::process::Command::new("curl")
-        .args(["-s", "-m", "2", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST"])
-        .args(["-H", "content-type: application/json", "-H"])
-        .arg(format!("X-API-Key: {}", key.trim()))
-        .args(["-d", r#"{"candidate":"none"}"#])
-        .arg(format!("{base}/v1/unsubscribe/execute"))
-        .output()
-        .await;
-    out.ok().and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok()).unwrap_or(0)
 }
 
 async fn pod_base(pods: &Api<Pod>, selector: &str, not: Option<&str>) -> anyhow::Result<Option<(String, String)>> {
@@ -81,7 +67,10 @@ pub async fn measure(
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     let selector = format!("app.kubernetes.io/instance={agent}");
     let (uid, base) = pod_base(&pods, &selector, None).await?.context("a Ready pod")?;
-    anyhow::ensure!(probe(&base, key).await == 403, "the client key does not authenticate before the rotation");
+    anyhow::ensure!(
+        mutation_status(&base, key).await == 403,
+        "the client key does not authenticate before the rotation"
+    );
 
     // A rotation step by the CronJob's own Job, asked for with the manual-rotation nonce.
     let before = keyring_revision(&secrets, policy).await?;
@@ -112,7 +101,7 @@ pub async fn measure(
     let staged = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(staged)?)?;
     let (mut failures, mut sent) = (0, 0);
     loop {
-        let (new, old) = tokio::join!(probe(&base, &staged), probe(&base, key));
+        let (new, old) = tokio::join!(mutation_status(&base, &staged), mutation_status(&base, key));
         sent += 1;
         failures += u32::from(old != 403);
         if new == 403 {
@@ -136,12 +125,12 @@ pub async fn measure(
         // The old pod while it lasts, then the new one once it is Ready.
         let status = match pod_base(&pods, &selector, Some(&uid)).await? {
             Some((_, new_base)) => {
-                if probe(&new_base, key).await == 403 {
+                if mutation_status(&new_base, key).await == 403 {
                     break;
                 }
                 0
             }
-            None => probe(&base, key).await,
+            None => mutation_status(&base, key).await,
         };
         sent_restart += 1;
         failures_restart += u32::from(status != 403);

@@ -107,10 +107,6 @@ pub const OPERATOR_POD_LABEL: (&str, &str) = ("app.kubernetes.io/name", "mailage
 /// port, so its probes (the `Verified` condition) reach the agent whatever `ingressFrom` says.
 /// A separate rule, not a peer added to the declared one: it widens nothing the user declared.
 pub fn admit_operator(policy: &mut NetworkPolicy, operator_namespace: &str) {
-    let selector = |key: &str, value: &str| LabelSelector {
-        match_labels: Some([(key.to_owned(), value.to_owned())].into()),
-        ..LabelSelector::default()
-    };
     let rule = NetworkPolicyIngressRule {
         from: Some(vec![NetworkPolicyPeer {
             namespace_selector: Some(selector("kubernetes.io/metadata.name", operator_namespace)),
@@ -124,16 +120,17 @@ pub fn admit_operator(policy: &mut NetworkPolicy, operator_namespace: &str) {
     }
 }
 
+/// Selects objects carrying one label.
+fn selector(key: &str, value: &str) -> LabelSelector {
+    LabelSelector { match_labels: Some([(key.to_owned(), value.to_owned())].into()), ..LabelSelector::default() }
+}
+
 fn tcp(port: IntOrString) -> NetworkPolicyPort {
     NetworkPolicyPort { port: Some(port), protocol: Some("TCP".into()), end_port: None }
 }
 
 /// DNS to the cluster resolver only (kube-system, `k8s-app: kube-dns`), UDP and TCP 53.
 fn dns_egress() -> NetworkPolicyEgressRule {
-    let selector = |key: &str, value: &str| LabelSelector {
-        match_labels: Some([(key.to_owned(), value.to_owned())].into()),
-        ..LabelSelector::default()
-    };
     NetworkPolicyEgressRule {
         to: Some(vec![NetworkPolicyPeer {
             namespace_selector: Some(selector("kubernetes.io/metadata.name", "kube-system")),
