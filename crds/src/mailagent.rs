@@ -44,6 +44,11 @@ use crate::contract::{AuthMode, McpAuthMode, defaults};
         priority = 1,
         json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
     ),
+    printcolumn(
+        name = "Verified",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Verified\")].status"
+    ),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[x_kube(validation = Rule::new("self.replicas <= 1 || self.storage.accessMode == 'ReadWriteMany'")

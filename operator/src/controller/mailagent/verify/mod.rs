@@ -96,6 +96,21 @@ impl Verifier {
         condition(outcome.as_ref(), drift.as_ref())
     }
 
+    /// Drops what is kept for agents that no longer exist, now and then, so the maps stay the
+    /// size of the fleet.
+    fn forget_deleted(&self, agents: &kube::runtime::reflector::Store<Agent>) {
+        let live = agents.state().len();
+        let mut outcomes = self.outcomes.lock().expect("not poisoned");
+        let mut drifted = self.drifted.lock().expect("not poisoned");
+        if outcomes.len() + drifted.len() <= 2 * live + 16 {
+            return;
+        }
+        let live: std::collections::HashSet<ObjectRef<Agent>> =
+            agents.state().iter().map(|a| ObjectRef::from_obj(&**a)).collect();
+        outcomes.retain(|key, _| live.contains(key));
+        drifted.retain(|key, _| live.contains(key));
+    }
+
     fn due(&self, agent: &MailAgent, status: &MailAgentStatus, now: Instant) -> bool {
         let holds = |type_| conditions::find(&status.conditions, type_).is_some_and(|c| c.status == "True");
         if !holds(conditions::READY) || holds(conditions::PROGRESSING) {
@@ -163,6 +178,7 @@ pub async fn run(ctx: Arc<Context>, wake: mpsc::UnboundedSender<ObjectRef<Agent>
             .buffer_unordered(IN_FLIGHT)
             .collect()
             .await;
+        ctx.verifier.forget_deleted(&ctx.agents);
         for (agent, outcome) in probed {
             let Some(mut outcome) = outcome else { continue };
             ctx.metrics.probed(outcome.verdict.as_ref().map_or_else(|f| f.reason, |_| "passed"));
