@@ -98,6 +98,10 @@ pub mod env {
     /// How Gmail messages are read: `metadata` (default; only the headers triage needs) or `raw`
     /// (same quota cost, whole messages; for servers that drop list headers from `metadata`).
     pub const GMAIL_FETCH_FORMAT: &str = "GMAIL_FETCH_FORMAT";
+    /// Gmail quota units per sliding minute this mailbox may spend: its share of its quota
+    /// group's budget ([`crate::quota`]), 100 to 15,000 (the per-user quota, the default).
+    /// Re-read while running: a fleet that grows or shrinks re-paces without a restart.
+    pub const GMAIL_QUOTA_UNITS_PER_MINUTE: &str = "GMAIL_QUOTA_UNITS_PER_MINUTE";
     /// Where availability reads busy time: `ics` (default: [`CALENDAR_ICS_PATH`], else
     /// `calendar.ics` inside the Maildir when present), `google` (Google Calendar free/busy of
     /// [`GOOGLE_CALENDAR_IDS`] with the mailbox credentials, scope `calendar.freebusy`), or `none`.
@@ -117,6 +121,9 @@ pub mod env {
     pub const DIGEST_SCHEDULE: &str = "DIGEST_SCHEDULE";
     /// Cron expression for the periodic inbox scan; empty disables it.
     pub const SCAN_SCHEDULE: &str = "SCAN_SCHEDULE";
+    /// Seconds after each [`SCAN_SCHEDULE`] slot that the scan starts (0 to 3600, default 0), so
+    /// that the agents of one quota group do not all scan in the same minute. Re-read while running.
+    pub const SCAN_SCHEDULE_DELAY_SECONDS: &str = "SCAN_SCHEDULE_DELAY_SECONDS";
     /// IANA time zone for schedules and working hours.
     pub const MAILAGENT_TIMEZONE: &str = "MAILAGENT_TIMEZONE";
     /// `json` or `text` log lines.

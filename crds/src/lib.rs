@@ -10,12 +10,13 @@ pub mod contract;
 pub mod jwk;
 pub mod mailagent;
 pub mod names;
+pub mod quota;
 pub mod reference;
 pub mod scope;
 
 pub use authpolicy::{AuthPolicy, AuthPolicySpec, AuthPolicyStatus};
 pub use capability::Capability;
-pub use mailagent::{MailAgent, MailAgentSpec, MailAgentStatus, Verification};
+pub use mailagent::{GmailQuota, MailAgent, MailAgentSpec, MailAgentStatus, QuotaStatus, Verification};
 pub use scope::Scope;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

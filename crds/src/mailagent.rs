@@ -155,6 +155,9 @@ impl ImagePullPolicy {
 #[x_kube(validation = Rule::new("self.provider != 'gmail' || has(self.credentialsSecretRef)")
     .message("the gmail provider needs credentialsSecretRef: a Secret with token.json (and optionally client_secret.json)")
     .field_path(".credentialsSecretRef"))]
+#[x_kube(validation = Rule::new("self.provider == 'gmail' || !has(self.quota)")
+    .message("quota applies to the gmail provider only (Google meters Gmail, not a Maildir)")
+    .field_path(".quota"))]
 #[serde(rename_all = "camelCase")]
 pub struct Mailbox {
     /// Where the mail lives.
@@ -168,6 +171,28 @@ pub struct Mailbox {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 254))]
     pub address: Option<String>,
+    /// The Gmail quota budget this mailbox shares with others (see [`GmailQuota`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<GmailQuota>,
+}
+
+/// Which Gmail quota budget an agent draws on. Google meters Gmail per Cloud project as well as
+/// per user; the operator divides a group's budget equally among its agents (never above the
+/// per-user 15,000 units a minute) and spreads their scheduled scans over up to an hour.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GmailQuota {
+    /// The group's name, shared by every agent of one Google Cloud project across namespaces.
+    /// Default: the agent's OAuth client (from `client_secret.json`, else `token.json`, in the
+    /// credentials Secret), named by fingerprint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    pub group: Option<String>,
+    /// The group's budget in quota units a minute. Default: Google's per-project quota,
+    /// 1,200,000. When members disagree the smallest stated budget holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 100))]
+    pub group_units_per_minute: Option<u32>,
 }
 
 /// The front doors. All are on by default.
@@ -405,6 +430,31 @@ pub struct MailAgentStatus {
     /// whether it matched the spec and the policy).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification: Option<Verification>,
+    /// The Gmail quota this agent is allotted from its group (Gmail mailboxes only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<QuotaStatus>,
+}
+
+/// An agent's allotment from its Gmail quota group.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QuotaStatus {
+    /// The group (`spec.mailbox.quota.group`, or `oauth-client-<fingerprint>`); absent when the
+    /// agent names none and its credentials name no OAuth client: it is then a group of one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Agents in the group, as this operator sees them.
+    pub members: i32,
+    /// The group's budget in force (units a minute).
+    pub group_units_per_minute: i64,
+    /// This agent's share (units a minute), which its workload paces every sliding minute to.
+    pub units_per_minute: i64,
+    /// Seconds after each scheduled scan slot that this agent's scan starts.
+    pub scan_delay_seconds: i64,
+    /// True when an equal share would not fit one send (100 units) and was raised to it: the
+    /// group together may then exceed its budget. Raise the budget or split the group.
+    #[serde(default)]
+    pub oversubscribed: bool,
 }
 
 /// The last probe of an agent's doors, made by the operator through the pods behind its Service.

@@ -15,6 +15,7 @@ pub mod header_invariants;
 pub mod intervals;
 pub mod layout;
 pub mod list_unsubscribe;
+pub mod live;
 pub mod mailto;
 pub mod message;
 pub mod outgoing;

@@ -14,6 +14,7 @@ use mailagent_schedule::{Schedule, ZonedSchedule};
 use serde::{Deserialize, Serialize};
 
 use crate::api::{Assistant, DomainError, ScanRequest};
+use crate::live::Live;
 use crate::state::StateDocument;
 
 /// A parsed cron schedule in a time zone (the digest and the periodic scan): the grammar and the
@@ -94,15 +95,20 @@ pub async fn run_digest_schedule(assistant: Arc<dyn Assistant>) {
 /// incremental checkpoint stays fresh: candidates and digests stay cheap, and the Gmail history
 /// window (about a week) does not lapse into a full scan. One scan at a time; a slot missed while
 /// a scan ran is skipped, not queued. Wakes at least every minute, so clock jumps are noticed.
-pub async fn run_scan_schedule(assistant: Arc<dyn Assistant>, schedule: CronSchedule) {
+///
+/// Each scan starts `delay` seconds after its slot (`SCAN_SCHEDULE_DELAY_SECONDS`, the agent's
+/// place in its quota group's spread, read again at every slot): see [`scan_start`].
+pub async fn run_scan_schedule(assistant: Arc<dyn Assistant>, schedule: CronSchedule, delay: Live) {
     loop {
         let Some(slot) = schedule.next_after(Utc::now()) else { return };
+        let start = scan_start(&schedule, slot, delay.get());
         loop {
             let now = Utc::now();
-            if now >= slot {
+            if now >= start {
                 break;
             }
-            tokio::time::sleep((slot - now).to_std().unwrap_or_default().min(std::time::Duration::from_secs(60))).await;
+            tokio::time::sleep((start - now).to_std().unwrap_or_default().min(std::time::Duration::from_secs(60)))
+                .await;
         }
         match assistant.scan(ScanRequest::default()).await {
             Ok(scan) => tracing::info!(
@@ -114,6 +120,20 @@ pub async fn run_scan_schedule(assistant: Arc<dyn Assistant>, schedule: CronSche
             Err(error) => tracing::warn!(%error, "scheduled scan failed"),
         }
     }
+}
+
+/// When the scan of `slot` starts: `delay_seconds` later, wrapped to less than the gap to the
+/// next slot, so that a frequent schedule keeps its rate (the agents of a group then spread over
+/// the gap instead of the whole delay).
+pub fn scan_start(schedule: &CronSchedule, slot: DateTime<Utc>, delay_seconds: u32) -> DateTime<Utc> {
+    let mut delay = i64::from(delay_seconds);
+    if let Some(next) = schedule.next_after(slot) {
+        let gap = (next - slot).num_seconds();
+        if gap > 0 {
+            delay %= gap;
+        }
+    }
+    slot + chrono::Duration::seconds(delay)
 }
 
 #[cfg(test)]
@@ -130,6 +150,17 @@ mod tests {
         // 08:00 Berlin is 07:00Z in winter and 06:00Z in summer (switch on 29 March 2026).
         assert_eq!(schedule.next_after(at("2026-03-28T12:00:00Z")), Some(at("2026-03-29T06:00:00Z")));
         assert_eq!(schedule.next_after(at("2026-03-27T12:00:00Z")), Some(at("2026-03-28T07:00:00Z")));
+    }
+
+    #[test]
+    fn a_scan_starts_its_delay_after_the_slot_but_before_the_next() {
+        let hourly = CronSchedule::parse("0 * * * *", Tz::UTC).unwrap();
+        let slot = at("2026-11-28T10:00:00Z");
+        assert_eq!(scan_start(&hourly, slot, 0), slot);
+        assert_eq!(scan_start(&hourly, slot, 17 * 60), at("2026-11-28T10:17:00Z"));
+        // Every five minutes: a 17-minute delay wraps to 2 minutes, so scans still run every five.
+        let frequent = CronSchedule::parse("*/5 * * * *", Tz::UTC).unwrap();
+        assert_eq!(scan_start(&frequent, slot, 17 * 60), at("2026-11-28T10:02:00Z"));
     }
 
     #[test]

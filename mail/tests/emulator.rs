@@ -520,3 +520,118 @@ async fn token_json_refreshes_against_its_token_uri() {
     assert!(matches!(&error, ProviderError::ReconsentRequired(m) if m.contains("re-consent")), "{error}");
     assert!(!error.to_string().contains("test-client-secret"));
 }
+
+/// Twenty mailboxes of one quota group scan at once against the emulator, each paced to the share
+/// the operator allots it (the operator's own arithmetic, `mailagent_crds::quota`). Unpaced, their
+/// first scans would spend more than the group's budget within seconds; paced, no sliding minute
+/// of the group's summed units goes over it, and every agent finishes, at the same pace.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the Google emulator: hack/peers/mail/run.sh"]
+async fn a_quota_group_of_twenty_stays_under_its_budget_and_nobody_starves() {
+    use std::time::{Duration, Instant};
+
+    use mailagent_crds::quota::GroupShape;
+    use mailagent_mail::live::Live;
+
+    const AGENTS: usize = 20;
+    const MESSAGES: usize = 25;
+    const BUDGET: u32 = 2_000;
+    let url = emulator();
+    let shape = GroupShape::new(AGENTS, BUDGET);
+    let users: Vec<String> = (0..AGENTS).map(|i| format!("fleet-{i:02}")).collect();
+    futures::future::join_all(users.iter().map(|user| {
+        let url = url.clone();
+        async move {
+            for n in 0..MESSAGES {
+                let raw = format!(
+                    "From: News {n} <news{n}@lists.example>\r\nTo: {user}@mail.example\r\nSubject: issue {n}\r\n\
+                     Date: Mon, 23 Nov 2026 09:{n:02}:00 +0000\r\nList-Unsubscribe: <mailto:leave{n}@lists.example>\r\n\r\nhello\r\n"
+                );
+                import(&url, user, raw.as_bytes(), &["INBOX", "UNREAD"]).await;
+            }
+        }
+    }))
+    .await;
+
+    let gmails: Vec<Arc<Gmail>> = users
+        .iter()
+        .map(|user| {
+            let share = shape.allot(&format!("mail/{user}")).units_per_minute;
+            let config =
+                GmailConfig { units_per_minute: Live::new(share), ..config(&url, user, FetchFormat::Metadata) };
+            Arc::new(Gmail::new(config, format!("tok-{user}")).unwrap())
+        })
+        .collect();
+    let share = shape.allot("mail/fleet-00").units_per_minute;
+    assert_eq!((share, shape.allot("x").oversubscribed), (100, false), "2,000 units among 20");
+
+    // Sample every agent's spent units four times a second while they scan.
+    let started = Instant::now();
+    /// When, and each agent's units spent by then.
+    type Samples = Vec<(Duration, Vec<u64>)>;
+    let samples: Arc<std::sync::Mutex<Samples>> = Arc::default();
+    let sampler = {
+        let (gmails, samples) = (gmails.clone(), samples.clone());
+        tokio::spawn(async move {
+            loop {
+                let units = gmails.iter().map(|g| g.counters().0).collect();
+                samples.lock().unwrap().push((started.elapsed(), units));
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        })
+    };
+    let states: Vec<_> = (0..AGENTS).map(|_| tempfile::tempdir().unwrap()).collect();
+    let finished: Vec<(u32, Duration)> = futures::future::join_all(gmails.iter().zip(&states).map(|(gmail, state)| {
+        let assistant = provider_assistant(Box::new(gmail.clone()), state.path(), AssistantOptions::default()).unwrap();
+        async move {
+            let scan = assistant.scan(ScanRequest::default()).await.unwrap();
+            (scan.fetched_messages as u32, started.elapsed())
+        }
+    }))
+    .await;
+    sampler.abort();
+    let final_units: Vec<u64> = gmails.iter().map(|g| g.counters().0).collect();
+    let mut samples = std::mem::take(&mut *samples.lock().unwrap());
+    samples.push((started.elapsed(), final_units.clone()));
+
+    // Summed units over every sliding minute the samples can see, and per agent. A window starts
+    // at the first sample at most a minute back, so sampling can shorten it but never lengthen it.
+    let sum = |units: &[u64]| units.iter().sum::<u64>();
+    let at_or_before = |t: Duration| samples.iter().rev().find(|(at, _)| *at <= t).map(|(_, u)| u.clone());
+    let from = |t: Duration| samples.iter().find(|(at, _)| *at >= t).map(|(_, u)| u.clone()).expect("a sample");
+    let mut worst_group = 0;
+    let mut worst_agent = 0;
+    for (at, units) in &samples {
+        let before = from(at.saturating_sub(Duration::from_secs(60)));
+        worst_group = worst_group.max(sum(units) - sum(&before));
+        worst_agent = worst_agent.max(units.iter().zip(&before).map(|(u, b)| u - b).max().unwrap());
+    }
+    // Whole minutes from the start, the last one partial.
+    let minutes: Vec<u64> = (1..=samples.last().unwrap().0.as_millis().div_ceil(60_000) as u64)
+        .map(|m| {
+            let end = at_or_before(Duration::from_secs(60 * m)).unwrap_or_else(|| final_units.clone());
+            let begin = at_or_before(Duration::from_secs(60 * (m - 1))).unwrap_or_else(|| vec![0; AGENTS]);
+            sum(&end) - sum(&begin)
+        })
+        .collect();
+    eprintln!(
+        "group units per minute from the start: {minutes:?}; worst sliding minute: group {worst_group}, one agent {worst_agent}"
+    );
+    assert!(worst_group <= u64::from(BUDGET), "the group spent {worst_group} units in a minute, over its {BUDGET}");
+    assert!(worst_agent <= u64::from(share), "an agent spent {worst_agent} units in a minute, over its {share}");
+
+    let total: u64 = final_units.iter().sum();
+    assert!(
+        total > u64::from(BUDGET),
+        "the group's demand ({total} units) must exceed its budget, or nothing was tested"
+    );
+    assert!(
+        finished.iter().all(|(fetched, _)| *fetched as usize == MESSAGES),
+        "every agent scanned its mailbox: {finished:?}"
+    );
+    let (first, last) =
+        (finished.iter().map(|(_, at)| *at).min().unwrap(), finished.iter().map(|(_, at)| *at).max().unwrap());
+    // Same share, same work: nobody waits on the others (a starved agent would finish minutes late).
+    assert!(last.saturating_sub(first) < Duration::from_secs(15), "finish times {first:?} .. {last:?}");
+    eprintln!("20 agents, {total} units, all done {:.1}–{:.1} s after start", first.as_secs_f64(), last.as_secs_f64());
+}

@@ -112,7 +112,7 @@ fn provider(url: &str, units_per_minute: u32) -> Arc<Gmail> {
         root_url: format!("{url}/"),
         owner: Some(USER.into()),
         format: FetchFormat::Metadata,
-        units_per_minute,
+        units_per_minute: mailagent_mail::live::Live::new(units_per_minute),
         ..GmailConfig::default()
     };
     Arc::new(Gmail::new(config, Rotating::new(8, 8)).unwrap())

@@ -158,12 +158,14 @@ pub async fn run_controllers(
         Some(namespaces) => namespaces.into_iter().map(Some).collect(),
     };
     health.expect_caches(scopes.len());
+    let quota = Arc::new(controller::mailagent::quota::QuotaBook::default());
     let pairs = scopes.into_iter().map(|namespace| {
         let scope = controller::mailagent::Scope {
             namespace: namespace.clone(),
             concurrency: settings.concurrency,
             verify_interval: settings.verify_interval,
             operator_namespace: settings.operator_namespace.clone(),
+            quota: quota.clone(),
         };
         let policies = controller::authpolicy::Settings {
             namespace,

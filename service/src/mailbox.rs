@@ -78,6 +78,7 @@ pub fn open(settings: &Settings) -> anyhow::Result<Arc<dyn Assistant>> {
                 root_url: base,
                 owner: mail.digest_recipient.clone(),
                 format: if mail.gmail_raw { FetchFormat::Raw } else { FetchFormat::Metadata },
+                units_per_minute: mail.gmail_units_per_minute.clone(),
                 ..GmailConfig::default()
             };
             let gmail = Gmail::new(config, token).map_err(|e| anyhow::anyhow!(e))?;

@@ -44,6 +44,33 @@ pub fn load_keys(settings: &Settings, source: &Source) -> anyhow::Result<(KeySet
     Ok((keys, digest.finalize().into()))
 }
 
+/// The Gmail quota share and scan delay, which the operator re-renders as the agent's quota
+/// group changes size. A bad value keeps the one in force and is counted.
+fn reload_quota(app: &App, source: &Source) {
+    let mail = &app.settings.mail;
+    let live = [
+        (
+            crate::settings::gmail_units_per_minute(source),
+            &mail.gmail_units_per_minute,
+            env::GMAIL_QUOTA_UNITS_PER_MINUTE,
+        ),
+        (crate::settings::scan_delay_seconds(source), &mail.scan_delay_seconds, env::SCAN_SCHEDULE_DELAY_SECONDS),
+    ];
+    for (read, cell, name) in live {
+        match read {
+            Ok(value) => {
+                if cell.set(value) {
+                    tracing::info!(target: "audit", event = "config_reload", setting = name, value);
+                }
+            }
+            Err(error) => {
+                app.metrics.reload_failures.inc();
+                tracing::warn!(%error, "reload failed; keeping the value in force");
+            }
+        }
+    }
+}
+
 /// Watches the directories the live settings come from; each change wakes the reload loop.
 /// `None` when no directory is set or the platform refuses a watch (the poll still runs).
 fn watch_dirs(dirs: &[&std::path::Path], wake: tokio::sync::mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
@@ -110,6 +137,7 @@ async fn reload_loop(app: Arc<App>, source: Source, mut applied: [u8; 32], poll:
             tracing::info!(target: "audit", event = "config_reload", mutation_tools_enabled = mutations);
             app.set_mutations(mutations);
         }
+        reload_quota(&app, &source);
         match crate::authz::scope_ceiling(&source) {
             Ok(ceiling) if ceiling != app.policy.ceiling() => {
                 tracing::info!(target: "audit", event = "config_reload", scope_ceiling = ?ceiling);

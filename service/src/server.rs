@@ -47,7 +47,8 @@ pub async fn run(source: Source) -> anyhow::Result<()> {
     // sending, so a restart neither repeats nor replays one. Returns at once without a schedule.
     tokio::spawn(mailagent_mail::run_digest_schedule(app.assistant.clone()));
     if let Some(schedule) = scan_schedule {
-        tokio::spawn(mailagent_mail::run_scan_schedule(app.assistant.clone(), schedule));
+        let delay = app.settings.mail.scan_delay_seconds.clone();
+        tokio::spawn(mailagent_mail::run_scan_schedule(app.assistant.clone(), schedule, delay));
     }
     let listener = tokio::net::TcpListener::bind(app.settings.listen)
         .await

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use mailagent_crds::contract::{self, AuthMode, MailboxProvider, McpAuthMode, Surface, defaults, env};
+use mailagent_crds::quota;
+use mailagent_mail::live::Live;
 use mailagent_schedule::{Schedule, Tz};
 
 /// Largest clock skew an operator may configure; beyond this a stolen expired token lives on.
@@ -196,6 +198,11 @@ pub struct MailSettings {
     pub time_zone: Tz,
     /// `MAILDIR_AUTHSERV_ID`: whose `Authentication-Results` unsubscribe trusts in a Maildir.
     pub maildir_authserv_id: Option<String>,
+    /// `GMAIL_QUOTA_UNITS_PER_MINUTE`: this mailbox's share of its quota group, re-read while
+    /// running (clones share the cell, so the reload loop's change reaches the Gmail pacer).
+    pub gmail_units_per_minute: Live,
+    /// `SCAN_SCHEDULE_DELAY_SECONDS`, re-read while running.
+    pub scan_delay_seconds: Live,
 }
 
 impl MailSettings {
@@ -258,6 +265,8 @@ impl MailSettings {
             digest_schedule: schedule(env::DIGEST_SCHEDULE)?,
             scan_schedule: schedule(env::SCAN_SCHEDULE)?,
             time_zone,
+            gmail_units_per_minute: Live::new(gmail_units_per_minute(source)?),
+            scan_delay_seconds: Live::new(scan_delay_seconds(source)?),
         })
     }
 }
@@ -411,6 +420,18 @@ fn parse_cidr(text: &str) -> Result<IpNet, String> {
     text.parse::<IpNet>()
         .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from))
         .map_err(|_| format!("{text:?} is not an IP address or CIDR"))
+}
+
+/// `GMAIL_QUOTA_UNITS_PER_MINUTE` (the grammar is the contract's), read at start and on reload.
+pub fn gmail_units_per_minute(source: &Source) -> Result<u32, SettingsError> {
+    let raw = source.get(env::GMAIL_QUOTA_UNITS_PER_MINUTE)?;
+    quota::parse_units_per_minute(raw.as_deref()).map_err(|e| invalid(env::GMAIL_QUOTA_UNITS_PER_MINUTE, e))
+}
+
+/// `SCAN_SCHEDULE_DELAY_SECONDS`, read at start and on reload.
+pub fn scan_delay_seconds(source: &Source) -> Result<u32, SettingsError> {
+    let raw = source.get(env::SCAN_SCHEDULE_DELAY_SECONDS)?;
+    quota::parse_scan_delay(raw.as_deref()).map_err(|e| invalid(env::SCAN_SCHEDULE_DELAY_SECONDS, e))
 }
 
 /// The live mutation switch, read fresh on every reload (fail closed).

@@ -108,3 +108,33 @@ async fn a_kubelet_symlink_swap_reloads_without_waiting_for_the_poll() {
     let (status, headers, _) = send(&app, scan()).await;
     assert_eq!((status.as_u16(), headers["x-auth-failure"].to_str().unwrap()), (401, "revoked_key"));
 }
+
+/// The operator re-renders an agent's Gmail quota share and scan delay as its quota group grows
+/// or shrinks; the running workload follows from its config directory, and a value outside the
+/// contract's grammar keeps the one in force.
+#[tokio::test]
+async fn the_quota_share_and_scan_delay_follow_the_config_directory() {
+    let config = tempfile::tempdir().unwrap();
+    std::fs::write(config.path().join("GMAIL_QUOTA_UNITS_PER_MINUTE"), "15000").unwrap();
+    let keyring = tempfile::tempdir().unwrap();
+    write_keyring(keyring.path());
+    let source = source_from(&[
+        ("AUTH_MODE", "api_key"),
+        ("MAILAGENT_CONFIG_DIR", config.path().to_str().unwrap()),
+        ("MAILAGENT_KEYRING_DIR", keyring.path().to_str().unwrap()),
+    ]);
+    let (app, digest) = mailagent_service::server::build(&source, Some(Arc::new(CannedAssistant))).unwrap();
+    let mail = app.settings.mail.clone();
+    // Clones share the cell: this is what the Gmail pacer and the scan loop hold.
+    let (share, delay) = (mail.gmail_units_per_minute.clone(), mail.scan_delay_seconds.clone());
+    assert_eq!((share.get(), delay.get()), (15_000, 0));
+    tokio::spawn(mailagent_service::reload::watch(app.clone(), source, digest));
+
+    std::fs::write(config.path().join("GMAIL_QUOTA_UNITS_PER_MINUTE"), "1200").unwrap();
+    std::fs::write(config.path().join("SCAN_SCHEDULE_DELAY_SECONDS"), "1020").unwrap();
+    eventually(|| share.get() == 1_200 && delay.get() == 1_020).await;
+    std::fs::write(config.path().join("GMAIL_QUOTA_UNITS_PER_MINUTE"), "50").unwrap();
+    eventually(|| app.metrics.render().contains("mailagent_reload_failures_total")).await;
+    eventually(|| !app.metrics.render().contains("mailagent_reload_failures_total 0")).await;
+    assert_eq!(share.get(), 1_200, "below one send's cost: refused, the share in force stays");
+}

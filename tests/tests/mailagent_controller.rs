@@ -293,3 +293,158 @@ async fn the_state_volume_is_owned_only_when_asked_to_be_deleted() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(pvcs.get_opt("inbox-state").await.unwrap().is_some(), "Retain must keep the state volume");
 }
+
+/// A Gmail agent's spec for the quota tests: its own credentials Secret, a scan schedule, and
+/// `quota` when given.
+fn gmail_agent(secret: &str, quota: Option<serde_json::Value>) -> String {
+    let mut spec = json!({
+        "image": "registry.example/mailagent:0.1.0",
+        "authPolicyRef": {"name": "policy"},
+        "mailbox": {"provider": "gmail", "credentialsSecretRef": {"name": secret}},
+        "schedules": {"scan": "0 * * * *"},
+    });
+    if let Some(quota) = quota {
+        spec["mailbox"]["quota"] = quota;
+    }
+    spec.to_string()
+}
+
+async fn setting(client: &Client, ns: &str, agent: &str, name: &str) -> Option<String> {
+    let maps = Api::<ConfigMap>::namespaced(client.clone(), ns);
+    let map = maps.get_opt(&mailagent_crds::names::config_map(agent)).await.unwrap()?;
+    map.data?.get(name).cloned()
+}
+
+/// Twenty Gmail agents name one quota group: the operator divides the group's budget among them
+/// (rendered as the live setting the workload paces to), spreads their scan starts, and gives the
+/// share back to the rest when half of them go.
+#[tokio::test]
+async fn agents_of_one_quota_group_share_its_budget_and_spread_their_scans() {
+    use mailagent_crds::contract::env::{GMAIL_QUOTA_UNITS_PER_MINUTE, SCAN_SCHEDULE_DELAY_SECONDS};
+    let admin = support::admin().await;
+    let ns = TestNamespace::create(&admin).await;
+    apply_yaml::<AuthPolicy>(&admin, ns.name(), "policy", POLICY).await;
+    let quota = json!({"group": "acme-prod", "groupUnitsPerMinute": 2000});
+    let names: Vec<String> = (0..20).map(|i| format!("fleet-{i:02}")).collect();
+    for name in &names {
+        apply_yaml::<MailAgent>(&admin, ns.name(), name, &gmail_agent("creds", Some(quota.clone()))).await;
+    }
+    let _controller = RunningController::start(ns.name()).await;
+    let agents = Api::<MailAgent>::namespaced(admin.clone(), ns.name());
+    let shares = |want: &'static str, names: Vec<String>| {
+        let (admin, ns) = (admin.clone(), ns.name().to_owned());
+        async move {
+            eventually(
+                &format!("every ConfigMap at {want} units a minute"),
+                Duration::from_secs(60),
+                || {
+                    let (admin, ns, names) = (admin.clone(), ns.clone(), names.clone());
+                    async move {
+                        let mut found = Vec::new();
+                        for name in &names {
+                            found.push(setting(&admin, &ns, name, GMAIL_QUOTA_UNITS_PER_MINUTE).await);
+                        }
+                        Some(found)
+                    }
+                },
+                |found| found.iter().all(|s| s.as_deref() == Some(want)),
+            )
+            .await
+        }
+    };
+    // 2,000 units among 20 agents: 100 each (one send's cost, so not oversubscribed).
+    shares("100", names.clone()).await;
+    let status = wait_for(&agents, &names[0], |a| {
+        a.status.as_ref().and_then(|s| s.quota.as_ref()).is_some_and(|q| q.members == 20)
+    })
+    .await;
+    let quota_status = status.status.unwrap().quota.unwrap();
+    assert_eq!(
+        (
+            quota_status.group.as_deref(),
+            quota_status.group_units_per_minute,
+            quota_status.units_per_minute,
+            quota_status.oversubscribed
+        ),
+        (Some("acme-prod"), 2_000, 100, false)
+    );
+    let mut delays = std::collections::BTreeSet::new();
+    for name in &names {
+        delays.insert(setting(&admin, ns.name(), name, SCAN_SCHEDULE_DELAY_SECONDS).await.expect("a scan delay"));
+    }
+    assert!(delays.len() >= 8, "20 agents' scans spread over 32 minutes, not one: {delays:?}");
+    // The group was counted whole before the first reconcile: each ConfigMap written once.
+    let config_writes = support::operator_writes(ns.name())
+        .iter()
+        .filter(|w| w.contains("-config") && w.contains("configmaps"))
+        .count();
+    assert_eq!(config_writes, 20, "{:#?}", support::operator_writes(ns.name()));
+
+    // Half the group goes: the rest get 200 each, without a restart (the share is a live setting).
+    let hashes_before: Vec<_> = {
+        let deployments = Api::<Deployment>::namespaced(admin.clone(), ns.name());
+        let mut out = Vec::new();
+        for name in &names[10..] {
+            out.push(deployments.get(name).await.unwrap().spec.unwrap().template.metadata.unwrap().annotations);
+        }
+        out
+    };
+    for name in &names[..10] {
+        agents.delete(name, &DeleteParams::default()).await.unwrap();
+    }
+    shares("200", names[10..].to_vec()).await;
+    let deployments = Api::<Deployment>::namespaced(admin.clone(), ns.name());
+    for (name, before) in names[10..].iter().zip(hashes_before) {
+        let after = deployments.get(name).await.unwrap().spec.unwrap().template.metadata.unwrap().annotations;
+        assert_eq!(after, before, "{name}'s pods were not restarted for a new share");
+    }
+}
+
+/// An agent that names no group joins its OAuth client's, read from the credentials Secret and
+/// named by fingerprint: status never repeats the client id, let alone the secret.
+#[tokio::test]
+async fn agents_naming_no_group_share_their_oauth_clients_budget() {
+    let admin = support::admin().await;
+    let ns = TestNamespace::create(&admin).await;
+    apply_yaml::<AuthPolicy>(&admin, ns.name(), "policy", POLICY).await;
+    let client_id = "1234-fleet.apps.googleusercontent.com";
+    let secrets = Api::<Secret>::namespaced(admin.clone(), ns.name());
+    for (name, file, body) in [
+        ("creds-a", "client_secret.json", json!({"installed": {"client_id": client_id, "client_secret": "cs-a"}})),
+        ("creds-b", "token.json", json!({"client_id": client_id, "client_secret": "cs-b", "refresh_token": "rt-b"})),
+    ] {
+        let secret: Secret = serde_json::from_value(json!({
+            "metadata": {"name": name}, "stringData": {file: body.to_string()}
+        }))
+        .unwrap();
+        secrets.create(&PostParams::default(), &secret).await.unwrap();
+    }
+    apply_yaml::<MailAgent>(&admin, ns.name(), "alice", &gmail_agent("creds-a", None)).await;
+    apply_yaml::<MailAgent>(
+        &admin,
+        ns.name(),
+        "bob",
+        &gmail_agent("creds-b", Some(json!({"groupUnitsPerMinute": 20000}))),
+    )
+    .await;
+    let _controller = RunningController::start(ns.name()).await;
+    let agents = Api::<MailAgent>::namespaced(admin.clone(), ns.name());
+    let group = mailagent_crds::quota::oauth_client_group(client_id);
+    for name in ["alice", "bob"] {
+        let agent = wait_for(&agents, name, |a| {
+            a.status.as_ref().and_then(|s| s.quota.as_ref()).is_some_and(|q| q.members == 2)
+        })
+        .await;
+        let quota = agent.status.as_ref().unwrap().quota.clone().unwrap();
+        // The smaller stated budget holds: 20,000 among two.
+        assert_eq!(
+            (quota.group.as_deref(), quota.group_units_per_minute, quota.units_per_minute),
+            (Some(group.as_str()), 20_000, 10_000)
+        );
+        let status = serde_json::to_string(&agent.status).unwrap();
+        assert!(
+            !status.contains("1234-fleet") && !status.contains("cs-") && !status.contains("rt-b"),
+            "status repeats the credentials"
+        );
+    }
+}

@@ -2,12 +2,14 @@
 # @inbox-zero/emulate, pinned by package.json / package-lock.json beside this file.
 #
 # Seed convention (tests/emulator.rs relies on it): one mailbox per test, user NAME@mail.example
-# with bearer token tok-NAME; the bench mailbox has tokens tok-bench-0..15 (the emulator caps
+# with bearer token tok-NAME (the quota-group test has twenty, fleet-00 .. fleet-19); the bench mailbox has tokens tok-bench-0..15 (the emulator caps
 # every token at 5,000 requests an hour, a GitHub-style limit Gmail does not have, so the bench
 # spreads its calls over several tokens of the same user). The OAuth client
 # mailagent-test.apps.example / test-client-secret serves the token refresh test.
 
 EMULATOR_USERS="suite scan unsub spoof digest calendar oauth retry bench"
+# The quota-group test's twenty mailboxes (fleet-00 .. fleet-19).
+EMULATOR_USERS="$EMULATOR_USERS $(printf 'fleet-%02d ' $(seq 0 19))"
 
 emulator_log() { printf '[peers/mail] %s\n' "$*" >&2; }
 

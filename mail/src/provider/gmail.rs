@@ -37,6 +37,7 @@ use super::gmail_shapes::{
 };
 use super::token::TokenError;
 use super::{History, MailProvider, ProviderError};
+use crate::live::Live;
 use crate::message::{MessageMeta, NEEDED_HEADERS};
 
 /// The connector every Google client here uses: rustls on ring, webpki roots, `http://` allowed
@@ -82,8 +83,9 @@ pub struct GmailConfig {
     pub owner: Option<String>,
     /// `get`s in flight at once.
     pub concurrency: usize,
-    /// Quota units per sliding minute to stay under.
-    pub units_per_minute: u32,
+    /// Quota units per sliding minute to stay under; may change while running (the agent's
+    /// share of its quota group, `GMAIL_QUOTA_UNITS_PER_MINUTE`).
+    pub units_per_minute: Live,
     /// How messages are read.
     pub format: FetchFormat,
 }
@@ -96,7 +98,7 @@ impl Default for GmailConfig {
             user: "me".into(),
             owner: None,
             concurrency: DEFAULT_CONCURRENCY,
-            units_per_minute: USER_UNITS_PER_MINUTE,
+            units_per_minute: Live::new(USER_UNITS_PER_MINUTE),
             format: FetchFormat::Metadata,
         }
     }
@@ -122,24 +124,33 @@ pub fn connector() -> Result<Connector, ProviderError> {
 /// Pacing and counters of one Google account's calls.
 #[derive(Debug)]
 pub struct Meter {
-    /// The per-minute pacer and the per-second one (same rate, no bursts).
-    pacer: Mutex<(QuotaPacer, QuotaPacer)>,
+    /// The limit to pace to, and the per-minute and per-second pacers (same rate, no bursts) with
+    /// the limit they were last set to.
+    limit: Live,
+    pacer: Mutex<(u32, QuotaPacer, QuotaPacer)>,
     units: AtomicU64,
     calls: AtomicU64,
     retries: AtomicU64,
     by_kind: [AtomicU64; 5],
 }
 
+/// The per-second cap for a per-minute limit: a sixtieth of it, but never less than one send.
+fn per_second(units_per_minute: u32) -> u32 {
+    (units_per_minute / 60).max(Call::Send.units())
+}
+
 impl Meter {
-    /// A meter allowing `units_per_minute` over any sliding minute and a sixtieth of it over any
-    /// sliding second.
-    pub fn new(units_per_minute: u32) -> Self {
-        let per_second = (units_per_minute / 60).max(Call::Send.units());
+    /// A meter allowing `limit` units over any sliding minute and a sixtieth of it over any
+    /// sliding second, following `limit` when it changes.
+    pub fn new(limit: Live) -> Self {
+        let units_per_minute = limit.get();
         Self {
             pacer: Mutex::new((
+                units_per_minute,
                 QuotaPacer::new(units_per_minute, Duration::from_secs(60)),
-                QuotaPacer::new(per_second, Duration::from_secs(1)),
+                QuotaPacer::new(per_second(units_per_minute), Duration::from_secs(1)),
             )),
+            limit,
             units: AtomicU64::new(0),
             calls: AtomicU64::new(0),
             retries: AtomicU64::new(0),
@@ -151,7 +162,14 @@ impl Meter {
     pub async fn admit(&self, call: Call) {
         let wait = {
             let mut pacers = self.pacer.lock().expect("pacer lock");
-            let (minute, second) = &mut *pacers;
+            let (applied, minute, second) = &mut *pacers;
+            let limit = self.limit.get();
+            if limit != *applied {
+                // What was spent stays counted: a smaller share waits until the window has room.
+                minute.set_limit(limit);
+                second.set_limit(per_second(limit));
+                *applied = limit;
+            }
             let now = Instant::now();
             let wait = minute.wait_for(call.units(), now).max(second.wait_for(call.units(), now));
             minute.record(call.units(), now + wait);
@@ -257,7 +275,7 @@ impl Gmail {
         let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
             .pool_max_idle_per_host(config.concurrency.max(1))
             .build(connector()?);
-        let meter = Meter::new(config.units_per_minute);
+        let meter = Meter::new(config.units_per_minute.clone());
         Ok(Self { client, auth: Box::new(auth), config, meter, owner: tokio::sync::OnceCell::new() })
     }
 
@@ -576,7 +594,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_meter_paces_per_second_without_bursts() {
-        let meter = Meter::new(USER_UNITS_PER_MINUTE);
+        let meter = Meter::new(Live::new(USER_UNITS_PER_MINUTE));
         let started = Instant::now();
         // 100 gets = 500 units: 250 at once, the rest as the second slides.
         for _ in 0..100 {

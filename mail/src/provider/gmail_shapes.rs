@@ -202,6 +202,11 @@ impl QuotaPacer {
         Self { limit, window, spent: VecDeque::new(), total: 0 }
     }
 
+    /// Changes the limit; what was spent in the window still counts against the new one.
+    pub fn set_limit(&mut self, limit: u32) {
+        self.limit = limit;
+    }
+
     /// How long to wait before spending `units` at `now` (zero when it fits now); records the
     /// spend as happening after that wait.
     pub fn reserve(&mut self, units: u32, now: Instant) -> Duration {

@@ -1,5 +1,7 @@
 //! Looks up what the MailAgent references: its AuthPolicy (from the cache) and its credentials
-//! Secret (metadata only: the operator never reads mailbox credentials).
+//! Secret. Of the credentials the operator reads one thing, and only when the agent names no
+//! Gmail quota group: the OAuth client id (not a secret), which names the group by fingerprint.
+//! The token and client secret are never kept, logged or written anywhere.
 
 use std::sync::Arc;
 
@@ -7,6 +9,8 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 use mailagent_crds::authpolicy::keyring_secret_name;
+use mailagent_crds::contract::{MailboxProvider, files};
+use mailagent_crds::quota::{oauth_client_group, oauth_client_id};
 use mailagent_crds::{AuthPolicy, MailAgent};
 
 use super::Context;
@@ -20,6 +24,9 @@ pub struct Refs {
     pub credentials_found: bool,
     /// Whether the policy's keyring Secret exists (false without a policy).
     pub keyring_found: bool,
+    /// The Gmail quota group: the one the agent names, else its OAuth client's; `None` for a
+    /// Maildir or when neither is known.
+    pub quota_group: Option<String>,
 }
 
 /// Resolves the agent's references.
@@ -28,14 +35,33 @@ pub async fn resolve(agent: &MailAgent, ctx: &Context) -> Result<Refs> {
     let policy_ref = ObjectRef::new(&agent.spec.auth_policy_ref.name).within(&ns);
     // An AuthPolicy the operator cannot read counts as absent: the agent fails closed.
     let policy = ctx.stores.policies.get(&policy_ref).and_then(|p| p.0.as_ref().ok().cloned().map(Arc::new));
-    let credentials_found = match &agent.spec.mailbox.credentials_secret_ref {
-        None => true,
-        Some(secret) => Api::<Secret>::namespaced(ctx.client.clone(), &ns)
-            .get_metadata_opt(&secret.name)
-            .await
-            .map_err(Error::kube("looking up the credentials Secret"))?
-            .is_some(),
+    let mailbox = &agent.spec.mailbox;
+    let named_group = mailbox.quota.as_ref().and_then(|q| q.group.clone());
+    let gmail = mailbox.provider == MailboxProvider::Gmail;
+    let secrets = Api::<Secret>::namespaced(ctx.client.clone(), &ns);
+    let (credentials_found, client_group) = match &mailbox.credentials_secret_ref {
+        None => (true, None),
+        // Only the OAuth client id is wanted from the body (see the module comment).
+        Some(secret) if gmail && named_group.is_none() => {
+            let found =
+                secrets.get_opt(&secret.name).await.map_err(Error::kube("looking up the credentials Secret"))?;
+            let group = found.as_ref().and_then(|s| {
+                let file = |name: &str| s.data.as_ref().and_then(|d| d.get(name)).map(|b| b.0.as_slice());
+                oauth_client_id(file(files::GMAIL_CLIENT_SECRET), file(files::GMAIL_TOKEN))
+                    .map(|id| oauth_client_group(&id))
+            });
+            (found.is_some(), group)
+        }
+        Some(secret) => (
+            secrets
+                .get_metadata_opt(&secret.name)
+                .await
+                .map_err(Error::kube("looking up the credentials Secret"))?
+                .is_some(),
+            None,
+        ),
     };
+    let quota_group = if gmail { named_group.or(client_group) } else { None };
     let keyring_found = match &policy {
         None => false,
         Some(_) => Api::<Secret>::namespaced(ctx.client.clone(), &ns)
@@ -44,5 +70,5 @@ pub async fn resolve(agent: &MailAgent, ctx: &Context) -> Result<Refs> {
             .map_err(Error::kube("looking up the keyring Secret"))?
             .is_some(),
     };
-    Ok(Refs { policy, credentials_found, keyring_found })
+    Ok(Refs { policy, credentials_found, keyring_found, quota_group })
 }

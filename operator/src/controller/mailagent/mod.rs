@@ -5,6 +5,7 @@ mod apply;
 pub mod build;
 mod dereference;
 pub mod problem;
+pub mod quota;
 mod status;
 pub mod validate;
 pub mod verify;
@@ -88,6 +89,10 @@ pub struct Context {
     pub(crate) verifier: verify::Verifier,
     /// Where the operator's own pods run, so each agent's NetworkPolicy admits its probes.
     operator_namespace: Option<String>,
+    /// The Gmail quota groups (shared by every namespace this operator watches).
+    quota: Arc<quota::QuotaBook>,
+    /// Where a quota group sends members whose allotment changed.
+    again: quota::Trigger,
     /// The status last written per agent (with the agent's uid), because a reconcile can run
     /// before the watch delivers our own write: computing from the stale copy would write (and
     /// announce) the same change twice.
@@ -134,6 +139,9 @@ pub struct Scope {
     /// serving port so the probes get through. `None` (an operator outside the cluster) adds no
     /// rule.
     pub operator_namespace: Option<String>,
+    /// Who is in which Gmail quota group; one book for every scope of one operator, since a
+    /// Google project's quota spans namespaces.
+    pub quota: Arc<quota::QuotaBook>,
 }
 
 impl Default for Scope {
@@ -143,6 +151,7 @@ impl Default for Scope {
             concurrency: DEFAULT_CONCURRENCY,
             verify_interval: verify::DEFAULT_INTERVAL,
             operator_namespace: None,
+            quota: Arc::default(),
         }
     }
 }
@@ -236,12 +245,30 @@ pub fn run(
     let network_policies = watch_children::<NetworkPolicy>(&scope, &watch_client, &watches, &triggers);
 
     let agent_triggers = triggers.clone();
-    let agents = watch(scope.api::<Agent>(&watch_client), None, watches.clone(), move |seen| match seen {
-        Seen::Changed(agent) => {
-            let _ = agent_triggers.one.unbounded_send(ObjectRef::from_obj(agent));
+    // The watch makes its store, so the callback gets it once both exist (before the watch runs).
+    let (book, own_store) = (scope.quota.clone(), Arc::new(std::sync::OnceLock::<Store<Agent>>::new()));
+    let store_for_watch = own_store.clone();
+    let agents = watch(scope.api::<Agent>(&watch_client), None, watches.clone(), move |seen| {
+        let store = store_for_watch.get().expect("set before the watch runs");
+        match seen {
+            Seen::Changed(changed) => {
+                let agent = ObjectRef::from_obj(changed);
+                if store.get(&agent).is_none() {
+                    // Gone from the cache: deleted. Its quota group shares out what it held.
+                    book.leave(&agent);
+                } else if let Some(joining) = named_group_member(changed, &agent_triggers.one) {
+                    // Counted now, so its group re-renders before (not after) its own reconcile.
+                    book.join(joining, || true);
+                }
+                let _ = agent_triggers.one.unbounded_send(agent);
+            }
+            Seen::Relisted => {
+                book.retain(|agent| store.get(agent).is_some());
+                agent_triggers.everything();
+            }
         }
-        Seen::Relisted => agent_triggers.everything(),
     });
+    let _ = own_store.set(agents.store.clone());
     // A policy change re-renders every agent that references it.
     let (policy_triggers, agent_store) = (triggers.clone(), agents.store.clone());
     let policies = watch(scope.api::<Policy>(&watch_client), None, watches, move |seen| match seen {
@@ -287,6 +314,8 @@ pub fn run(
         failures: Mutex::default(),
         verifier: verify::Verifier::new(scope.verify_interval),
         operator_namespace: scope.operator_namespace.clone(),
+        quota: scope.quota.clone(),
+        again: triggers.one.clone(),
         written: Mutex::default(),
     });
     let shutdown = shutdown.shared();
@@ -297,6 +326,9 @@ pub fn run(
             () = async { ctx.stores.ready().await; let _ = agent_store.wait_until_ready().await; } => {}
             () = shutdown.clone() => return,
         }
+        // Agents that name their quota group are counted before the first reconcile, so each
+        // renders its final share at once (a group learnt from OAuth clients grows as it is read).
+        ctx.quota.seed(ctx.agents.state().iter().filter_map(|a| named_group_member(a, &triggers.one)));
         _drivers.0.push(tokio::spawn(verify::run(ctx.clone(), triggers.one.clone())));
         health.set_synced();
         info!("caches listed; reconciling every agent");
@@ -338,6 +370,7 @@ async fn reconcile_agent(agent: &MailAgent, ctx: &Context) -> Result<Action> {
     let inputs = validate::Inputs { agent, policy: refs.policy.as_ref().map(|p| &p.spec) };
     let (children, deployment) = match validate::validate(inputs) {
         Ok(valid) => {
+            let valid = valid.with_quota(quota_allotment(agent, &refs, ctx));
             let mut children = build::build(&valid);
             if let Some(ns) = &ctx.operator_namespace {
                 build::admit_operator(&mut children.network_policy, ns);
@@ -357,6 +390,41 @@ async fn reconcile_agent(agent: &MailAgent, ctx: &Context) -> Result<Action> {
         // The credentials Secret is not watched (see RECHECK): look again soon, found or not.
         Ok(_) if agent.spec.mailbox.credentials_secret_ref.is_some() => Action::requeue(RECHECK),
         Ok(_) => Action::requeue(RESYNC),
+    })
+}
+
+/// The agent's place in its Gmail quota group, recorded in the book; `None` (and out of any
+/// group) for a mailbox Google does not meter.
+fn quota_allotment(agent: &MailAgent, refs: &dereference::Refs, ctx: &Context) -> Option<mailagent_crds::QuotaStatus> {
+    let key = agent_ref(agent);
+    if agent.spec.mailbox.provider != mailagent_crds::contract::MailboxProvider::Gmail {
+        ctx.quota.leave(&key);
+        return None;
+    }
+    let joining = quota::Joining {
+        agent: key.clone(),
+        group: refs.quota_group.clone(),
+        budget: validate::group_budget(agent),
+        trigger: ctx.again.clone(),
+    };
+    // Still this agent in the cache (not deleted, not replaced by a namesake) when it is counted.
+    let exists = || ctx.agents.get(&key).is_some_and(|cached| cached.meta().uid == agent.metadata.uid);
+    ctx.quota.join(joining, exists)
+}
+
+/// A Gmail agent that names its quota group in its spec, as the book counts it; `None` for any
+/// other (a group learnt from the credentials is counted when its reconcile reads them).
+fn named_group_member(agent: &Agent, trigger: &quota::Trigger) -> Option<quota::Joining> {
+    let parsed = agent.0.as_ref().ok()?;
+    let mailbox = &parsed.spec.mailbox;
+    if mailbox.provider != mailagent_crds::contract::MailboxProvider::Gmail {
+        return None;
+    }
+    Some(quota::Joining {
+        agent: ObjectRef::from_obj(agent),
+        group: Some(mailbox.quota.as_ref()?.group.clone()?),
+        budget: validate::group_budget(parsed),
+        trigger: trigger.clone(),
     })
 }
 

@@ -120,6 +120,7 @@ pub fn compute(
         status.auth_mode = refs.policy.as_ref().map(|_| children.config.auth_mode);
         status.mcp_auth_mode = refs.policy.as_ref().map(|_| children.config.mcp_auth_mode);
         status.config_hash = Some(children.config.restart_hash.clone());
+        status.quota = children.config.quota.clone();
     }
     status.url = first_url(agent);
     for condition in conditions(agent, refs, children, &rollout) {
@@ -370,7 +371,12 @@ mod tests {
             }],
             ..Default::default()
         });
-        Refs { policy: with_policy.then(|| Arc::new(policy)), credentials_found: true, keyring_found: true }
+        Refs {
+            policy: with_policy.then(|| Arc::new(policy)),
+            credentials_found: true,
+            keyring_found: true,
+            quota_group: None,
+        }
     }
 
     fn ready_deployment(ready: i32) -> Deployment {

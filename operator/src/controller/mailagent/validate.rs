@@ -8,8 +8,9 @@
 //! the controller reports it and waits for a change to the agent or its policy.
 
 use mailagent_crds::authpolicy::served_mcp_mode;
-use mailagent_crds::contract::{self, AuthMode, McpAuthMode};
-use mailagent_crds::{AuthPolicySpec, MailAgent};
+use mailagent_crds::contract::{self, AuthMode, MailboxProvider, McpAuthMode};
+use mailagent_crds::quota::{GroupShape, PROJECT_UNITS_PER_MINUTE};
+use mailagent_crds::{AuthPolicySpec, MailAgent, QuotaStatus};
 use mailagent_schedule::{Schedule, Tz};
 
 use super::problem::Problem;
@@ -34,6 +35,7 @@ pub struct Valid<'a> {
     scan: Option<Schedule>,
     auth_mode: AuthMode,
     mcp_auth_mode: McpAuthMode,
+    quota: Option<QuotaStatus>,
 }
 
 impl<'a> Valid<'a> {
@@ -73,11 +75,44 @@ impl<'a> Valid<'a> {
         self.mcp_auth_mode
     }
 
+    /// The agent's allotment from its Gmail quota group: what [`Valid::with_quota`] gave, else
+    /// (a Gmail mailbox not yet counted in a group) a group of one on its stated budget. `None`
+    /// for a Maildir, which Google does not meter.
+    pub fn quota(&self) -> Option<QuotaStatus> {
+        if self.agent.spec.mailbox.provider != MailboxProvider::Gmail {
+            return None;
+        }
+        self.quota.clone().or_else(|| {
+            let budget = group_budget(self.agent);
+            let allotment = GroupShape::new(1, budget).allot("");
+            Some(QuotaStatus {
+                group: self.agent.spec.mailbox.quota.as_ref().and_then(|q| q.group.clone()),
+                members: 1,
+                group_units_per_minute: budget.into(),
+                units_per_minute: allotment.units_per_minute.into(),
+                scan_delay_seconds: allotment.scan_delay_seconds.into(),
+                oversubscribed: allotment.oversubscribed,
+            })
+        })
+    }
+
+    /// The same agent with the allotment its quota group gives it.
+    pub fn with_quota(mut self, quota: Option<QuotaStatus>) -> Self {
+        self.quota = quota;
+        self
+    }
+
     /// The OAuth resource (`MCP_RESOURCE_SERVER_URL`): the agent's URL, else the policy's.
     pub fn resource_server_url(&self) -> Option<&'a str> {
         let oauth = self.policy.and_then(|p| p.mcp.oauth.as_ref());
         self.agent.spec.mcp.resource_server_url.as_deref().or_else(|| oauth.map(|o| o.resource.as_str()))
     }
+}
+
+/// The quota budget an agent states for its group: `spec.mailbox.quota.groupUnitsPerMinute`, else
+/// Google's per-project quota.
+pub fn group_budget(agent: &MailAgent) -> u32 {
+    agent.spec.mailbox.quota.as_ref().and_then(|q| q.group_units_per_minute).unwrap_or(PROJECT_UNITS_PER_MINUTE)
 }
 
 /// Parses and checks the agent against its policy; `Err` says what to change, and where.
@@ -117,7 +152,7 @@ pub fn validate(inputs: Inputs<'_>) -> Result<Valid<'_>, Problem> {
         None => (AuthMode::Jwt, McpAuthMode::Jwt),
         Some(policy) => (policy.mode, served_mcp_mode(spec.mcp.auth_mode, Some(policy))),
     };
-    let valid = Valid { agent, policy, zone, digest, scan, auth_mode, mcp_auth_mode };
+    let valid = Valid { agent, policy, zone, digest, scan, auth_mode, mcp_auth_mode, quota: None };
     if let Some(policy) = policy
         && mcp_auth_mode == McpAuthMode::Oauth
     {

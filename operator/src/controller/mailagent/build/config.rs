@@ -6,14 +6,17 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::ResourceExt;
 use mailagent_crds::contract::{AuthMode, McpAuthMode, env};
-use mailagent_crds::{AuthPolicySpec, MailAgent};
+use mailagent_crds::{AuthPolicySpec, MailAgent, QuotaStatus};
 use sha2::{Digest, Sha256};
 
 use super::{Valid, child_meta};
 
 /// Settings the workload re-reads from its mounted config directory while running. They are kept
 /// out of the restart hash, so flipping one (the incident switch) never restarts a pod.
-pub const LIVE_SETTINGS: &[&str] = &[env::MCP_ENABLE_MUTATION_TOOLS];
+/// The quota share and scan delay are live too: they change with the size of the agent's quota
+/// group, and a fleet that grows must not restart every member.
+pub const LIVE_SETTINGS: &[&str] =
+    &[env::MCP_ENABLE_MUTATION_TOOLS, env::GMAIL_QUOTA_UNITS_PER_MINUTE, env::SCAN_SCHEDULE_DELAY_SECONDS];
 
 /// The settings of one agent, with the hash of those that need a restart.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,6 +29,8 @@ pub struct RenderedConfig {
     pub auth_mode: AuthMode,
     /// The MCP mode in force after overrides.
     pub mcp_auth_mode: McpAuthMode,
+    /// The Gmail quota allotment rendered (Gmail mailboxes only), for status.
+    pub quota: Option<QuotaStatus>,
 }
 
 /// Renders the settings from the parsed values. With no AuthPolicy the agent fails closed: JWT
@@ -64,12 +69,19 @@ pub fn render_config(valid: &Valid<'_>) -> RenderedConfig {
             set(name, value);
         }
     }
+    let quota = valid.quota();
+    if let Some(quota) = &quota {
+        set(env::GMAIL_QUOTA_UNITS_PER_MINUTE, quota.units_per_minute.to_string());
+        if valid.scan().is_some() {
+            set(env::SCAN_SCHEDULE_DELAY_SECONDS, quota.scan_delay_seconds.to_string());
+        }
+    }
     if let Some(policy) = valid.policy() {
         jwt_settings(policy, &mut set);
     }
 
     let restart_hash = hash(s.iter().filter(|(k, _)| !LIVE_SETTINGS.contains(&k.as_str())));
-    RenderedConfig { settings: s, restart_hash, auth_mode, mcp_auth_mode }
+    RenderedConfig { settings: s, restart_hash, auth_mode, mcp_auth_mode, quota }
 }
 
 fn jwt_settings(policy: &AuthPolicySpec, set: &mut impl FnMut(&str, String)) {
@@ -179,6 +191,29 @@ mod tests {
         assert_eq!(s["AUTH_JWT_ALGORITHMS"], "HS256");
         assert!(!s.contains_key("AUTH_JWT_REQUIRED_TYP"), "no typ required unless the policy says so");
         assert_eq!(s["AUTH_SCOPES_CEILING"].split(' ').count(), 6, "the default ceiling is every scope");
+    }
+
+    #[test]
+    fn a_gmail_agent_gets_its_quota_share_live_and_a_maildir_none() {
+        let gmail = agent(
+            "mailbox: {provider: gmail, credentialsSecretRef: {name: c}, quota: {group: acme, groupUnitsPerMinute: 3000}}\n\
+             schedules: {scan: '0 * * * *'}",
+        );
+        let alone = render_config(&valid(&gmail, None));
+        assert_eq!(alone.settings["GMAIL_QUOTA_UNITS_PER_MINUTE"], "3000", "a group of one, on its stated budget");
+        assert_eq!(alone.settings["SCAN_SCHEDULE_DELAY_SECONDS"], "0");
+        let share =
+            QuotaStatus { units_per_minute: 150, scan_delay_seconds: 840, members: 20, ..QuotaStatus::default() };
+        let in_group = render_config(&valid(&gmail, None).with_quota(Some(share.clone())));
+        assert_eq!(in_group.settings["GMAIL_QUOTA_UNITS_PER_MINUTE"], "150");
+        assert_eq!(in_group.settings["SCAN_SCHEDULE_DELAY_SECONDS"], "840");
+        assert_eq!(in_group.quota, Some(share));
+        assert_eq!(in_group.restart_hash, alone.restart_hash, "a new share never restarts the pods");
+
+        let maildir = agent("schedules: {scan: '0 * * * *'}");
+        let config = render_config(&valid(&maildir, None).with_quota(None));
+        assert!(!config.settings.contains_key("GMAIL_QUOTA_UNITS_PER_MINUTE") && config.quota.is_none());
+        assert!(!config.settings.contains_key("SCAN_SCHEDULE_DELAY_SECONDS"));
     }
 
     #[test]
