@@ -24,6 +24,9 @@ use serde::de::DeserializeOwned;
 
 use crate::health::WatchHealth;
 
+mod compact;
+pub use compact::live_json;
+
 /// How long the API server keeps one watch request open (its default is 290 s). Shorter, so the
 /// watch client's read timeout can be short too: a list that hangs fails within that timeout
 /// instead of leaving the cache deaf.
@@ -51,8 +54,9 @@ where
 }
 
 /// Watches `api` (optionally by label selector), strips `managedFields` (the bulk of most
-/// objects, never needed here), caches the result and calls `on_seen` for every change after the
-/// first list. Errors are reported to `health` and retried with jittered exponential backoff; a
+/// objects, never needed here), caches the result (children compacted, see `reflect/compact.rs`;
+/// compare them through [`live_json`]) and calls `on_seen` for every change after the first
+/// list. Errors are reported to `health` and retried with jittered exponential backoff; a
 /// resource version the server no longer has leads to a fresh list.
 pub fn watch<K>(
     api: Api<K>,
@@ -71,7 +75,10 @@ where
     let kind = K::kind(&()).into_owned();
     let events = watch_stream(api, config)
         .default_backoff()
-        .modify(|obj: &mut K| obj.meta_mut().managed_fields = None)
+        .modify(|obj: &mut K| {
+            obj.meta_mut().managed_fields = None;
+            compact::compact(obj);
+        })
         .reflect(writer);
     let driver = async move {
         let mut listed_before = false;

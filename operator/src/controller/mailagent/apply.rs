@@ -18,7 +18,7 @@ use super::Context;
 use super::build::Children;
 use crate::error::{Error, Result};
 use crate::labels::{AGENT_LABEL, APPLIED_HASH_ANNOTATION, FIELD_MANAGER};
-use crate::reflect::{drift, is_subset};
+use crate::reflect::{drift, is_subset, live_json};
 
 /// Brings every child to its desired state and removes unwanted ones. Returns the live
 /// Deployment, for a status that does not wait for the cache to see our own write.
@@ -60,7 +60,8 @@ where
     wanted["metadata"]["annotations"][APPLIED_HASH_ANNOTATION] = serde_json::Value::String(hash.clone());
     if let Some(cached) = store.get(&ObjectRef::new(&name).within(&ns)) {
         let same_rendering = cached.annotations().get(APPLIED_HASH_ANNOTATION) == Some(&hash);
-        let live = serde_json::to_value(&*cached).expect("k8s-openapi objects serialize");
+        // The cache holds children compacted; this is the object as watched.
+        let live = live_json(&*cached);
         if same_rendering && is_subset(&wanted, &live) {
             return Ok((*cached).clone());
         }
