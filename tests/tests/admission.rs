@@ -218,6 +218,20 @@ async fn gmail_needs_credentials() {
 }
 
 #[tokio::test]
+async fn a_quota_group_is_for_gmail_and_well_named() {
+    rejected::<MailAgent>(
+        agent(json!({"mailbox": {"provider": "maildir", "quota": {"group": "acme"}}})),
+        "quota applies to the gmail provider only",
+    )
+    .await;
+    let gmail = |quota: serde_json::Value| {
+        agent(json!({"mailbox": {"provider": "gmail", "credentialsSecretRef": {"name": "c"}, "quota": quota}}))
+    };
+    rejected::<MailAgent>(gmail(json!({"group": "Not A Name"})), "spec.mailbox.quota.group").await;
+    rejected::<MailAgent>(gmail(json!({"groupUnitsPerMinute": 99})), "spec.mailbox.quota.groupUnitsPerMinute").await;
+}
+
+#[tokio::test]
 async fn some_surface_must_be_served() {
     rejected::<MailAgent>(
         agent(json!({"surfaces": {"rest": false, "a2a": false, "mcp": false}})),
