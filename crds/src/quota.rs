@@ -61,6 +61,20 @@ pub struct Allotment {
     pub oversubscribed: bool,
 }
 
+impl Allotment {
+    /// How status reports this allotment to a member of `group` (`members` strong, shaped `shape`).
+    pub fn status(&self, group: Option<String>, members: usize, shape: &GroupShape) -> crate::QuotaStatus {
+        crate::QuotaStatus {
+            group,
+            members: i32::try_from(members).unwrap_or(i32::MAX),
+            group_units_per_minute: shape.budget.into(),
+            units_per_minute: self.units_per_minute.into(),
+            scan_delay_seconds: self.scan_delay_seconds.into(),
+            oversubscribed: self.oversubscribed,
+        }
+    }
+}
+
 /// The shape of a group that decides every member's allotment. Members are rendered again only
 /// when it changes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

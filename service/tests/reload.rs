@@ -19,18 +19,27 @@ async fn eventually(mut check: impl FnMut() -> bool) {
     panic!("condition not reached within 4 s");
 }
 
-#[tokio::test]
-async fn mutation_switch_and_keyring_reload_without_restart() {
-    let config = tempfile::tempdir().unwrap();
-    let keyring = tempfile::tempdir().unwrap();
-    write_keyring(keyring.path());
+/// An `api_key` workload reading `config` as its config directory and a fresh keyring in
+/// `keyring`, with the source and key digest the reload loop starts from.
+fn api_key_app(
+    config: &std::path::Path,
+    keyring: &std::path::Path,
+) -> (Arc<mailagent_service::app::App>, mailagent_service::settings::Source, [u8; 32]) {
+    write_keyring(keyring);
     let source = source_from(&[
         ("AUTH_MODE", "api_key"),
-        ("MAILAGENT_CONFIG_DIR", config.path().to_str().unwrap()),
-        ("MAILAGENT_KEYRING_DIR", keyring.path().to_str().unwrap()),
+        ("MAILAGENT_CONFIG_DIR", config.to_str().unwrap()),
+        ("MAILAGENT_KEYRING_DIR", keyring.to_str().unwrap()),
         ("RATE_LIMIT_BURST", "1000"),
     ]);
     let (app, digest) = mailagent_service::server::build(&source, Some(Arc::new(CannedAssistant))).unwrap();
+    (app, source, digest)
+}
+
+#[tokio::test]
+async fn mutation_switch_and_keyring_reload_without_restart() {
+    let (config, keyring) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (app, source, digest) = api_key_app(config.path(), keyring.path());
     tokio::spawn(mailagent_service::reload::watch(app.clone(), source, digest));
     assert!(!app.mutations_enabled());
 
@@ -114,16 +123,9 @@ async fn a_kubelet_symlink_swap_reloads_without_waiting_for_the_poll() {
 /// contract's grammar keeps the one in force.
 #[tokio::test]
 async fn the_quota_share_and_scan_delay_follow_the_config_directory() {
-    let config = tempfile::tempdir().unwrap();
+    let (config, keyring) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     std::fs::write(config.path().join("GMAIL_QUOTA_UNITS_PER_MINUTE"), "15000").unwrap();
-    let keyring = tempfile::tempdir().unwrap();
-    write_keyring(keyring.path());
-    let source = source_from(&[
-        ("AUTH_MODE", "api_key"),
-        ("MAILAGENT_CONFIG_DIR", config.path().to_str().unwrap()),
-        ("MAILAGENT_KEYRING_DIR", keyring.path().to_str().unwrap()),
-    ]);
-    let (app, digest) = mailagent_service::server::build(&source, Some(Arc::new(CannedAssistant))).unwrap();
+    let (app, source, digest) = api_key_app(config.path(), keyring.path());
     let mail = app.settings.mail.clone();
     // Clones share the cell: this is what the Gmail pacer and the scan loop hold.
     let (share, delay) = (mail.gmail_units_per_minute.clone(), mail.scan_delay_seconds.clone());
@@ -137,4 +139,9 @@ async fn the_quota_share_and_scan_delay_follow_the_config_directory() {
     eventually(|| app.metrics.render().contains("mailagent_reload_failures_total")).await;
     eventually(|| !app.metrics.render().contains("mailagent_reload_failures_total 0")).await;
     assert_eq!(share.get(), 1_200, "below one send's cost: refused, the share in force stays");
+    // The operator's cap and the Gmail pacer's default are the same per-user quota.
+    assert_eq!(
+        mailagent_crds::quota::USER_UNITS_PER_MINUTE,
+        mailagent_mail::provider::gmail_shapes::USER_UNITS_PER_MINUTE
+    );
 }

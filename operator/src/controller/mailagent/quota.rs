@@ -99,15 +99,7 @@ impl QuotaBook {
         }
         let shape = book.reshape(&group, Some(&agent));
         let members = book.members.values().filter(|m| m.group == group).count();
-        let allotment = shape.allot(&key);
-        Some(QuotaStatus {
-            group: named,
-            members: i32::try_from(members).unwrap_or(i32::MAX),
-            group_units_per_minute: shape.budget.into(),
-            units_per_minute: allotment.units_per_minute.into(),
-            scan_delay_seconds: allotment.scan_delay_seconds.into(),
-            oversubscribed: allotment.oversubscribed,
-        })
+        Some(shape.allot(&key).status(named, members, &shape))
     }
 
     /// Forgets the agent (deleted, or no longer a Gmail mailbox); the rest of its group is

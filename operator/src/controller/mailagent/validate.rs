@@ -83,16 +83,9 @@ impl<'a> Valid<'a> {
             return None;
         }
         self.quota.clone().or_else(|| {
-            let budget = group_budget(self.agent);
-            let allotment = GroupShape::new(1, budget).allot("");
-            Some(QuotaStatus {
-                group: self.agent.spec.mailbox.quota.as_ref().and_then(|q| q.group.clone()),
-                members: 1,
-                group_units_per_minute: budget.into(),
-                units_per_minute: allotment.units_per_minute.into(),
-                scan_delay_seconds: allotment.scan_delay_seconds.into(),
-                oversubscribed: allotment.oversubscribed,
-            })
+            let shape = GroupShape::new(1, group_budget(self.agent));
+            let group = self.agent.spec.mailbox.quota.as_ref().and_then(|q| q.group.clone());
+            Some(shape.allot("").status(group, 1, &shape))
         })
     }
 
