@@ -2,13 +2,15 @@
 # The chart and the GitOps example against a real kube-apiserver (the test plane's, started here
 # without a controller manager or node), and the GitOps health checks on status objects the
 # operator writes there:
-#   1. `helm lint --strict`, with the default values and the example's production values;
+#   1. `helm lint --strict`, with the default values, the example's production values and 3 shards;
 #   2. values.schema.json: each wrong value fails `helm template` and `helm install` with a
-#      message naming the field;
-#   3. `helm template` output (defaults; every optional object on; the example's values) accepted
-#      by `kubectl apply --dry-run=server`, with the Prometheus Operator's CRDs installed
-#      (hack/testdata/monitoring-crds) so its objects meet their real schemas; then a real
-#      `helm install` and `helm uninstall`;
+#      message naming the field; shards: the default renders the one unsharded Deployment, 3
+#      shards render 3 Deployments that each own only their pods, and every selector still
+#      shared (Service, NetworkPolicy, ServiceMonitor) covers them all;
+#   3. `helm template` output (defaults; every optional object on; the example's values; 3
+#      shards) accepted by `kubectl apply --dry-run=server`, with the Prometheus Operator's CRDs
+#      installed (hack/testdata/monitoring-crds) so its objects meet their real schemas; then a
+#      real `helm install`, an upgrade to 3 shards and back, and `helm uninstall`;
 #   4. docs/gitops/example/apps/mail (kustomize), hack/samples and the policy-scan fixtures,
 #      accepted by `--dry-run=server`;
 #   5. the operator run against that server on the example: each MailAgent and AuthPolicy state
@@ -28,6 +30,11 @@ chart=charts/mailagent-operator
 example=docs/gitops/example
 prod_values=$example/platform/mailagent-operator/values.yaml
 work="$(mktemp -d -t mailagent-manifests-XXXXXX)"
+# Every optional object on (sections 2 and 3).
+all_on=(--set monitoring.serviceMonitor.enabled=true,monitoring.workloadPodMonitor.enabled=true
+  --set monitoring.prometheusRule.enabled=true,monitoring.grafanaDashboard.enabled=true
+  --set-json 'networkPolicy.metricsFrom=[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"monitoring"}}}]'
+  --set 'networkPolicy.apiServer.cidrs={10.0.0.1/32}')
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -46,6 +53,7 @@ step() { # description command... (output shown only on failure)
 # 1. lint
 step "helm lint --strict (defaults)" "$HELM" lint --strict "$chart"
 step "helm lint --strict ($prod_values)" "$HELM" lint --strict "$chart" -f "$prod_values"
+step "helm lint --strict --set shards=3" "$HELM" lint --strict "$chart" --set shards=3
 
 # 2. schema: value | the field path the error must name
 bad_values=(
@@ -63,6 +71,9 @@ bad_values=(
   "monitoring.serviceMonitor.interval=often|/monitoring/serviceMonitor/interval"
   "monitoring.prometheusRule.enable=true|additional properties 'enable' not allowed"
   "replica=2|additional properties 'replica' not allowed"
+  "shards=0|/shards"
+  "shards=1.5|/shards"
+  "shards=65|/shards"
 )
 schema_check() { # set expected
   local out
@@ -72,6 +83,79 @@ schema_check() { # set expected
 for entry in "${bad_values[@]}"; do
   step "schema refuses ${entry%%|*}, naming ${entry#*|}" schema_check "${entry%%|*}" "${entry#*|}"
 done
+
+# shards: what each shard count renders, read as YAML (names, environment and selectors)
+shards_rendered() { # expected-shards helm-args...
+  local expected="$1"; shift
+  "$HELM" template mailagent-operator "$chart" --namespace mailagent-system "$@" >"$work/shards.yaml" || return 1
+  "$venv/bin/python" - "$work/shards.yaml" "$expected" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+shards = int(sys.argv[2])
+kind = lambda k: [d for d in docs if d["kind"] == k]
+def env(deployment):
+    e = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    return {v["name"]: v.get("value") for v in e}
+def matches(selector, labels):
+    return all(labels.get(k) == v for k, v in selector.items())
+deployments = kind("Deployment")
+problems = []
+if shards == 1:
+    # Exactly today's object: existing installs see no change.
+    names = [d["metadata"]["name"] for d in deployments]
+    if names != ["mailagent-operator"]:
+        problems.append(f"Deployments {names}, want [mailagent-operator]")
+    for d in deployments:
+        if {"SHARD_COUNT", "SHARD_INDEX"} & env(d).keys():
+            problems.append("the unsharded Deployment sets SHARD_*")
+        if d["spec"]["selector"]["matchLabels"] != {"app.kubernetes.io/name": "mailagent-operator"}:
+            problems.append(f"selector {d['spec']['selector']}")
+else:
+    want = [f"mailagent-operator-shard-{i}" for i in range(shards)]
+    names = [d["metadata"]["name"] for d in deployments]
+    if names != want:
+        problems.append(f"Deployments {names}, want {want}")
+    for i, d in enumerate(deployments):
+        e = env(d)
+        if (e.get("SHARD_COUNT"), e.get("SHARD_INDEX")) != (str(shards), str(i)):
+            problems.append(f"{names[i]}: SHARD_COUNT={e.get('SHARD_COUNT')} SHARD_INDEX={e.get('SHARD_INDEX')}")
+        labels = d["spec"]["template"]["metadata"]["labels"]
+        if labels.get("mailagent.dev/shard") != str(i):
+            problems.append(f"{names[i]}: pod label mailagent.dev/shard={labels.get('mailagent.dev/shard')}")
+        # A Deployment (or budget) owns only its own shard's pods.
+        for other in deployments:
+            if (other is d) != matches(other["spec"]["selector"]["matchLabels"], labels):
+                problems.append(f"{other['metadata']['name']}'s selector and {names[i]}'s pods")
+        budgets = [b for b in kind("PodDisruptionBudget") if matches(b["spec"]["selector"]["matchLabels"], labels)]
+        if [b["metadata"]["name"] for b in budgets] != [names[i]]:
+            problems.append(f"{names[i]}'s pods are under the budgets {[b['metadata']['name'] for b in budgets]}")
+    selectors = [str(sorted(d["spec"]["selector"]["matchLabels"].items())) for d in deployments]
+    if len(set(selectors)) != shards:
+        problems.append(f"selectors not distinct: {selectors}")
+# Whatever the count, every operator pod is behind the metrics Service, its NetworkPolicy and the
+# ServiceMonitor.
+shared = [s["spec"]["selector"] for s in kind("Service")]
+shared += [n["spec"]["podSelector"]["matchLabels"] for n in kind("NetworkPolicy")]
+shared += [m["spec"]["selector"]["matchLabels"] for m in kind("ServiceMonitor")]
+if len(shared) < 2:
+    problems.append(f"only {len(shared)} shared selectors rendered")
+for d in deployments:
+    labels = d["spec"]["template"]["metadata"]["labels"]
+    problems += [f"{s} misses {d['metadata']['name']}'s pods" for s in shared if not matches(s, labels)]
+print("\n".join(problems))
+sys.exit(1 if problems else 0)
+PY
+}
+step "helm template (default shards, every optional object on): one Deployment mailagent-operator, no SHARD_*" \
+  shards_rendered 1 "${all_on[@]}"
+same_as_defaults() { # helm-args...: renders byte for byte what the defaults render
+  "$HELM" template mailagent-operator "$chart" "${all_on[@]}" >"$work/defaults.yaml" &&
+    "$HELM" template mailagent-operator "$chart" "${all_on[@]}" "$@" >"$work/same.yaml" &&
+    diff "$work/defaults.yaml" "$work/same.yaml"
+}
+step "helm template --set shards=1 renders exactly the defaults" same_as_defaults --set shards=1
+step "helm template --set shards=3: 3 Deployments, SHARD_INDEX 0..2, own selectors and budgets" \
+  shards_rendered 3 "${all_on[@]}" --set shards=3
 
 # 3. a real API server
 cargo build -q -p mailagent-tests --bin mailagent-control-plane
@@ -93,13 +177,11 @@ dry_run_chart() { # helm args...
   "$HELM" template mailagent-operator "$chart" --namespace mailagent-system "$@" >"$work/chart.yaml"
   kc apply --dry-run=server -f "$work/chart.yaml"
 }
-all_on=(--set monitoring.serviceMonitor.enabled=true,monitoring.workloadPodMonitor.enabled=true
-  --set monitoring.prometheusRule.enabled=true,monitoring.grafanaDashboard.enabled=true
-  --set-json 'networkPolicy.metricsFrom=[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"monitoring"}}}]'
-  --set 'networkPolicy.apiServer.cidrs={10.0.0.1/32}')
 step "helm template (defaults) | kubectl apply --dry-run=server" dry_run_chart
 step "helm template (every optional object on) | kubectl apply --dry-run=server" dry_run_chart "${all_on[@]}"
 step "helm template -f $prod_values | kubectl apply --dry-run=server" dry_run_chart -f "$prod_values"
+step "helm template --set shards=3 (every optional object on) | kubectl apply --dry-run=server" \
+  dry_run_chart "${all_on[@]}" --set shards=3
 namespaced_mode() { # Roles in each watched namespace, nothing cluster-wide
   dry_run_chart "${all_on[@]}" --set 'watchNamespaces={mail,mailagent-system}' || return 1
   local cluster_wide
@@ -116,6 +198,16 @@ install_refused() {
 }
 step "helm install --set replicas=0 fails naming /replicas" install_refused
 step "helm install (defaults)" "$HELM" install mailagent-operator "$chart" --namespace mailagent-system
+deployments() { kc -n mailagent-system get deployments,poddisruptionbudgets -o name | sort | paste -sd' '; }
+resharded() { # shards expected-objects: an upgrade replaces the Deployments and budgets
+  "$HELM" upgrade mailagent-operator "$chart" --namespace mailagent-system --set shards="$1" || return 1
+  [[ "$(deployments)" == "$2" ]] || { echo "after shards=$1: $(deployments)"; return 1; }
+}
+sharded_objects="deployment.apps/mailagent-operator-shard-0 deployment.apps/mailagent-operator-shard-1"
+sharded_objects+=" poddisruptionbudget.policy/mailagent-operator-shard-0 poddisruptionbudget.policy/mailagent-operator-shard-1"
+step "helm upgrade --set shards=2: two shard Deployments and budgets, none unsharded" resharded 2 "$sharded_objects"
+step "helm upgrade --set shards=1: back to the unsharded Deployment and budget" resharded 1 \
+  "deployment.apps/mailagent-operator poddisruptionbudget.policy/mailagent-operator"
 step "helm uninstall" "$HELM" uninstall mailagent-operator --namespace mailagent-system --wait
 
 # 4. the GitOps example and the samples
