@@ -51,6 +51,7 @@ fn main() -> anyhow::Result<()> {
             policy,
             &state,
             "localhost/mailagent-operator:0.1.0",
+            mailagent_operator::shard::BASE_NAME,
         ))?);
         out.push(serde_json::to_value(policy_build::jwks_config_map(policy, &state, &now))?);
     }

@@ -3,8 +3,6 @@
 
 use std::collections::BTreeMap;
 
-/// Field manager for every server-side apply the operator makes.
-pub const FIELD_MANAGER: &str = "mailagent-operator";
 /// `app.kubernetes.io/managed-by` value on every child.
 pub const MANAGED_BY: &str = "mailagent-operator";
 /// Which MailAgent a child belongs to.

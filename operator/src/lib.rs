@@ -4,12 +4,14 @@
 
 pub mod controller;
 pub mod error;
+pub mod handover;
 pub mod health;
 pub mod http;
 pub mod labels;
 pub mod leader;
 pub mod metrics;
 pub mod reflect;
+pub mod shard;
 pub mod token;
 
 use std::net::SocketAddr;
@@ -61,6 +63,12 @@ pub struct Config {
     /// then each agent's NetworkPolicy admits the operator's pods, so its probes get through.
     #[arg(long, env = "IN_CLUSTER", default_value_t = false, action = clap::ArgAction::Set)]
     pub in_cluster: bool,
+    /// How many shards split the fleet (1: this operator owns every agent). See `docs/scale.md`.
+    #[arg(long, env = "SHARD_COUNT", default_value_t = 1)]
+    pub shard_count: u32,
+    /// Which shard this process is, `0..SHARD_COUNT`.
+    #[arg(long, env = "SHARD_INDEX", default_value_t = 0)]
+    pub shard_index: u32,
     /// Run one command instead of the controllers.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -77,20 +85,33 @@ pub enum Command {
         /// The policy's name.
         #[arg(long)]
         policy: String,
+        /// The field manager of the shard that owns the policy (its CronJob passes it).
+        #[arg(long, default_value = shard::BASE_NAME, value_parser = parse_field_manager)]
+        field_manager: String,
     },
 }
 
 /// Runs `rotate`: one idempotent step, then exits (non-zero when the step failed or was refused).
-pub async fn rotate(namespace: &str, policy: &str) -> anyhow::Result<()> {
+pub async fn rotate(namespace: &str, policy: &str, field_manager: &str) -> anyhow::Result<()> {
     use controller::authpolicy::{Clock, SystemClock, rotate};
     let client = kube::Client::try_default().await?;
-    let ran = rotate::run_once(&client, namespace, policy, &SystemClock.now()).await?;
+    let ran = rotate::run_once(&client, field_manager, namespace, policy, &SystemClock.now()).await?;
     info!(?ran, %namespace, %policy, "rotate finished");
     Ok(())
 }
 
+/// Only an operator shard's field manager: the Job must not write under another name.
+fn parse_field_manager(value: &str) -> Result<String, String> {
+    if shard::is_operator_manager(value) {
+        Ok(value.to_owned())
+    } else {
+        Err(format!("{value:?} is not an operator field manager (mailagent-operator or mailagent-operator-shard-<i>)"))
+    }
+}
+
 /// Runs the operator until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    let shard = shard::Shard::new(config.shard_index, config.shard_count).map_err(anyhow::Error::msg)?;
     let clients = controller::Clients::with_timeouts(kube::Config::infer().await?)?;
     let client = clients.requests.clone();
     let metrics = Arc::new(metrics::Metrics::default());
@@ -99,7 +120,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     info!(addr = %server, "metrics and health server listening");
 
     let _leadership = if config.leader_election {
-        Some(leader::acquire(client.clone(), &config.lease_namespace, &config.identity).await?)
+        Some(leader::acquire(client.clone(), &config.lease_namespace, &config.identity, shard).await?)
     } else {
         None
     };
@@ -114,7 +135,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         clock: Arc::new(controller::authpolicy::SystemClock),
         verify_interval: Duration::from_secs(config.verify_interval_seconds.max(1)),
         operator_namespace: config.in_cluster.then(|| config.lease_namespace.clone()),
+        shard,
     };
+    if shard.is_sharded() {
+        info!(shard = shard.index(), of = shard.count(), "running one shard");
+    }
     run_controllers(clients, settings, metrics, recorder, health, shutdown).await;
     info!("controller stopped");
     Ok(())
@@ -133,6 +158,8 @@ pub struct Controllers {
     pub verify_interval: Duration,
     /// See [`controller::mailagent::Scope::operator_namespace`].
     pub operator_namespace: Option<String>,
+    /// Which agents and policies are this process's.
+    pub shard: shard::Shard,
 }
 
 /// The namespaces to watch from `--namespace` values: `None` for every namespace; blanks (an
@@ -166,11 +193,13 @@ pub async fn run_controllers(
             verify_interval: settings.verify_interval,
             operator_namespace: settings.operator_namespace.clone(),
             quota: quota.clone(),
+            shard: settings.shard,
         };
         let policies = controller::authpolicy::Settings {
             namespace,
             rotator_image: settings.rotator_image.clone(),
             clock: settings.clock.clone(),
+            shard: settings.shard,
         };
         let agents = controller::mailagent::run(
             clients.clone(),

@@ -12,7 +12,7 @@ async fn main() -> anyhow::Result<()> {
         logs.init()
     }
     match &config.command {
-        Some(Command::Rotate { namespace, policy }) => rotate(namespace, policy).await,
+        Some(Command::Rotate { namespace, policy, field_manager }) => rotate(namespace, policy, field_manager).await,
         None => run(config).await,
     }
 }

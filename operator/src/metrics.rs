@@ -97,6 +97,17 @@ impl Metrics {
         self.total_writes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Writes so far of one verb (`apply`, `status`, `handover`, ...), summed over kinds.
+    pub fn writes_of(&self, verb: &str) -> u64 {
+        let text = self.encode();
+        let marker = format!("verb=\"{verb}\"}} ");
+        text.lines()
+            .filter(|l| l.starts_with("mailagent_operator_api_writes_total{"))
+            .filter_map(|l| l.split_once(&marker).and_then(|(_, n)| n.trim().parse::<f64>().ok()))
+            .map(|n| n as u64)
+            .sum()
+    }
+
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
         let mut text = String::new();
@@ -118,6 +129,7 @@ mod tests {
         metrics.reconciled("mailagent", Duration::from_millis(3));
         metrics.failed("mailagent", "conflict");
         assert_eq!(metrics.total_writes(), 3);
+        assert_eq!((metrics.writes_of("apply"), metrics.writes_of("delete"), metrics.writes_of("status")), (2, 1, 0));
         let text = metrics.encode();
         assert!(text.contains("mailagent_operator_reconciles_total{controller=\"mailagent\"} 1"), "{text}");
         assert!(

@@ -54,13 +54,14 @@ where
 }
 
 /// Watches `api` (optionally by label selector), strips `managedFields` (the bulk of most
-/// objects, never needed here), caches the result (children compacted, see `reflect/compact.rs`;
+/// objects; what a hand-over between shards needs of them is noted, see `handover.rs`), caches the result (children compacted, see `reflect/compact.rs`;
 /// compare them through [`live_json`]) and calls `on_seen` for every change after the first
 /// list. Errors are reported to `health` and retried with jittered exponential backoff; a
 /// resource version the server no longer has leads to a fresh list.
 pub fn watch<K>(
     api: Api<K>,
     label_selector: Option<&str>,
+    shard: crate::shard::Shard,
     health: Arc<WatchHealth>,
     mut on_seen: impl FnMut(Seen<'_, K>) + Send + 'static,
 ) -> Watched<K>
@@ -75,7 +76,8 @@ where
     let kind = K::kind(&()).into_owned();
     let events = watch_stream(api, config)
         .default_backoff()
-        .modify(|obj: &mut K| {
+        .modify(move |obj: &mut K| {
+            crate::handover::note_other_managers(obj, &shard);
             obj.meta_mut().managed_fields = None;
             compact::compact(obj);
         })

@@ -18,6 +18,7 @@ use mailagent_crds::contract::{KeyState, Keyring};
 use mailagent_crds::{AuthPolicy, conditions};
 use mailagent_operator::controller::authpolicy::rotate::{Ran, run_once};
 use mailagent_operator::controller::authpolicy::{Clock, ManualClock};
+use mailagent_operator::shard::BASE_NAME as FIELD_MANAGER;
 use mailagent_tests::TestNamespace;
 use serde_json::json;
 use support::{RunningPolicies, eventually, rotator_client, wait_for};
@@ -129,18 +130,18 @@ async fn a_rotation_walks_staged_active_verifying_retired_on_the_clock() {
     Api::<RoleBinding>::namespaced(admin.clone(), &ns).get("p-rotate").await.unwrap();
 
     let rotator = rotator_client(&ns, "p").await;
-    assert_eq!(run_once(&rotator, &ns, "p", &clock.now()).await.unwrap(), Ran::NothingDue);
+    assert_eq!(run_once(&rotator, FIELD_MANAGER, &ns, "p", &clock.now()).await.unwrap(), Ran::NothingDue);
     let policy = Api::<AuthPolicy>::namespaced(admin.clone(), &ns).get("p").await.unwrap();
     let next = policy.status.unwrap().next_rotation_time.expect("the controller decides when");
     clock.set(next.0);
-    assert_eq!(run_once(&rotator, &ns, "p", &clock.now()).await.unwrap(), Ran::Stepped("stage", 2));
+    assert_eq!(run_once(&rotator, FIELD_MANAGER, &ns, "p", &clock.now()).await.unwrap(), Ran::Stepped("stage", 2));
     let staged = keyring(&admin, &ns, "p").await;
     assert_eq!(jwt_states(&staged), [KeyState::Active, KeyState::Staged], "published before use");
     assert_eq!(client_key(&admin, &ns, "p", "ci").await.1, kid, "a staged key is not handed out");
-    assert_eq!(run_once(&rotator, &ns, "p", &clock.now()).await.unwrap(), Ran::NothingDue);
+    assert_eq!(run_once(&rotator, FIELD_MANAGER, &ns, "p", &clock.now()).await.unwrap(), Ran::NothingDue);
 
     clock.advance(Duration::from_secs(60));
-    assert_eq!(run_once(&rotator, &ns, "p", &clock.now()).await.unwrap(), Ran::Stepped("promote", 3));
+    assert_eq!(run_once(&rotator, FIELD_MANAGER, &ns, "p", &clock.now()).await.unwrap(), Ran::Stepped("promote", 3));
     let promoted = keyring(&admin, &ns, "p").await;
     assert_eq!(jwt_states(&promoted), [KeyState::Verifying, KeyState::Active]);
     assert!(promoted.jwt_keys[0].not_after.is_some(), "the old key verifies until its overlap ends");
@@ -150,7 +151,7 @@ async fn a_rotation_walks_staged_active_verifying_retired_on_the_clock() {
     assert!(promoted.api_keys.iter().any(|k| k.sha256 == sha256_hex(&new_key) && k.state == KeyState::Active));
 
     clock.advance(Duration::from_secs(120));
-    assert_eq!(run_once(&rotator, &ns, "p", &clock.now()).await.unwrap(), Ran::Stepped("retire", 4));
+    assert_eq!(run_once(&rotator, FIELD_MANAGER, &ns, "p", &clock.now()).await.unwrap(), Ran::Stepped("retire", 4));
     let retired = keyring(&admin, &ns, "p").await;
     assert_eq!(jwt_states(&retired), [KeyState::Active]);
     assert_eq!(retired.api_keys.len(), 1);
@@ -168,9 +169,12 @@ async fn the_executor_may_rotate_its_own_policy_and_nothing_else() {
     let (admin, ns, clock, controller) = setup(&[("a", ROTATING), ("b", ROTATING)]).await;
     let ns = ns.name().to_owned();
     let rotator = rotator_client(&ns, "a").await;
-    run_once(&rotator, &ns, "a", &clock.now()).await.expect("its own policy");
+    run_once(&rotator, FIELD_MANAGER, &ns, "a", &clock.now()).await.expect("its own policy");
     let forbidden = |r: &Result<Ran, mailagent_operator::error::Error>| matches!(r, Err(mailagent_operator::error::Error::Kube { source: kube::Error::Api(s), .. }) if s.code == 403);
-    assert!(forbidden(&run_once(&rotator, &ns, "b", &clock.now()).await), "another policy must be forbidden");
+    assert!(
+        forbidden(&run_once(&rotator, FIELD_MANAGER, &ns, "b", &clock.now()).await),
+        "another policy must be forbidden"
+    );
     let secrets = Api::<Secret>::namespaced(rotator.clone(), &ns);
     for result in [secrets.get("b-signer").await.map(|_| ()), secrets.list(&ListParams::default()).await.map(|_| ())] {
         assert!(matches!(result, Err(kube::Error::Api(s)) if s.code == 403));
@@ -195,7 +199,7 @@ async fn concurrent_runs_take_one_step_and_mint_once() {
     clock.set(policy.status.unwrap().next_rotation_time.unwrap().0);
     let rotator = rotator_client(&ns, "p").await;
     let now = clock.now();
-    let runs = futures::future::join_all((0..4).map(|_| run_once(&rotator, &ns, "p", &now))).await;
+    let runs = futures::future::join_all((0..4).map(|_| run_once(&rotator, FIELD_MANAGER, &ns, "p", &now))).await;
     let stepped = runs.iter().filter(|r| matches!(r, Ok(Ran::Stepped(..)))).count();
     assert_eq!(stepped, 1, "exactly one of four concurrent runs steps: {runs:?}");
     assert!(runs.iter().all(|r| r.is_ok()), "{runs:?}");

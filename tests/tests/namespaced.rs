@@ -104,6 +104,7 @@ async fn roles_in_the_watched_namespaces_are_all_it_needs_and_others_stay_untouc
         clock: Arc::new(SystemClock),
         verify_interval: mailagent_operator::controller::mailagent::verify::DEFAULT_INTERVAL,
         operator_namespace: None,
+        shard: Default::default(),
     };
     let recorder = Recorder::new(client.clone(), Reporter { controller: "mailagent-operator".into(), instance: None });
     let shutdown = async move {

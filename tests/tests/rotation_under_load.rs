@@ -21,6 +21,7 @@ use mailagent_operator::controller::authpolicy::material::SignerState;
 use mailagent_operator::controller::authpolicy::rotate::{Ran, run_once};
 use mailagent_operator::controller::authpolicy::{Clock, ManualClock};
 use mailagent_operator::controller::mailagent::build::{Inputs, render_config, validate};
+use mailagent_operator::shard::BASE_NAME as FIELD_MANAGER;
 use mailagent_operator::token;
 use mailagent_service::settings::Source;
 use mailagent_service::testing::{CannedAssistant, post, send};
@@ -196,11 +197,11 @@ async fn zero_failed_requests_across_a_full_rotation_and_old_keys_fail_right_aft
     };
     tokio::time::sleep(Duration::from_secs(2)).await;
     clock.set(policies.get("p").await.unwrap().status.unwrap().next_rotation_time.unwrap().0);
-    assert_eq!(run_once(&rotator, &ns, "p", &clock.now()).await.unwrap(), Ran::Stepped("stage", 2));
+    assert_eq!(run_once(&rotator, FIELD_MANAGER, &ns, "p", &clock.now()).await.unwrap(), Ran::Stepped("stage", 2));
     seen(2).await; // the propagation budget, played by the test's kubelet
     tokio::time::sleep(Duration::from_secs(2)).await;
     clock.advance(Duration::from_secs(60));
-    assert_eq!(run_once(&rotator, &ns, "p", &clock.now()).await.unwrap(), Ran::Stepped("promote", 3));
+    assert_eq!(run_once(&rotator, FIELD_MANAGER, &ns, "p", &clock.now()).await.unwrap(), Ran::Stepped("promote", 3));
     seen(3).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     // During the overlap the previous key and tokens of the previous kid still work.
@@ -212,7 +213,7 @@ async fn zero_failed_requests_across_a_full_rotation_and_old_keys_fail_right_aft
         "previous kid in the overlap"
     );
     clock.advance(Duration::from_secs(120));
-    assert_eq!(run_once(&rotator, &ns, "p", &clock.now()).await.unwrap(), Ran::Stepped("retire", 4));
+    assert_eq!(run_once(&rotator, FIELD_MANAGER, &ns, "p", &clock.now()).await.unwrap(), Ran::Stepped("retire", 4));
     seen(4).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(

@@ -15,6 +15,7 @@ use kube::{Api, Client, Resource};
 use mailagent_operator::controller::{authpolicy, mailagent};
 use mailagent_operator::health::Health;
 use mailagent_operator::metrics::Metrics;
+use mailagent_operator::shard::Shard;
 use serde::de::DeserializeOwned;
 use tokio::sync::OnceCell;
 
@@ -151,15 +152,38 @@ impl RunningController {
         Self::launch(client, namespace, concurrency, policies)
     }
 
+    /// Starts both controllers as one shard of several (as the operator's ServiceAccount).
+    #[allow(dead_code)]
+    pub async fn start_shard(namespace: &str, shard: Shard) -> Self {
+        let client = operator_client().await;
+        let policies =
+            RunningPolicies::start_shard(client.clone(), namespace, Arc::new(authpolicy::SystemClock), shard);
+        Self::launch_shard(client, namespace, mailagent::DEFAULT_CONCURRENCY, policies, shard)
+    }
+
     fn launch(client: Client, namespace: &str, concurrency: u16, policies: RunningPolicies) -> Self {
+        Self::launch_shard(client, namespace, concurrency, policies, Shard::default())
+    }
+
+    fn launch_shard(
+        client: Client,
+        namespace: &str,
+        concurrency: u16,
+        policies: RunningPolicies,
+        shard: Shard,
+    ) -> Self {
         let metrics = Arc::new(Metrics::default());
         let health = Arc::new(Health::default());
         health.set_leading();
         let recorder =
             Recorder::new(client.clone(), Reporter { controller: "mailagent-operator".into(), instance: None });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let scope =
-            mailagent::Scope { namespace: Some(namespace.to_owned()), concurrency, ..mailagent::Scope::default() };
+        let scope = mailagent::Scope {
+            namespace: Some(namespace.to_owned()),
+            concurrency,
+            shard,
+            ..mailagent::Scope::default()
+        };
         let run = mailagent::run(client, scope, metrics.clone(), recorder, health.clone(), async move {
             let _ = stopped.await;
         });
@@ -196,12 +220,21 @@ impl RunningPolicies {
 
     /// Starts it with `client` (the operator's identity on some plane).
     pub fn start_with(client: Client, namespace: &str, clock: Arc<dyn authpolicy::Clock>) -> Self {
+        Self::start_shard(client, namespace, clock, Shard::default())
+    }
+
+    /// Starts it as one shard of several.
+    pub fn start_shard(client: Client, namespace: &str, clock: Arc<dyn authpolicy::Clock>, shard: Shard) -> Self {
         let metrics = Arc::new(Metrics::default());
         let recorder =
             Recorder::new(client.clone(), Reporter { controller: "mailagent-operator".into(), instance: None });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let settings =
-            authpolicy::Settings { namespace: Some(namespace.to_owned()), rotator_image: ROTATOR_IMAGE.into(), clock };
+        let settings = authpolicy::Settings {
+            namespace: Some(namespace.to_owned()),
+            rotator_image: ROTATOR_IMAGE.into(),
+            clock,
+            shard,
+        };
         let run = authpolicy::run(client, settings, metrics.clone(), recorder, async move {
             let _ = stopped.await;
         });

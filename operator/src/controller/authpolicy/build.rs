@@ -207,7 +207,9 @@ pub fn tick_minutes(spec: &AuthPolicySpec) -> u32 {
 ///
 /// `suspend` mirrors `rotation.suspend`, except while a rotation is in flight (a Staged or
 /// Verifying key, or a manual nonce not yet handled), which must be allowed to finish.
-pub fn rotator_cron_job(policy: &AuthPolicy, state: &SignerState, image: &str) -> CronJob {
+/// `manager`: the owning shard's field manager, which the Job writes under too (passed only when
+/// it is not the unsharded default, so an unsharded CronJob is as it always was).
+pub fn rotator_cron_job(policy: &AuthPolicy, state: &SignerState, image: &str, manager: &str) -> CronJob {
     let name = policy.name_any();
     let ns = policy.namespace().unwrap_or_default();
     let suspended = policy.spec.rotation.as_ref().is_some_and(|r| r.suspend);
@@ -221,7 +223,7 @@ pub fn rotator_cron_job(policy: &AuthPolicy, state: &SignerState, image: &str) -
     let container = Container {
         name: "rotate".into(),
         image: Some(image.to_owned()),
-        args: Some(vec!["rotate".into(), "--namespace".into(), ns, "--policy".into(), name.clone()]),
+        args: Some(rotate_args(ns, name.clone(), manager)),
         env: Some(vec![k8s_openapi::api::core::v1::EnvVar {
             name: "LOG_FORMAT".into(),
             value: Some("json".into()),
@@ -285,6 +287,15 @@ pub fn rotator_cron_job(policy: &AuthPolicy, state: &SignerState, image: &str) -
         },
         ..CronJob::default()
     }
+}
+
+/// The rotation Job's command line.
+fn rotate_args(ns: String, policy: String, manager: &str) -> Vec<String> {
+    let mut args = vec!["rotate".into(), "--namespace".into(), ns, "--policy".into(), policy];
+    if manager != crate::shard::BASE_NAME {
+        args.extend(["--field-manager".into(), manager.to_owned()]);
+    }
+    args
 }
 
 #[cfg(test)]
@@ -352,7 +363,7 @@ mod tests {
         }
         let secrets = rules[0].resource_names.clone().unwrap();
         assert_eq!(secrets, ["team-auth-signer", "team-auth-keyring", "team-auth-client-ci", "team-auth-client-bot"]);
-        let job = rotator_cron_job(&p, &SignerState::default(), "op:1");
+        let job = rotator_cron_job(&p, &SignerState::default(), "op:1", crate::shard::BASE_NAME);
         let spec = job.spec;
         assert_eq!(spec.concurrency_policy.as_deref(), Some("Forbid"));
         assert_eq!(spec.schedule, "*/15 * * * *", "a 24h overlap ticks every 15 minutes");
@@ -362,9 +373,9 @@ mod tests {
     fn suspend_is_mirrored_unless_a_rotation_is_in_flight() {
         let p = policy("mode: jwt\njwt: {audiences: [a]}\nrotation: {every: 720h, suspend: true}");
         let state = minted(&p);
-        assert_eq!(rotator_cron_job(&p, &state, "op").spec.suspend, Some(true));
+        assert_eq!(rotator_cron_job(&p, &state, "op", crate::shard::BASE_NAME).spec.suspend, Some(true));
         let mut annotated = p.clone();
         annotated.annotations_mut().insert(mailagent_crds::authpolicy::ROTATE_ANNOTATION.into(), "n1".into());
-        assert_eq!(rotator_cron_job(&annotated, &state, "op").spec.suspend, Some(false));
+        assert_eq!(rotator_cron_job(&annotated, &state, "op", crate::shard::BASE_NAME).spec.suspend, Some(false));
     }
 }

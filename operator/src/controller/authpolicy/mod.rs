@@ -30,7 +30,6 @@ use serde::de::DeserializeOwned;
 use tracing::{info, warn};
 
 use crate::error::{Error, Result};
-use crate::labels::FIELD_MANAGER;
 use crate::metrics::Metrics;
 use crate::reflect::is_subset;
 use plan::{Inputs, Step};
@@ -93,6 +92,8 @@ pub struct Context {
     pub(crate) clock: Arc<dyn Clock>,
     /// The operator image, run by the rotation CronJob.
     pub(crate) rotator_image: String,
+    /// Which policies are this process's; every write is under its field manager.
+    pub(crate) shard: crate::shard::Shard,
 }
 
 /// Settings of the AuthPolicy controller.
@@ -104,6 +105,8 @@ pub struct Settings {
     pub rotator_image: String,
     /// The clock.
     pub clock: Arc<dyn Clock>,
+    /// Which policies are this process's when several operators split the fleet.
+    pub shard: crate::shard::Shard,
 }
 
 /// Runs the AuthPolicy controller until `shutdown` resolves.
@@ -118,8 +121,14 @@ pub fn run(
         Some(ns) => (Api::<AuthPolicy>::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
         None => (Api::<AuthPolicy>::all(client.clone()), Api::all(client.clone())),
     };
-    let ctx =
-        Arc::new(Context { client, metrics, recorder, clock: settings.clock, rotator_image: settings.rotator_image });
+    let ctx = Arc::new(Context {
+        client,
+        metrics,
+        recorder,
+        clock: settings.clock,
+        rotator_image: settings.rotator_image,
+        shard: settings.shard,
+    });
     Controller::new(api, kube::runtime::watcher::Config::default().any_semantic())
         .reconcile_on(agents::policies_to_wake(agents))
         .graceful_shutdown_on(shutdown)
@@ -132,6 +141,19 @@ pub fn run(
 }
 
 async fn reconcile(policy: Arc<AuthPolicy>, ctx: Arc<Context>) -> Result<Action> {
+    if !ctx.shard.owns(policy.meta()) {
+        // Another shard's: its owner writes it (and is woken by the same watch event). Once the
+        // new owner has written its status, this shard's name comes off it.
+        let manager = ctx.shard.field_manager();
+        if crate::handover::release_due_live(&*policy, &manager) {
+            let api = Api::<AuthPolicy>::namespaced(ctx.client.clone(), &policy.namespace().unwrap_or_default());
+            crate::handover::release_status(&api, &policy.name_any(), &manager)
+                .await
+                .map_err(Error::kube("releasing the status of a policy that moved to another shard"))?;
+            ctx.metrics.wrote("AuthPolicy", "handover");
+        }
+        return Ok(Action::await_change());
+    }
     let started = Instant::now();
     let result = reconcile_policy(&policy, &ctx).await;
     ctx.metrics.reconciled(CONTROLLER, started.elapsed());
@@ -161,16 +183,18 @@ async fn reconcile_policy(policy: &AuthPolicy, ctx: &Context) -> Result<Action> 
     let mut pending = None;
     match plan::plan(&inputs) {
         Ok(Some(step)) if step.urgent() && !status::in_backoff(policy, &now) => match plan::execute(&inputs, &step) {
-            Ok(next) => match store::save(&ctx.client, policy, &next, resource_version).await {
-                Ok(()) => {
-                    ctx.metrics.wrote("Secret", "apply");
-                    announce(policy, &step, &next, ctx).await;
-                    state = next;
+            Ok(next) => {
+                match store::save(&ctx.client, &ctx.shard.field_manager(), policy, &next, resource_version).await {
+                    Ok(()) => {
+                        ctx.metrics.wrote("Secret", "apply");
+                        announce(policy, &step, &next, ctx).await;
+                        state = next;
+                    }
+                    // The rotation Job wrote first; look again with its document.
+                    Err(e) if store::lost_race(&e) => return Ok(Action::requeue(Duration::from_secs(1))),
+                    Err(e) => return Err(e),
                 }
-                // The rotation Job wrote first; look again with its document.
-                Err(e) if store::lost_race(&e) => return Ok(Action::requeue(Duration::from_secs(1))),
-                Err(e) => return Err(e),
-            },
+            }
             Err(refusal) => {
                 warn!(policy = %name, %refusal, "step refused");
                 outcome = status::outcome_of(&refusal);
@@ -181,7 +205,7 @@ async fn reconcile_policy(policy: &AuthPolicy, ctx: &Context) -> Result<Action> 
         Err(refusal) => outcome = status::outcome_of(&refusal),
     }
     if state.revision > 0 {
-        let writes = store::publish(&ctx.client, policy, &state, &now).await?;
+        let writes = store::publish(&ctx.client, &ctx.shard.field_manager(), policy, &state, &now).await?;
         for _ in 0..writes {
             ctx.metrics.wrote("Secret", "apply");
         }
@@ -246,7 +270,7 @@ fn requeue(policy: &AuthPolicy, state: &material::SignerState, now: &Time) -> Ac
 }
 
 async fn write_status(policy: &AuthPolicy, desired: &mailagent_crds::AuthPolicyStatus, ctx: &Context) -> Result<()> {
-    match status::write(&ctx.client, policy, desired).await {
+    match status::write(&ctx.client, &ctx.shard.field_manager(), policy, desired).await {
         Ok(true) => {
             ctx.metrics.wrote("AuthPolicy", "status");
             Ok(())
@@ -265,7 +289,7 @@ async fn ensure_rotator(policy: &AuthPolicy, state: &material::SignerState, ctx:
     ensure(ctx, &ns, &build::rotator_service_account(policy)).await?;
     ensure(ctx, &ns, &build::rotator_role(policy)).await?;
     ensure(ctx, &ns, &build::rotator_role_binding(policy)).await?;
-    ensure(ctx, &ns, &build::rotator_cron_job(policy, state, &ctx.rotator_image)).await?;
+    ensure(ctx, &ns, &build::rotator_cron_job(policy, state, &ctx.rotator_image, &ctx.shard.field_manager())).await?;
     Ok(())
 }
 
@@ -281,16 +305,22 @@ where
     let api = Api::<K>::namespaced(ctx.client.clone(), ns);
     let name = desired.name_any();
     let wanted = serde_json::to_value(desired).expect("k8s-openapi objects serialize");
+    let manager = ctx.shard.field_manager();
     if let Some(live) = api.get_opt(&name).await.map_err(Error::kube("reading a rotation executor object"))? {
+        let co_owned = crate::handover::co_owned_live(&live, &manager);
         let live = serde_json::to_value(&live).expect("k8s-openapi objects serialize");
-        if is_subset(&wanted, &live) {
+        if is_subset(&wanted, &live) && !co_owned {
             return Ok(());
         }
     }
-    api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&wanted))
+    let live = api
+        .patch(&name, &PatchParams::apply(&manager).force(), &Patch::Apply(&wanted))
         .await
         .map_err(Error::kube("applying a rotation executor object"))?;
     ctx.metrics.wrote(<K as k8s_openapi::Resource>::KIND, "apply");
+    if store::release(&api, &live, &manager).await? > 0 {
+        ctx.metrics.wrote(<K as k8s_openapi::Resource>::KIND, "handover");
+    }
     Ok(())
 }
 

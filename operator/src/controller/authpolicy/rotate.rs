@@ -35,7 +35,9 @@ pub enum Ran {
 }
 
 /// Runs one step for `namespace/name` at `now`.
-pub async fn run_once(client: &Client, namespace: &str, name: &str, now: &Time) -> Result<Ran> {
+/// Writes are under `manager`: the field manager of the shard that owns the policy, which puts
+/// it in the CronJob it builds, so the Job and the controller share one owner of each field.
+pub async fn run_once(client: &Client, manager: &str, namespace: &str, name: &str, now: &Time) -> Result<Ran> {
     let policy = Api::<AuthPolicy>::namespaced(client.clone(), namespace)
         .get(name)
         .await
@@ -45,9 +47,9 @@ pub async fn run_once(client: &Client, namespace: &str, name: &str, now: &Time) 
     };
     let published = store::published_revision(client, namespace, name).await?;
     if published < loaded.state.revision {
-        store::publish(client, &policy, &loaded.state, now).await?;
+        store::publish(client, manager, &policy, &loaded.state, now).await?;
         let desired = status::compute(&policy, Some(&loaded.state), None, &Outcome::Fine, now);
-        write_status_quietly(client, &policy, &desired).await?;
+        write_status_quietly(client, manager, &policy, &desired).await?;
         info!(policy = %name, revision = loaded.state.revision, "published a step a previous run had written");
         return Ok(Ran::Completed(loaded.state.revision));
     }
@@ -62,16 +64,16 @@ pub async fn run_once(client: &Client, namespace: &str, name: &str, now: &Time) 
         Ok(Some(step)) => step,
         Ok(None) => {
             let desired = status::compute(&policy, Some(&loaded.state), None, &Outcome::Fine, now);
-            write_status_quietly(client, &policy, &desired).await?;
+            write_status_quietly(client, manager, &policy, &desired).await?;
             return Ok(Ran::NothingDue);
         }
-        Err(refusal) => return refuse(client, &policy, &loaded.state, None, &refusal, now).await,
+        Err(refusal) => return refuse(client, manager, &policy, &loaded.state, None, &refusal, now).await,
     };
     let next = match plan::execute(&inputs, &step) {
         Ok(next) => next,
-        Err(refusal) => return refuse(client, &policy, &loaded.state, Some(&step), &refusal, now).await,
+        Err(refusal) => return refuse(client, manager, &policy, &loaded.state, Some(&step), &refusal, now).await,
     };
-    match store::save(client, &policy, &next, loaded.resource_version.clone()).await {
+    match store::save(client, manager, &policy, &next, loaded.resource_version.clone()).await {
         Ok(()) => {}
         Err(e) if store::lost_race(&e) => {
             info!(policy = %name, "another run advanced the keyring first; nothing done");
@@ -79,15 +81,16 @@ pub async fn run_once(client: &Client, namespace: &str, name: &str, now: &Time) 
         }
         Err(e) => return Err(e),
     }
-    store::publish(client, &policy, &next, now).await?;
+    store::publish(client, manager, &policy, &next, now).await?;
     let desired = status::compute(&policy, Some(&next), None, &Outcome::Fine, now);
-    write_status_quietly(client, &policy, &desired).await?;
+    write_status_quietly(client, manager, &policy, &desired).await?;
     info!(policy = %name, step = step.name(), revision = next.revision, "{}", super::describe(&step, &next, &policy));
     Ok(Ran::Stepped(step.name(), next.revision))
 }
 
 async fn refuse(
     client: &Client,
+    manager: &str,
     policy: &AuthPolicy,
     state: &super::material::SignerState,
     step: Option<&plan::Step>,
@@ -96,17 +99,18 @@ async fn refuse(
 ) -> Result<Ran> {
     warn!(policy = %policy.name_any(), %refusal, "step refused");
     let desired = status::compute(policy, Some(state), step, &status::outcome_of(refusal), now);
-    write_status_quietly(client, policy, &desired).await?;
+    write_status_quietly(client, manager, policy, &desired).await?;
     Err(Error::InvalidSpec(refusal.to_string()))
 }
 
 /// Status is a report: losing its conditional write to a newer writer is fine.
 async fn write_status_quietly(
     client: &Client,
+    manager: &str,
     policy: &AuthPolicy,
     desired: &mailagent_crds::AuthPolicyStatus,
 ) -> Result<()> {
-    match status::write(client, policy, desired).await {
+    match status::write(client, manager, policy, desired).await {
         Ok(_) => Ok(()),
         Err(e) if store::lost_race(&e) => Ok(()),
         Err(e) => Err(e),

@@ -13,7 +13,6 @@ use mailagent_crds::contract::KeyState;
 use super::material::{Chain, SignerState};
 use super::plan::{self, Refusal, Step};
 use crate::error::{Error, Result};
-use crate::labels::FIELD_MANAGER;
 
 /// Condition types besides Ready and Degraded.
 pub const ROTATING: &str = conditions::ROTATING;
@@ -154,8 +153,15 @@ pub fn in_backoff(policy: &AuthPolicy, now: &Time) -> bool {
 /// Writes `desired` if it differs from the policy's status, guarded by the policy's
 /// resourceVersion. A conflict means someone (the rotation Job, another reconcile) wrote newer
 /// state: the caller re-reads instead of overwriting it.
-pub async fn write(client: &kube::Client, policy: &AuthPolicy, desired: &AuthPolicyStatus) -> Result<bool> {
-    if policy.status.as_ref() == Some(desired) {
+pub async fn write(
+    client: &kube::Client,
+    manager: &str,
+    policy: &AuthPolicy,
+    desired: &AuthPolicyStatus,
+) -> Result<bool> {
+    // Just moved here from another shard: written once under this shard's name, the cue for the
+    // shard it left to release its own (see `handover.rs`).
+    if policy.status.as_ref() == Some(desired) && !crate::handover::takeover_due_live(policy, manager) {
         return Ok(false);
     }
     let ns = policy.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
@@ -166,7 +172,7 @@ pub async fn write(client: &kube::Client, policy: &AuthPolicy, desired: &AuthPol
         "status": desired,
     });
     Api::<AuthPolicy>::namespaced(client.clone(), &ns)
-        .patch_status(&policy.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
+        .patch_status(&policy.name_any(), &PatchParams::apply(manager).force(), &Patch::Apply(&patch))
         .await
         .map_err(Error::kube("writing AuthPolicy status"))?;
     Ok(true)

@@ -16,7 +16,7 @@ use mailagent_crds::contract::{Keyring, files};
 use super::build;
 use super::material::SignerState;
 use crate::error::{Error, Result};
-use crate::labels::FIELD_MANAGER;
+use crate::handover;
 
 /// The signer document and the resourceVersion it was read at.
 #[derive(Clone, Debug)]
@@ -47,6 +47,7 @@ pub fn lost_race(error: &Error) -> bool {
 /// only if the Secret is still at that version. A 409 means another writer won.
 pub async fn save(
     client: &Client,
+    manager: &str,
     policy: &AuthPolicy,
     state: &SignerState,
     resource_version: Option<String>,
@@ -56,7 +57,7 @@ pub async fn save(
     match resource_version {
         None => {
             api.create(
-                &PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() },
+                &PostParams { field_manager: Some(manager.into()), ..Default::default() },
                 &build::signer_secret(policy, state, None),
             )
             .await
@@ -64,13 +65,15 @@ pub async fn save(
         }
         Some(rv) => {
             let secret = build::signer_secret(policy, state, Some(rv));
-            api.patch(
-                &signer_secret_name(&policy.name_any()),
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&secret),
-            )
-            .await
-            .map_err(Error::kube("writing the signer Secret"))?;
+            let live = api
+                .patch(
+                    &signer_secret_name(&policy.name_any()),
+                    &PatchParams::apply(manager).force(),
+                    &Patch::Apply(&secret),
+                )
+                .await
+                .map_err(Error::kube("writing the signer Secret"))?;
+            release(&api, &live, manager).await?;
         }
     }
     Ok(())
@@ -88,33 +91,57 @@ pub async fn published_revision(client: &Client, ns: &str, policy: &str) -> Resu
 
 /// Publishes what verifiers and clients need, in order: the keyring and the JWKS first, then the
 /// client Secrets, so nothing is handed out before verifiers can know it. Returns the writes made.
-pub async fn publish(client: &Client, policy: &AuthPolicy, state: &SignerState, now: &Time) -> Result<u32> {
+pub async fn publish(
+    client: &Client,
+    manager: &str,
+    policy: &AuthPolicy,
+    state: &SignerState,
+    now: &Time,
+) -> Result<u32> {
     let ns = policy.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
     let secrets = Api::<Secret>::namespaced(client.clone(), &ns);
     let mut writes = 0;
-    writes += ensure_secret(&secrets, &build::keyring_secret(policy, state, now)).await?;
+    writes += ensure_secret(&secrets, manager, &build::keyring_secret(policy, state, now)).await?;
     let jwks = build::jwks_config_map(policy, state, now);
     let maps = Api::<ConfigMap>::namespaced(client.clone(), &ns);
     let live = maps.get_opt(&jwks.name_any()).await.map_err(Error::kube("reading the JWKS ConfigMap"))?;
-    if live.is_none_or(|l| l.data != jwks.data || l.labels() != jwks.labels()) {
-        maps.patch(&jwks.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&jwks))
+    if live.is_none_or(|l| l.data != jwks.data || l.labels() != jwks.labels() || handover::co_owned_live(&l, manager)) {
+        let live = maps
+            .patch(&jwks.name_any(), &PatchParams::apply(manager).force(), &Patch::Apply(&jwks))
             .await
             .map_err(Error::kube("publishing the JWKS"))?;
-        writes += 1;
+        writes += 1 + release(&maps, &live, manager).await?;
     }
     for secret in build::client_secrets(policy, state) {
-        writes += ensure_secret(&secrets, &secret).await?;
+        writes += ensure_secret(&secrets, manager, &secret).await?;
     }
     Ok(writes)
 }
 
-async fn ensure_secret(api: &Api<Secret>, desired: &Secret) -> Result<u32> {
+async fn ensure_secret(api: &Api<Secret>, manager: &str, desired: &Secret) -> Result<u32> {
     let live = api.get_opt(&desired.name_any()).await.map_err(Error::kube("reading a generated Secret"))?;
-    if live.is_some_and(|l| l.data == desired.data && l.labels() == desired.labels()) {
+    if live.is_some_and(|l| {
+        l.data == desired.data && l.labels() == desired.labels() && !handover::co_owned_live(&l, manager)
+    }) {
         return Ok(0);
     }
-    api.patch(&desired.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(desired))
+    let live = api
+        .patch(&desired.name_any(), &PatchParams::apply(manager).force(), &Patch::Apply(desired))
         .await
         .map_err(Error::kube("publishing a generated Secret"))?;
-    Ok(1)
+    Ok(1 + release(api, &live, manager).await?)
+}
+
+/// After a policy moved between shards: takes the previous shard's field-manager entries off
+/// what this one just wrote (see `handover.rs`). Returns the writes made (0 or 1).
+pub async fn release<K>(api: &Api<K>, live: &K, manager: &str) -> Result<u32>
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+{
+    match handover::release_others(api, live, manager).await {
+        Ok(released) => Ok(u32::from(released.is_some())),
+        // Written meanwhile: the next reconcile sees the other entries again and retries.
+        Err(kube::Error::Api(status)) if status.code == 409 || status.code == 422 => Ok(0),
+        Err(e) => Err(Error::kube("taking over an object from another shard")(e)),
+    }
 }

@@ -17,8 +17,10 @@ use tracing::debug;
 use super::Context;
 use super::build::Children;
 use crate::error::{Error, Result};
-use crate::labels::{AGENT_LABEL, APPLIED_HASH_ANNOTATION, FIELD_MANAGER};
+use crate::handover;
+use crate::labels::{AGENT_LABEL, APPLIED_HASH_ANNOTATION};
 use crate::reflect::{drift, is_subset, live_json};
+use crate::shard::SHARD_LABEL;
 
 /// Brings every child to its desired state and removes unwanted ones. Returns the live
 /// Deployment, for a status that does not wait for the cache to see our own write.
@@ -38,6 +40,8 @@ pub async fn apply(agent: &MailAgent, children: &Children, ctx: &Context) -> Res
 }
 
 /// Applies `desired` unless the cached object already is what we want; returns the live object.
+/// With shards, the object also carries this shard's label (its watch selects by it), and a
+/// first apply after a hand-over takes the previous shard's field-manager entries off.
 ///
 /// "Already is" needs two checks. The applied-hash annotation says whether our rendering changed
 /// since the last apply; only it can see a field we must now *remove* (an owner reference when
@@ -56,13 +60,16 @@ where
     let name = desired.name_any();
     let ns = desired.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
     let mut wanted = serde_json::to_value(desired).expect("k8s-openapi objects serialize");
+    if let Some(index) = ctx.shard.child_label() {
+        wanted["metadata"]["labels"][SHARD_LABEL] = serde_json::Value::String(index);
+    }
     let hash = rendering_hash(&wanted);
     wanted["metadata"]["annotations"][APPLIED_HASH_ANNOTATION] = serde_json::Value::String(hash.clone());
     if let Some(cached) = store.get(&ObjectRef::new(&name).within(&ns)) {
         let same_rendering = cached.annotations().get(APPLIED_HASH_ANNOTATION) == Some(&hash);
         // The cache holds children compacted; this is the object as watched.
         let live = live_json(&*cached);
-        if same_rendering && is_subset(&wanted, &live) {
+        if same_rendering && is_subset(&wanted, &live) && !handover::co_owned(&*cached) {
             return Ok((*cached).clone());
         }
         if same_rendering && let Some(agent) = desired.labels().get(AGENT_LABEL) {
@@ -73,11 +80,22 @@ where
     }
     debug!(kind = <K as k8s_openapi::Resource>::KIND, %ns, %name, "applying");
     let api = Api::<K>::namespaced(ctx.client.clone(), &ns);
+    let manager = ctx.shard.field_manager();
     let live = api
-        .patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&wanted))
+        .patch(&name, &PatchParams::apply(&manager).force(), &Patch::Apply(&wanted))
         .await
         .map_err(Error::kube("applying a child"))?;
     ctx.metrics.wrote(<K as k8s_openapi::Resource>::KIND, "apply");
+    let live = match handover::release_others(&api, &live, &manager).await {
+        Ok(Some(released)) => {
+            ctx.metrics.wrote(<K as k8s_openapi::Resource>::KIND, "handover");
+            released
+        }
+        Ok(None) => live,
+        // Written meanwhile: the watch brings the new version, and the next reconcile tries again.
+        Err(kube::Error::Api(status)) if status.code == 409 || status.code == 422 => live,
+        Err(e) => return Err(Error::kube("taking over a child from another shard")(e)),
+    };
     repair(&api, &wanted, live, ctx).await
 }
 
@@ -102,7 +120,7 @@ where
     let repaired = api
         .patch(
             &live.name_any(),
-            &PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..PatchParams::default() },
+            &PatchParams { field_manager: Some(ctx.shard.field_manager().into_owned()), ..PatchParams::default() },
             &Patch::<()>::Json(patch),
         )
         .await

@@ -33,6 +33,7 @@ use crate::health::{Health, WatchHealth};
 use crate::labels::{AGENT_LABEL, MANAGED_SELECTOR};
 use crate::metrics::Metrics;
 use crate::reflect::{self, Ready, Seen, Watched, watch};
+use crate::shard::Shard;
 
 /// Controller name in metrics, events and logs.
 pub const CONTROLLER: &str = "mailagent";
@@ -83,6 +84,8 @@ pub struct Context {
     pub(crate) stores: Stores,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) recorder: Recorder,
+    /// Which agents are this process's; every write is under its field manager.
+    pub(crate) shard: Shard,
     agents: Store<Agent>,
     failures: Mutex<HashMap<ObjectRef<Agent>, u32>>,
     /// Probes of the agents' doors (the `Verified` condition).
@@ -142,6 +145,8 @@ pub struct Scope {
     /// Who is in which Gmail quota group; one book for every scope of one operator, since a
     /// Google project's quota spans namespaces.
     pub quota: Arc<quota::QuotaBook>,
+    /// Which agents are this process's when several operators split the fleet.
+    pub shard: Shard,
 }
 
 impl Default for Scope {
@@ -152,6 +157,7 @@ impl Default for Scope {
             verify_interval: verify::DEFAULT_INTERVAL,
             operator_namespace: None,
             quota: Arc::default(),
+            shard: Shard::default(),
         }
     }
 }
@@ -208,7 +214,8 @@ impl Drop for Drivers {
     }
 }
 
-/// Watches one kind of child (by the operator's label), sending each change to its agent.
+/// Watches one kind of child (by the operator's label, and the shard's when sharded: a shard
+/// caches only its own children), sending each change to its agent.
 fn watch_children<K>(scope: &Scope, client: &Client, health: &Arc<WatchHealth>, triggers: &Triggers) -> Watched<K>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
@@ -220,7 +227,11 @@ where
         + 'static,
 {
     let triggers = triggers.clone();
-    watch(scope.api::<K>(client), Some(MANAGED_SELECTOR), health.clone(), move |seen| triggers.child(seen))
+    let selector = match scope.shard.child_selector() {
+        Some(shard) => format!("{MANAGED_SELECTOR},{shard}"),
+        None => MANAGED_SELECTOR.to_owned(),
+    };
+    watch(scope.api::<K>(client), Some(&selector), scope.shard, health.clone(), move |seen| triggers.child(seen))
 }
 
 /// Runs the MailAgent controller until `shutdown` resolves.
@@ -247,8 +258,11 @@ pub fn run(
     let agent_triggers = triggers.clone();
     // The watch makes its store, so the callback gets it once both exist (before the watch runs).
     let (book, own_store) = (scope.quota.clone(), Arc::new(std::sync::OnceLock::<Store<Agent>>::new()));
-    let store_for_watch = own_store.clone();
-    let agents = watch(scope.api::<Agent>(&watch_client), None, watches.clone(), move |seen| {
+    let (store_for_watch, shard) = (own_store.clone(), scope.shard);
+    // Every shard watches every agent (they are small next to their children): a quota group
+    // spans shards, so each counts all its members, and an agent relabelled to this shard is
+    // seen arriving.
+    let agents = watch(scope.api::<Agent>(&watch_client), None, shard, watches.clone(), move |seen| {
         let store = store_for_watch.get().expect("set before the watch runs");
         match seen {
             Seen::Changed(changed) => {
@@ -256,10 +270,12 @@ pub fn run(
                 if store.get(&agent).is_none() {
                     // Gone from the cache: deleted. Its quota group shares out what it held.
                     book.leave(&agent);
-                } else if let Some(joining) = named_group_member(changed, &agent_triggers.one) {
+                } else if let Some(joining) = counted_member(changed, &agent_triggers.one, &shard) {
                     // Counted now, so its group re-renders before (not after) its own reconcile.
                     book.join(joining, || true);
                 }
+                // Another shard's agent is only counted; one that just left this shard is looked
+                // at once more, which forgets it.
                 let _ = agent_triggers.one.unbounded_send(agent);
             }
             Seen::Relisted => {
@@ -271,7 +287,7 @@ pub fn run(
     let _ = own_store.set(agents.store.clone());
     // A policy change re-renders every agent that references it.
     let (policy_triggers, agent_store) = (triggers.clone(), agents.store.clone());
-    let policies = watch(scope.api::<Policy>(&watch_client), None, watches, move |seen| match seen {
+    let policies = watch(scope.api::<Policy>(&watch_client), None, shard, watches, move |seen| match seen {
         Seen::Changed(policy) => {
             let (name, ns) = (policy.name_any(), policy.namespace());
             let referencing = agent_store
@@ -310,6 +326,7 @@ pub fn run(
         stores,
         metrics,
         recorder,
+        shard: scope.shard,
         agents: agent_store.clone(),
         failures: Mutex::default(),
         verifier: verify::Verifier::new(scope.verify_interval),
@@ -328,7 +345,7 @@ pub fn run(
         }
         // Agents that name their quota group are counted before the first reconcile, so each
         // renders its final share at once (a group learnt from OAuth clients grows as it is read).
-        ctx.quota.seed(ctx.agents.state().iter().filter_map(|a| named_group_member(a, &triggers.one)));
+        ctx.quota.seed(ctx.agents.state().iter().filter_map(|a| counted_member(a, &triggers.one, &ctx.shard)));
         _drivers.0.push(tokio::spawn(verify::run(ctx.clone(), triggers.one.clone())));
         health.set_synced();
         info!("caches listed; reconciling every agent");
@@ -349,6 +366,24 @@ pub fn run(
 }
 
 async fn reconcile(agent: Arc<Agent>, ctx: Arc<Context>) -> Result<Action> {
+    if !ctx.shard.owns(agent.meta()) {
+        // Another shard's (or it just moved there): its owner writes it. Counted in its quota
+        // group all the same (see `counted_member`).
+        let key = ObjectRef::from_obj(&*agent);
+        ctx.failures.lock().expect("not poisoned").remove(&key);
+        // Should it come back, what this shard last wrote is no longer what the object says.
+        ctx.written.lock().expect("not poisoned").remove(&key);
+        let manager = ctx.shard.field_manager();
+        if crate::handover::release_due(&*agent, &manager) {
+            // The new owner has written its status: this shard's name comes off it.
+            let api = Api::<MailAgent>::namespaced(ctx.client.clone(), key.namespace.as_deref().unwrap_or_default());
+            crate::handover::release_status(&api, &key.name, &manager)
+                .await
+                .map_err(Error::kube("releasing the status of an agent that moved to another shard"))?;
+            ctx.metrics.wrote("MailAgent", "handover");
+        }
+        return Ok(Action::await_change());
+    }
     let started = Instant::now();
     let agent = match &agent.0 {
         Ok(agent) => agent,
@@ -412,17 +447,24 @@ fn quota_allotment(agent: &MailAgent, refs: &dereference::Refs, ctx: &Context) -
     ctx.quota.join(joining, exists)
 }
 
-/// A Gmail agent that names its quota group in its spec, as the book counts it; `None` for any
-/// other (a group learnt from the credentials is counted when its reconcile reads them).
-fn named_group_member(agent: &Agent, trigger: &quota::Trigger) -> Option<quota::Joining> {
+/// A Gmail agent as the book counts it from the cache: by the group its spec names, or, for
+/// another shard's agent, by the group its status reports (its owner learnt it from the
+/// credentials, which only the owner reads). `None` for any other: a group this shard learns
+/// from the credentials is counted when its reconcile reads them.
+fn counted_member(agent: &Agent, trigger: &quota::Trigger, shard: &Shard) -> Option<quota::Joining> {
     let parsed = agent.0.as_ref().ok()?;
     let mailbox = &parsed.spec.mailbox;
     if mailbox.provider != mailagent_crds::contract::MailboxProvider::Gmail {
         return None;
     }
+    let named = mailbox.quota.as_ref().and_then(|q| q.group.clone());
+    let reported = || {
+        let status = parsed.status.as_ref()?.quota.as_ref()?;
+        if shard.owns(agent.meta()) { None } else { status.group.clone() }
+    };
     Some(quota::Joining {
         agent: ObjectRef::from_obj(agent),
-        group: Some(mailbox.quota.as_ref()?.group.clone()?),
+        group: Some(named.or_else(reported)?),
         budget: validate::group_budget(parsed),
         trigger: trigger.clone(),
     })

@@ -17,7 +17,7 @@ use super::build::{Children, service_name};
 use super::dereference::Refs;
 use super::problem::Problem;
 use crate::error::{Error, Result};
-use crate::labels::FIELD_MANAGER;
+use crate::handover;
 
 /// Computes the status and writes it if it differs from what the object already says.
 ///
@@ -45,7 +45,10 @@ pub async fn update(
         &current,
         Time(k8s_openapi::jiff::Timestamp::now()),
     );
-    if desired == current {
+    // Just moved here from another shard: written once under this shard's name, the cue for
+    // the shard it left to release its own (see `handover.rs`).
+    let manager = ctx.shard.field_manager();
+    if desired == current && !handover::takeover_due(agent, &manager) {
         return Ok(());
     }
     let patch = serde_json::json!({
@@ -54,7 +57,7 @@ pub async fn update(
         "status": desired,
     });
     Api::<MailAgent>::namespaced(ctx.client.clone(), &ns)
-        .patch_status(&agent.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
+        .patch_status(&agent.name_any(), &PatchParams::apply(&manager).force(), &Patch::Apply(&patch))
         .await
         .map_err(Error::kube("writing status"))?;
     ctx.metrics.wrote("MailAgent", "status");

@@ -160,6 +160,7 @@ pub async fn run(ctx: Arc<Context>, wake: mpsc::UnboundedSender<ObjectRef<Agent>
             .state()
             .iter()
             .filter_map(|a| a.0.as_ref().ok())
+            .filter(|a| ctx.shard.owns(&a.metadata))
             .filter(|a| {
                 let status = ctx.written_status(a).or_else(|| a.status.clone()).unwrap_or_default();
                 ctx.verifier.due(a, &status, now)
