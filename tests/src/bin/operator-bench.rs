@@ -2,7 +2,9 @@
 //! - API writes per new MailAgent, against its number of children (goal: children + 1 status);
 //! - wall time for the operator (the real release binary, as a process) to converge N agents,
 //!   against a plain loop that server-side-applies the same objects directly (goal: <= 1.5x);
-//! - the operator's resident memory with N agents (goal: < 64 MiB at 1,000).
+//! - the operator's resident memory with N agents (goal: < 64 MiB at 1,000);
+//! - the same N agents split over two shards (two processes, `SHARD_COUNT=2`): each shard's
+//!   resident memory, the writes per agent and the converge time, for `docs/scale.md`.
 //!
 //! Usage: operator-bench [N ...]   (default: 1000 3000)
 
@@ -33,9 +35,11 @@ async fn main() -> anyhow::Result<()> {
         "{:>6} {:>12} {:>12} {:>7} {:>14} {:>12} {:>10}",
         "agents", "baseline_s", "operator_s", "ratio", "writes/agent", "children", "rss_mib"
     );
-    for n in sizes {
+    let mut sharded = Vec::new();
+    for n in &sizes {
+        let n = *n;
         let baseline = baseline_loop(&admin, n).await?;
-        let run = operator_run(&admin, plane.kubeconfig_path(), &operator_bin, n).await?;
+        let run = operator_run(&admin, plane.kubeconfig_path(), &operator_bin, n, 1).await?;
         println!(
             "{n:>6} {:>12.2} {:>12.2} {:>7.2} {:>14.2} {:>12} {:>10.1}",
             baseline.as_secs_f64(),
@@ -43,10 +47,29 @@ async fn main() -> anyhow::Result<()> {
             run.converge.as_secs_f64() / baseline.as_secs_f64(),
             run.writes as f64 / n as f64,
             CHILDREN,
-            run.rss_kib as f64 / 1024.0,
+            run.rss_kib[0] as f64 / 1024.0,
         );
+        sharded.push((n, baseline, run));
     }
     println!("goals: ratio <= 1.5; writes/agent == children + 1 ({}); rss < 64 MiB at 1000 agents", CHILDREN + 1);
+    println!();
+    println!(
+        "{:>6} {:>7} {:>12} {:>7} {:>14} {:>24}",
+        "agents", "shards", "operator_s", "ratio", "writes/agent", "rss_mib per shard"
+    );
+    for (n, baseline, single) in sharded {
+        let run = operator_run(&admin, plane.kubeconfig_path(), &operator_bin, n, 2).await?;
+        let rss: Vec<String> = run.rss_kib.iter().map(|k| format!("{:.1}", *k as f64 / 1024.0)).collect();
+        println!(
+            "{n:>6} {:>7} {:>12.2} {:>7.2} {:>14.2} {:>24}",
+            2,
+            run.converge.as_secs_f64(),
+            run.converge.as_secs_f64() / baseline.as_secs_f64(),
+            run.writes as f64 / n as f64,
+            format!("{} (one process: {:.1})", rss.join(" + "), single.rss_kib[0] as f64 / 1024.0),
+        );
+    }
+    println!("goals: writes/agent as with one process; each shard below one process's rss");
     Ok(())
 }
 
@@ -127,29 +150,38 @@ async fn baseline_loop(admin: &Client, n: usize) -> anyhow::Result<Duration> {
 struct OperatorRun {
     converge: Duration,
     writes: u64,
-    rss_kib: u64,
+    /// One per shard process.
+    rss_kib: Vec<u64>,
 }
 
-/// The operator binary as a process, converging `n` agents that already exist.
+/// The operator binary as `shards` processes (one shard each), converging `n` agents that
+/// already exist.
 async fn operator_run(
     admin: &Client,
     kubeconfig: &std::path::Path,
     bin: &std::path::Path,
     n: usize,
+    shards: u32,
 ) -> anyhow::Result<OperatorRun> {
-    let ns = format!("bench-operator-{n}");
+    let ns = format!("bench-operator-{n}-{shards}");
     namespace_with_agents(admin, &ns, n).await?;
-    let port = free_port()?;
     let started = Instant::now();
-    let mut child = tokio::process::Command::new(bin)
-        .args(["--namespace", &ns, "--leader-election=false", "--metrics-addr", &format!("127.0.0.1:{port}")])
-        .env("KUBECONFIG", kubeconfig)
-        .env("RUST_LOG", "warn")
-        // glibc otherwise keeps one heap arena per thread; the chart sets the same for the operator.
-        .env("MALLOC_ARENA_MAX", "2")
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
+    let mut processes = Vec::new();
+    for index in 0..shards {
+        let port = free_port()?;
+        let child = tokio::process::Command::new(bin)
+            .args(["--namespace", &ns, "--leader-election=false", "--metrics-addr", &format!("127.0.0.1:{port}")])
+            .env("KUBECONFIG", kubeconfig)
+            .env("RUST_LOG", "warn")
+            .env("SHARD_COUNT", shards.to_string())
+            .env("SHARD_INDEX", index.to_string())
+            // glibc otherwise keeps one heap arena per thread; the chart sets the same for the operator.
+            .env("MALLOC_ARENA_MAX", "2")
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?;
+        processes.push((child, port));
+    }
     let agents = Api::<MailAgent>::namespaced(admin.clone(), &ns);
     loop {
         let list = agents.list(&ListParams::default()).await?;
@@ -171,18 +203,23 @@ async fn operator_run(
     let converge = started.elapsed();
     // Let follow-up reconciles (triggered by the operator's own writes) settle before counting.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let metrics = scrape_metrics(port).await?;
-    let writes = metrics
-        .lines()
-        .filter(|l| l.starts_with("mailagent_operator_api_writes_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum();
-    let pid = child.id().context("operator pid")?;
-    let rss_kib = std::fs::read_to_string(format!("/proc/{pid}/status"))?
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:").map(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>()))
-        .context("VmRSS")??;
-    child.kill().await?;
+    let (mut writes, mut rss_kib) = (0, Vec::new());
+    for (mut child, port) in processes {
+        let metrics = scrape_metrics(port).await?;
+        writes += metrics
+            .lines()
+            .filter(|l| l.starts_with("mailagent_operator_api_writes_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum::<u64>();
+        let pid = child.id().context("operator pid")?;
+        rss_kib.push(
+            std::fs::read_to_string(format!("/proc/{pid}/status"))?
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:").map(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>()))
+                .context("VmRSS")??,
+        );
+        child.kill().await?;
+    }
     Ok(OperatorRun { converge, writes, rss_kib })
 }
 

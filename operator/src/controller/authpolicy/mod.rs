@@ -142,16 +142,7 @@ pub fn run(
 
 async fn reconcile(policy: Arc<AuthPolicy>, ctx: Arc<Context>) -> Result<Action> {
     if !ctx.shard.owns(policy.meta()) {
-        // Another shard's: its owner writes it (and is woken by the same watch event). Once the
-        // new owner has written its status, this shard's name comes off it.
-        let manager = ctx.shard.field_manager();
-        if crate::handover::release_due_live(&*policy, &manager) {
-            let api = Api::<AuthPolicy>::namespaced(ctx.client.clone(), &policy.namespace().unwrap_or_default());
-            crate::handover::release_status(&api, &policy.name_any(), &manager)
-                .await
-                .map_err(Error::kube("releasing the status of a policy that moved to another shard"))?;
-            ctx.metrics.wrote("AuthPolicy", "handover");
-        }
+        // Another shard's: its owner writes it (and is woken by the same watch event).
         return Ok(Action::await_change());
     }
     let started = Instant::now();
@@ -165,14 +156,24 @@ async fn reconcile_policy(policy: &AuthPolicy, ctx: &Context) -> Result<Action> 
     let name = policy.name_any();
     let now = ctx.clock.now();
     if let Err(problem) = validate(policy, &now) {
-        let loaded = store::load(&ctx.client, &ns, &name).await?;
+        let loaded = store::load(&ctx.client, &ctx.shard.field_manager(), &ns, &name).await?;
         let mut desired =
             status::compute(policy, loaded.as_ref().map(|l| &l.state), None, &Outcome::Invalid(problem), &now);
         desired.mail_agents = mail_agents(policy, &ns, ctx).await?;
         write_status(policy, &desired, ctx).await?;
         return Ok(Action::await_change());
     }
-    let loaded = store::load(&ctx.client, &ns, &name).await?;
+    let loaded = store::load(&ctx.client, &ctx.shard.field_manager(), &ns, &name).await?;
+    if let Some(l) = loaded.as_ref().filter(|l| !l.other_writers.is_empty()) {
+        // Moved here from another shard: the same document, written under this shard's name
+        // (which takes the other's off); then a fresh look with the new resource version.
+        match store::save(&ctx.client, &ctx.shard.field_manager(), policy, &l.state, l.resource_version.clone()).await {
+            Ok(()) => ctx.metrics.wrote("Secret", "handover"),
+            Err(e) if store::lost_race(&e) => {}
+            Err(e) => return Err(e),
+        }
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
     let (mut state, resource_version) = match loaded {
         Some(l) => (l.state, l.resource_version),
         None => (Default::default(), None),
@@ -307,7 +308,7 @@ where
     let wanted = serde_json::to_value(desired).expect("k8s-openapi objects serialize");
     let manager = ctx.shard.field_manager();
     if let Some(live) = api.get_opt(&name).await.map_err(Error::kube("reading a rotation executor object"))? {
-        let co_owned = crate::handover::co_owned_live(&live, &manager);
+        let co_owned = !crate::handover::others_live(&live, &manager).is_empty();
         let live = serde_json::to_value(&live).expect("k8s-openapi objects serialize");
         if is_subset(&wanted, &live) && !co_owned {
             return Ok(());

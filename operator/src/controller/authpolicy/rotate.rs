@@ -42,7 +42,7 @@ pub async fn run_once(client: &Client, manager: &str, namespace: &str, name: &st
         .get(name)
         .await
         .map_err(Error::kube("reading the AuthPolicy"))?;
-    let Some(loaded) = store::load(client, namespace, name).await? else {
+    let Some(loaded) = store::load(client, manager, namespace, name).await? else {
         return Ok(Ran::NotMinted);
     };
     let published = store::published_revision(client, namespace, name).await?;

@@ -159,9 +159,10 @@ pub async fn write(
     policy: &AuthPolicy,
     desired: &AuthPolicyStatus,
 ) -> Result<bool> {
-    // Just moved here from another shard: written once under this shard's name, the cue for the
-    // shard it left to release its own (see `handover.rs`).
-    if policy.status.as_ref() == Some(desired) && !crate::handover::takeover_due_live(policy, manager) {
+    // Just moved here from another shard: written once under this shard's name, then the other
+    // shard's name comes off it (see `handover.rs`).
+    let others = crate::handover::others_live(policy, manager);
+    if policy.status.as_ref() == Some(desired) && others.is_empty() {
         return Ok(false);
     }
     let ns = policy.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
@@ -171,10 +172,13 @@ pub async fn write(
         "metadata": {"resourceVersion": policy.resource_version()},
         "status": desired,
     });
-    Api::<AuthPolicy>::namespaced(client.clone(), &ns)
-        .patch_status(&policy.name_any(), &PatchParams::apply(manager).force(), &Patch::Apply(&patch))
+    let api = Api::<AuthPolicy>::namespaced(client.clone(), &ns);
+    api.patch_status(&policy.name_any(), &PatchParams::apply(manager).force(), &Patch::Apply(&patch))
         .await
         .map_err(Error::kube("writing AuthPolicy status"))?;
+    crate::handover::release_status(&api, &policy.name_any(), &others)
+        .await
+        .map_err(Error::kube("taking over a policy's status from another shard"))?;
     Ok(true)
 }
 

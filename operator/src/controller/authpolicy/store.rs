@@ -23,10 +23,13 @@ use crate::handover;
 pub struct Loaded {
     pub state: SignerState,
     pub resource_version: Option<String>,
+    /// Field managers of other operator shards on the Secret: the policy moved here, and the
+    /// document is written once more under this shard's name (see `handover.rs`).
+    pub other_writers: Vec<String>,
 }
 
 /// Reads the signer document; `None` before the first mint.
-pub async fn load(client: &Client, ns: &str, policy: &str) -> Result<Option<Loaded>> {
+pub async fn load(client: &Client, manager: &str, ns: &str, policy: &str) -> Result<Option<Loaded>> {
     let secret = Api::<Secret>::namespaced(client.clone(), ns)
         .get_opt(&signer_secret_name(policy))
         .await
@@ -35,7 +38,8 @@ pub async fn load(client: &Client, ns: &str, policy: &str) -> Result<Option<Load
     let bytes = secret.data.as_ref().and_then(|d| d.get(files::SIGNER_STATE)).map(|b| b.0.clone()).unwrap_or_default();
     let state = serde_json::from_slice(&bytes)
         .map_err(|e| Error::InvalidSpec(format!("the signer Secret is not a signer document: {e}")))?;
-    Ok(Some(Loaded { state, resource_version: secret.resource_version() }))
+    let other_writers = handover::others_live(&secret, manager);
+    Ok(Some(Loaded { state, resource_version: secret.resource_version(), other_writers }))
 }
 
 /// Whether a conditional write lost to another writer.
@@ -105,7 +109,9 @@ pub async fn publish(
     let jwks = build::jwks_config_map(policy, state, now);
     let maps = Api::<ConfigMap>::namespaced(client.clone(), &ns);
     let live = maps.get_opt(&jwks.name_any()).await.map_err(Error::kube("reading the JWKS ConfigMap"))?;
-    if live.is_none_or(|l| l.data != jwks.data || l.labels() != jwks.labels() || handover::co_owned_live(&l, manager)) {
+    if live.is_none_or(|l| {
+        l.data != jwks.data || l.labels() != jwks.labels() || !handover::others_live(&l, manager).is_empty()
+    }) {
         let live = maps
             .patch(&jwks.name_any(), &PatchParams::apply(manager).force(), &Patch::Apply(&jwks))
             .await
@@ -121,7 +127,7 @@ pub async fn publish(
 async fn ensure_secret(api: &Api<Secret>, manager: &str, desired: &Secret) -> Result<u32> {
     let live = api.get_opt(&desired.name_any()).await.map_err(Error::kube("reading a generated Secret"))?;
     if live.is_some_and(|l| {
-        l.data == desired.data && l.labels() == desired.labels() && !handover::co_owned_live(&l, manager)
+        l.data == desired.data && l.labels() == desired.labels() && handover::others_live(&l, manager).is_empty()
     }) {
         return Ok(0);
     }

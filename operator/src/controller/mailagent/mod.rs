@@ -373,15 +373,6 @@ async fn reconcile(agent: Arc<Agent>, ctx: Arc<Context>) -> Result<Action> {
         ctx.failures.lock().expect("not poisoned").remove(&key);
         // Should it come back, what this shard last wrote is no longer what the object says.
         ctx.written.lock().expect("not poisoned").remove(&key);
-        let manager = ctx.shard.field_manager();
-        if crate::handover::release_due(&*agent, &manager) {
-            // The new owner has written its status: this shard's name comes off it.
-            let api = Api::<MailAgent>::namespaced(ctx.client.clone(), key.namespace.as_deref().unwrap_or_default());
-            crate::handover::release_status(&api, &key.name, &manager)
-                .await
-                .map_err(Error::kube("releasing the status of an agent that moved to another shard"))?;
-            ctx.metrics.wrote("MailAgent", "handover");
-        }
         return Ok(Action::await_change());
     }
     let started = Instant::now();

@@ -45,22 +45,27 @@ pub async fn update(
         &current,
         Time(k8s_openapi::jiff::Timestamp::now()),
     );
-    // Just moved here from another shard: written once under this shard's name, the cue for
-    // the shard it left to release its own (see `handover.rs`).
-    let manager = ctx.shard.field_manager();
-    if desired == current && !handover::takeover_due(agent, &manager) {
+    // Just moved here from another shard: written once under this shard's name, then the other
+    // shard's name comes off it (see `handover.rs`).
+    let others = handover::noted_others(agent);
+    if desired == current && others.is_empty() {
         return Ok(());
     }
+    let manager = ctx.shard.field_manager();
     let patch = serde_json::json!({
         "apiVersion": MailAgent::api_version(&()),
         "kind": MailAgent::kind(&()),
         "status": desired,
     });
-    Api::<MailAgent>::namespaced(ctx.client.clone(), &ns)
-        .patch_status(&agent.name_any(), &PatchParams::apply(&manager).force(), &Patch::Apply(&patch))
+    let api = Api::<MailAgent>::namespaced(ctx.client.clone(), &ns);
+    api.patch_status(&agent.name_any(), &PatchParams::apply(&manager).force(), &Patch::Apply(&patch))
         .await
         .map_err(Error::kube("writing status"))?;
     ctx.metrics.wrote("MailAgent", "status");
+    let released = handover::release_status(&api, &agent.name_any(), &others)
+        .await
+        .map_err(Error::kube("taking over an agent's status from another shard"))?;
+    (0..released).for_each(|_| ctx.metrics.wrote("MailAgent", "handover"));
     ctx.remember_status(agent, desired.clone());
     announce_readiness_change(agent, &current, &desired, ctx).await;
     announce_new_problem(agent, &current, &desired, ctx).await;

@@ -87,7 +87,10 @@ pub async fn measure(
         tokio::time::sleep(PROBE_EVERY).await;
     }
     let written = Instant::now();
-    let state = store::load(client, ns, policy).await?.context("the signer document")?.state;
+    let state = store::load(client, mailagent_operator::shard::BASE_NAME, ns, policy)
+        .await?
+        .context("the signer document")?
+        .state;
     let staged = state
         .keys
         .iter()
