@@ -176,6 +176,18 @@ pub struct Mailbox {
     pub quota: Option<GmailQuota>,
 }
 
+impl Mailbox {
+    /// Whether Google meters this mailbox (and so whether it has a quota group at all).
+    pub fn is_gmail(&self) -> bool {
+        self.provider == MailboxProvider::Gmail
+    }
+
+    /// The quota group the spec names, for a Gmail mailbox.
+    pub fn named_quota_group(&self) -> Option<&str> {
+        self.quota.as_ref().filter(|_| self.is_gmail())?.group.as_deref()
+    }
+}
+
 /// Which Gmail quota budget an agent draws on. Google meters Gmail per Cloud project as well as
 /// per user; the operator divides a group's budget equally among its agents (never above the
 /// per-user 15,000 units a minute) and spreads their scheduled scans over up to an hour.

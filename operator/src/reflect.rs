@@ -56,13 +56,14 @@ where
 /// Watches `api` (optionally by label selector), strips `managedFields` (the bulk of most
 /// objects; what a hand-over between shards needs of them is noted, see `handover.rs`), caches the result (children compacted, see `reflect/compact.rs`;
 /// compare them through [`live_json`]) and calls `on_seen` for every change after the first
-/// list. Errors are reported to `health` and retried with jittered exponential backoff; a
+/// list; `prepare` has the last word on what is cached. Errors are reported to `health` and retried with jittered exponential backoff; a
 /// resource version the server no longer has leads to a fresh list.
 pub fn watch<K>(
     api: Api<K>,
     label_selector: Option<&str>,
     shard: crate::shard::Shard,
     health: Arc<WatchHealth>,
+    prepare: impl Fn(&mut K) + Send + 'static,
     mut on_seen: impl FnMut(Seen<'_, K>) + Send + 'static,
 ) -> Watched<K>
 where
@@ -80,6 +81,7 @@ where
             crate::handover::note_other_managers(obj, &shard);
             obj.meta_mut().managed_fields = None;
             compact::compact(obj);
+            prepare(obj);
         })
         .reflect(writer);
     let driver = async move {

@@ -2,14 +2,19 @@
 //! Secret. Of the credentials the operator reads one thing, and only when the agent names no
 //! Gmail quota group: the OAuth client id (not a secret), which names the group by fingerprint.
 //! The token and client secret are never kept, logged or written anywhere.
+//!
+//! The Secret is not watched (see `RECHECK`), so it is looked up again every 30 s; by its
+//! metadata only, with the body read again only when its resourceVersion moved since the group
+//! was learnt ([`ClientGroups`]).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 use mailagent_crds::authpolicy::keyring_secret_name;
-use mailagent_crds::contract::{MailboxProvider, files};
+use mailagent_crds::contract::files;
 use mailagent_crds::quota::{oauth_client_group, oauth_client_id};
 use mailagent_crds::{AuthPolicy, MailAgent};
 
@@ -29,6 +34,28 @@ pub struct Refs {
     pub quota_group: Option<String>,
 }
 
+/// The OAuth client group learnt from each credentials Secret, by namespace and name, with the
+/// resourceVersion it was learnt at.
+#[derive(Default)]
+pub struct ClientGroups(Mutex<HashMap<(String, String), (String, Option<String>)>>);
+
+impl ClientGroups {
+    fn get(&self, ns: &str, name: &str, version: &str) -> Option<Option<String>> {
+        let memo = self.0.lock().expect("not poisoned");
+        let (seen, group) = memo.get(&(ns.to_owned(), name.to_owned()))?;
+        (seen == version).then(|| group.clone())
+    }
+
+    fn put(&self, ns: &str, name: &str, version: String, group: Option<String>, bound: usize) {
+        let mut memo = self.0.lock().expect("not poisoned");
+        // Secrets nobody references any more: dropped wholesale now and then, relearnt on demand.
+        if memo.len() > bound {
+            memo.clear();
+        }
+        memo.insert((ns.to_owned(), name.to_owned()), (version, group));
+    }
+}
+
 /// Resolves the agent's references.
 pub async fn resolve(agent: &MailAgent, ctx: &Context) -> Result<Refs> {
     let ns = agent.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
@@ -36,21 +63,39 @@ pub async fn resolve(agent: &MailAgent, ctx: &Context) -> Result<Refs> {
     // An AuthPolicy the operator cannot read counts as absent: the agent fails closed.
     let policy = ctx.stores.policies.get(&policy_ref).and_then(|p| p.0.as_ref().ok().cloned().map(Arc::new));
     let mailbox = &agent.spec.mailbox;
-    let named_group = mailbox.quota.as_ref().and_then(|q| q.group.clone());
-    let gmail = mailbox.provider == MailboxProvider::Gmail;
+    let named_group = mailbox.named_quota_group().map(str::to_owned);
+    let gmail = mailbox.is_gmail();
     let secrets = Api::<Secret>::namespaced(ctx.client.clone(), &ns);
     let (credentials_found, client_group) = match &mailbox.credentials_secret_ref {
         None => (true, None),
         // Only the OAuth client id is wanted from the body (see the module comment).
         Some(secret) if gmail && named_group.is_none() => {
-            let found =
-                secrets.get_opt(&secret.name).await.map_err(Error::kube("looking up the credentials Secret"))?;
-            let group = found.as_ref().and_then(|s| {
-                let file = |name: &str| s.data.as_ref().and_then(|d| d.get(name)).map(|b| b.0.as_slice());
-                oauth_client_id(file(files::GMAIL_CLIENT_SECRET), file(files::GMAIL_TOKEN))
-                    .map(|id| oauth_client_group(&id))
-            });
-            (found.is_some(), group)
+            let meta = secrets
+                .get_metadata_opt(&secret.name)
+                .await
+                .map_err(Error::kube("looking up the credentials Secret"))?;
+            match meta.and_then(|m| m.resource_version()) {
+                None => (false, None),
+                Some(version) => match ctx.client_groups.get(&ns, &secret.name, &version) {
+                    Some(group) => (true, group),
+                    None => {
+                        let found = secrets
+                            .get_opt(&secret.name)
+                            .await
+                            .map_err(Error::kube("looking up the credentials Secret"))?;
+                        let group = found.as_ref().and_then(|s| {
+                            let file = |name: &str| s.data.as_ref().and_then(|d| d.get(name)).map(|b| b.0.as_slice());
+                            oauth_client_id(file(files::GMAIL_CLIENT_SECRET), file(files::GMAIL_TOKEN))
+                                .map(|id| oauth_client_group(&id))
+                        });
+                        if let Some(version) = found.as_ref().and_then(|s| s.resource_version()) {
+                            let bound = 2 * ctx.agents.state().len() + 16;
+                            ctx.client_groups.put(&ns, &secret.name, version, group.clone(), bound);
+                        }
+                        (found.is_some(), group)
+                    }
+                },
+            }
         }
         Some(secret) => (
             secrets

@@ -4,6 +4,7 @@
 mod apply;
 pub mod build;
 mod dereference;
+mod foreign;
 pub mod problem;
 pub mod quota;
 mod status;
@@ -96,6 +97,8 @@ pub struct Context {
     quota: Arc<quota::QuotaBook>,
     /// Where a quota group sends members whose allotment changed.
     again: quota::Trigger,
+    /// OAuth client groups learnt from credentials Secrets (see `dereference.rs`).
+    client_groups: dereference::ClientGroups,
     /// The status last written per agent (with the agent's uid), because a reconcile can run
     /// before the watch delivers our own write: computing from the stale copy would write (and
     /// announce) the same change twice.
@@ -231,7 +234,8 @@ where
         Some(shard) => format!("{MANAGED_SELECTOR},{shard}"),
         None => MANAGED_SELECTOR.to_owned(),
     };
-    watch(scope.api::<K>(client), Some(&selector), scope.shard, health.clone(), move |seen| triggers.child(seen))
+    let api = scope.api::<K>(client);
+    watch(api, Some(&selector), scope.shard, health.clone(), |_| {}, move |seen| triggers.child(seen))
 }
 
 /// Runs the MailAgent controller until `shutdown` resolves.
@@ -262,7 +266,8 @@ pub fn run(
     // Every shard watches every agent (they are small next to their children): a quota group
     // spans shards, so each counts all its members, and an agent relabelled to this shard is
     // seen arriving.
-    let agents = watch(scope.api::<Agent>(&watch_client), None, shard, watches.clone(), move |seen| {
+    let slim = move |agent: &mut Agent| foreign::slim(agent, &shard);
+    let agents = watch(scope.api::<Agent>(&watch_client), None, shard, watches.clone(), slim, move |seen| {
         let store = store_for_watch.get().expect("set before the watch runs");
         match seen {
             Seen::Changed(changed) => {
@@ -287,19 +292,26 @@ pub fn run(
     let _ = own_store.set(agents.store.clone());
     // A policy change re-renders every agent that references it.
     let (policy_triggers, agent_store) = (triggers.clone(), agents.store.clone());
-    let policies = watch(scope.api::<Policy>(&watch_client), None, shard, watches, move |seen| match seen {
-        Seen::Changed(policy) => {
-            let (name, ns) = (policy.name_any(), policy.namespace());
-            let referencing = agent_store
-                .state()
-                .into_iter()
-                .filter(|a| a.namespace() == ns && a.0.as_ref().is_ok_and(|a| a.spec.auth_policy_ref.name == name));
-            for agent in referencing {
-                let _ = policy_triggers.one.unbounded_send(ObjectRef::from_obj(&*agent));
+    let policies = watch(
+        scope.api::<Policy>(&watch_client),
+        None,
+        shard,
+        watches,
+        |_| {},
+        move |seen| match seen {
+            Seen::Changed(policy) => {
+                let (name, ns) = (policy.name_any(), policy.namespace());
+                let referencing = agent_store
+                    .state()
+                    .into_iter()
+                    .filter(|a| a.namespace() == ns && a.0.as_ref().is_ok_and(|a| a.spec.auth_policy_ref.name == name));
+                for agent in referencing {
+                    let _ = policy_triggers.one.unbounded_send(ObjectRef::from_obj(&*agent));
+                }
             }
-        }
-        Seen::Relisted => policy_triggers.everything(),
-    });
+            Seen::Relisted => policy_triggers.everything(),
+        },
+    );
 
     let stores = Stores {
         policies: policies.store,
@@ -333,6 +345,7 @@ pub fn run(
         operator_namespace: scope.operator_namespace.clone(),
         quota: scope.quota.clone(),
         again: triggers.one.clone(),
+        client_groups: Default::default(),
         written: Mutex::default(),
     });
     let shutdown = shutdown.shared();
@@ -423,7 +436,7 @@ async fn reconcile_agent(agent: &MailAgent, ctx: &Context) -> Result<Action> {
 /// group) for a mailbox Google does not meter.
 fn quota_allotment(agent: &MailAgent, refs: &dereference::Refs, ctx: &Context) -> Option<mailagent_crds::QuotaStatus> {
     let key = agent_ref(agent);
-    if agent.spec.mailbox.provider != mailagent_crds::contract::MailboxProvider::Gmail {
+    if !agent.spec.mailbox.is_gmail() {
         ctx.quota.leave(&key);
         return None;
     }
@@ -445,10 +458,10 @@ fn quota_allotment(agent: &MailAgent, refs: &dereference::Refs, ctx: &Context) -
 fn counted_member(agent: &Agent, trigger: &quota::Trigger, shard: &Shard) -> Option<quota::Joining> {
     let parsed = agent.0.as_ref().ok()?;
     let mailbox = &parsed.spec.mailbox;
-    if mailbox.provider != mailagent_crds::contract::MailboxProvider::Gmail {
+    if !mailbox.is_gmail() {
         return None;
     }
-    let named = mailbox.quota.as_ref().and_then(|q| q.group.clone());
+    let named = mailbox.named_quota_group().map(str::to_owned);
     let reported = || {
         let status = parsed.status.as_ref()?.quota.as_ref()?;
         if shard.owns(agent.meta()) { None } else { status.group.clone() }

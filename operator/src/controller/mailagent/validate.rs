@@ -8,7 +8,7 @@
 //! the controller reports it and waits for a change to the agent or its policy.
 
 use mailagent_crds::authpolicy::served_mcp_mode;
-use mailagent_crds::contract::{self, AuthMode, MailboxProvider, McpAuthMode};
+use mailagent_crds::contract::{self, AuthMode, McpAuthMode};
 use mailagent_crds::quota::{GroupShape, PROJECT_UNITS_PER_MINUTE};
 use mailagent_crds::{AuthPolicySpec, MailAgent, QuotaStatus};
 use mailagent_schedule::{Schedule, Tz};
@@ -79,7 +79,7 @@ impl<'a> Valid<'a> {
     /// (a Gmail mailbox not yet counted in a group) a group of one on its stated budget. `None`
     /// for a Maildir, which Google does not meter.
     pub fn quota(&self) -> Option<QuotaStatus> {
-        if self.agent.spec.mailbox.provider != MailboxProvider::Gmail {
+        if !self.agent.spec.mailbox.is_gmail() {
             return None;
         }
         self.quota.clone().or_else(|| {
