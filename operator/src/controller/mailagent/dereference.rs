@@ -37,7 +37,12 @@ pub struct Refs {
 /// The OAuth client group learnt from each credentials Secret, by namespace and name, with the
 /// resourceVersion it was learnt at.
 #[derive(Default)]
-pub struct ClientGroups(Mutex<HashMap<(String, String), (String, Option<String>)>>);
+pub struct ClientGroups(Mutex<HashMap<SecretKey, Learnt>>);
+
+/// A Secret's namespace and name.
+type SecretKey = (String, String);
+/// The resourceVersion a group was learnt at, and the group (`None`: the Secret names no client).
+type Learnt = (String, Option<String>);
 
 impl ClientGroups {
     fn get(&self, ns: &str, name: &str, version: &str) -> Option<Option<String>> {
