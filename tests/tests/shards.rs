@@ -258,3 +258,65 @@ async fn policy_writers(client: &Client, ns: &str) -> BTreeMap<String, BTreeSet<
     collect!(Secret, ConfigMap, ServiceAccount, Role, RoleBinding, CronJob);
     out
 }
+
+/// A Gmail agent of `ns` with its own credentials Secret `secret`, pinned to `shard`.
+async fn gmail_agent(client: &Client, ns: &str, name: &str, secret: &str, quota: serde_json::Value, shard: u32) {
+    let body = json!({"apiVersion": "mailagent.dev/v1alpha1", "kind": "MailAgent",
+        "metadata": {"name": name, "labels": {SHARD_LABEL: shard.to_string()}},
+        "spec": {"image": "registry.example/mailagent:0.1.0", "authPolicyRef": {"name": "policy"},
+                 "mailbox": {"provider": "gmail", "credentialsSecretRef": {"name": secret}, "quota": quota}}});
+    Api::<MailAgent>::namespaced(client.clone(), ns)
+        .patch(name, &PatchParams::apply("a-user"), &Patch::Apply(&body))
+        .await
+        .unwrap();
+}
+
+/// A quota group spans shards: each shard counts the other's members, by the group their spec
+/// names, or, for a group learnt from OAuth credentials (which only the owner reads), by the
+/// group the owner reported in status.
+#[tokio::test]
+async fn a_quota_group_across_shards_is_counted_whole_by_each() {
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::PostParams;
+    let admin = support::admin().await;
+    let ns = TestNamespace::create(&admin).await;
+    create_agents(&admin, ns.name(), 0).await;
+    let client_id = "5678-fleet.apps.googleusercontent.com";
+    let secrets = Api::<Secret>::namespaced(admin.clone(), ns.name());
+    for name in ["creds-a", "creds-b"] {
+        let token = json!({"client_id": client_id, "client_secret": "cs", "refresh_token": "rt"}).to_string();
+        let secret: Secret =
+            serde_json::from_value(json!({"metadata": {"name": name}, "stringData": {"token.json": token}})).unwrap();
+        secrets.create(&PostParams::default(), &secret).await.unwrap();
+    }
+    let named = json!({"group": "acme-prod", "groupUnitsPerMinute": 2000});
+    for i in 0..10 {
+        gmail_agent(&admin, ns.name(), &format!("fleet-{i}"), "creds-a", named.clone(), i % 2).await;
+    }
+    let learnt = json!({"groupUnitsPerMinute": 20000});
+    gmail_agent(&admin, ns.name(), "alice", "creds-a", learnt.clone(), 0).await;
+    gmail_agent(&admin, ns.name(), "bob", "creds-b", learnt, 1).await;
+    let zero = RunningController::start_shard(ns.name(), Shard::new(0, 2).unwrap()).await;
+    let one = RunningController::start_shard(ns.name(), Shard::new(1, 2).unwrap()).await;
+    let agents = Api::<MailAgent>::namespaced(admin.clone(), ns.name());
+    let shares = eventually(
+        "every agent's share to count both shards' members",
+        Duration::from_secs(90),
+        || async {
+            let listed = agents.list(&Default::default()).await.ok()?.items;
+            Some(listed.iter().map(|a| (a.name_any(), a.status.as_ref().and_then(|s| s.quota.clone()))).collect())
+        },
+        |shares: &BTreeMap<String, Option<mailagent_crds::QuotaStatus>>| {
+            shares.len() == 12
+                && shares.iter().all(|(name, quota)| {
+                    let want = if name.starts_with("fleet-") { (10, 200) } else { (2, 10_000) };
+                    quota.as_ref().is_some_and(|q| (q.members, q.units_per_minute) == want)
+                })
+        },
+    )
+    .await;
+    let group = mailagent_crds::quota::oauth_client_group(client_id);
+    assert_eq!(shares["alice"].as_ref().unwrap().group.as_deref(), Some(group.as_str()));
+    zero.stop().await;
+    one.stop().await;
+}
