@@ -367,6 +367,15 @@ mod tests {
         let spec = job.spec;
         assert_eq!(spec.concurrency_policy.as_deref(), Some("Forbid"));
         assert_eq!(spec.schedule, "*/15 * * * *", "a 24h overlap ticks every 15 minutes");
+        // The Job writes under the owning shard's field manager; unsharded, its command line is
+        // as it always was.
+        let args = |job: CronJob| {
+            job.spec.job_template.spec.unwrap().template.spec.unwrap().containers[0].args.clone().unwrap()
+        };
+        let unsharded = args(rotator_cron_job(&p, &SignerState::default(), "op:1", crate::shard::BASE_NAME));
+        assert_eq!(unsharded, ["rotate", "--namespace", "team", "--policy", "team-auth"]);
+        let sharded = args(rotator_cron_job(&p, &SignerState::default(), "op:1", "mailagent-operator-shard-2"));
+        assert_eq!(sharded[5..], ["--field-manager", "mailagent-operator-shard-2"]);
     }
 
     #[test]
