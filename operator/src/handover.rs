@@ -62,8 +62,10 @@ pub fn others_live<K: Resource>(live: &K, ours: &str) -> Vec<String> {
 }
 
 /// Takes the other shards' entries off a child `live` (as an apply or a GET returned it, with
-/// its `managedFields`). `None` when there were none; otherwise the object after the patch,
-/// which is guarded by the resource version seen, so an entry written meanwhile is never lost.
+/// its `managedFields`). `None` when there were none, or when the object was written meanwhile
+/// (the patch is guarded by the resource version seen, so an entry written meanwhile is never
+/// lost; the next reconcile sees the other entries again and retries); otherwise the object
+/// after the patch.
 pub async fn release_others<K>(api: &Api<K>, live: &K, ours: &str) -> kube::Result<Option<K>>
 where
     K: Resource + Clone + Debug + DeserializeOwned,
@@ -81,7 +83,12 @@ where
     ]))
     .expect("well-formed JSON patch");
     let params = PatchParams { field_manager: Some(ours.to_owned()), ..PatchParams::default() };
-    api.patch(&live.name_any(), &params, &Patch::<()>::Json(patch)).await.map(Some)
+    match api.patch(&live.name_any(), &params, &Patch::<()>::Json(patch)).await {
+        Ok(released) => Ok(Some(released)),
+        // The resource-version test failed: written meanwhile.
+        Err(kube::Error::Api(status)) if status.code == 409 || status.code == 422 => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Takes each of `others` off the status of `name` (a MailAgent or an AuthPolicy that this

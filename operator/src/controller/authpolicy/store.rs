@@ -144,10 +144,8 @@ pub async fn release<K>(api: &Api<K>, live: &K, manager: &str) -> Result<u32>
 where
     K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
 {
-    match handover::release_others(api, live, manager).await {
-        Ok(released) => Ok(u32::from(released.is_some())),
-        // Written meanwhile: the next reconcile sees the other entries again and retries.
-        Err(kube::Error::Api(status)) if status.code == 409 || status.code == 422 => Ok(0),
-        Err(e) => Err(Error::kube("taking over an object from another shard")(e)),
-    }
+    let released = handover::release_others(api, live, manager)
+        .await
+        .map_err(Error::kube("taking over an object from another shard"))?;
+    Ok(u32::from(released.is_some()))
 }

@@ -92,8 +92,6 @@ where
             released
         }
         Ok(None) => live,
-        // Written meanwhile: the watch brings the new version, and the next reconcile tries again.
-        Err(kube::Error::Api(status)) if status.code == 409 || status.code == 422 => live,
         Err(e) => return Err(Error::kube("taking over a child from another shard")(e)),
     };
     repair(&api, &wanted, live, ctx).await
