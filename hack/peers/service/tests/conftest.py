@@ -1,5 +1,7 @@
 """Starts the mailagent binary on a free loopback port with test credentials."""
+import atexit
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -18,9 +20,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _remove_on_exit(path: str) -> None:
+    # Every server's state directory (its Maildir copy, log, keys) goes when pytest exits, however
+    # the test ended: the next run and the next session share /tmp. A failing test's log is in
+    # its assertion output, not needed afterwards.
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+
+
 def start(extra_env: dict) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     state = tempfile.mkdtemp(prefix="mailagent-peer-")
+    _remove_on_exit(state)
     env = {
         "PATH": os.environ.get("PATH", ""),
         "MAILAGENT_LISTEN": f"127.0.0.1:{port}",

@@ -14,7 +14,6 @@ use rmcp::model::{
     ListToolsResult, PaginatedRequestParams, ServerCapabilities, Tool, ToolAnnotations,
 };
 use rmcp::service::RequestContext;
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::Value;
@@ -25,11 +24,15 @@ use crate::auth::{Principal, Surface};
 use crate::capability::{self, Capability};
 use crate::error::{ApiError, ErrorCode};
 
+mod sessions;
+
+pub use sessions::Sessions;
+
 /// Requests larger than this are refused before JSON parsing (rmcp's own cap is the same).
 const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 /// The tower service mounted at `/mcp`.
-pub fn service(app: Arc<App>) -> StreamableHttpService<McpDoor, LocalSessionManager> {
+pub fn service(app: Arc<App>) -> StreamableHttpService<McpDoor, Sessions> {
     let mut config = StreamableHttpServerConfig::default();
     if !app.settings.mcp_allowed_hosts.is_empty() {
         config = config.with_allowed_hosts(app.settings.mcp_allowed_hosts.clone());
@@ -45,7 +48,7 @@ pub fn service(app: Arc<App>) -> StreamableHttpService<McpDoor, LocalSessionMana
     let factory_app = app.clone();
     StreamableHttpService::new(
         move || Ok(McpDoor { app: factory_app.clone() }),
-        Arc::new(LocalSessionManager::default()),
+        Arc::new(Sessions::new(McpDoor { app })),
         config,
     )
 }
@@ -80,9 +83,11 @@ fn build_tool(capability: Capability) -> Tool {
 }
 
 fn principal_of(context: &RequestContext<RoleServer>) -> Result<Principal, McpError> {
-    context
-        .extensions
-        .get::<axum::http::request::Parts>()
+    principal_in(context.extensions.get::<axum::http::request::Parts>())
+}
+
+fn principal_in(parts: Option<&axum::http::request::Parts>) -> Result<Principal, McpError> {
+    parts
         .and_then(|parts| parts.extensions.get::<Principal>())
         .cloned()
         // The auth layer always inserts one; its absence means a wiring bug, so refuse.
@@ -114,7 +119,19 @@ impl ServerHandler for McpDoor {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let principal = principal_of(&context)?;
+        self.answer_call(context.extensions.get::<axum::http::request::Parts>(), request).await
+    }
+}
+
+impl McpDoor {
+    /// A `tools/call`, whichever route brought it (rmcp's handler, or [`Sessions`] directly):
+    /// the caller comes from the request's HTTP parts.
+    async fn answer_call(
+        &self,
+        parts: Option<&axum::http::request::Parts>,
+        request: CallToolRequestParams,
+    ) -> Result<CallToolResponse, McpError> {
+        let principal = principal_in(parts)?;
         let capability = Capability::by_name(&request.name);
         let Some(capability) = capability.filter(|c| self.app.authorize(Surface::Mcp, &principal, *c).is_ok()) else {
             if capability.is_none() {
