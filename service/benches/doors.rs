@@ -188,7 +188,8 @@ async fn loopback(addr: SocketAddr, call: &Call, time: Duration, connections: us
                     hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.unwrap();
                 tokio::spawn(connection);
                 let mut call = call;
-                if call.path == "/mcp" && !is_stateless(&call) && session_of(&call).is_empty() {
+                let own_session = call.path == "/mcp" && !is_stateless(&call) && session_of(&call).is_empty();
+                if own_session {
                     // One session per connection, as separate MCP clients would have.
                     let session = mcp_session(&bearer_of(&call), Via::Connection(&mut sender)).await;
                     set_header(&mut call, "mcp-session-id", session);
@@ -216,6 +217,12 @@ async fn loopback(addr: SocketAddr, call: &Call, time: Duration, connections: us
                     let body = response.into_body().collect().await.unwrap().to_bytes();
                     latencies.push(t.elapsed());
                     check(status, &body);
+                }
+                if own_session {
+                    // A client that is done ends its session (the spec's SHOULD; the official
+                    // SDK clients do it on close), so the servers' memory after load holds the
+                    // sessions in use, not every one the rounds ever opened.
+                    close_session(&call, &mut sender).await;
                 }
                 latencies
             })
@@ -261,6 +268,20 @@ async fn mcp_session(bearer: &str, mut via: Via<'_>) -> String {
     let (status, _, body) = via.send(call).await;
     assert!(status.is_success(), "{status} {}", String::from_utf8_lossy(&body));
     session
+}
+
+/// Sends the DELETE that ends `call`'s session.
+async fn close_session(call: &Call, sender: &mut Sender) {
+    let mut builder = hyper::Request::delete(call.path);
+    for (name, value) in &call.headers {
+        builder = builder.header(*name, value);
+    }
+    sender.ready().await.unwrap();
+    let response = sender.send_request(builder.body(Full::new(Bytes::new())).unwrap()).await.unwrap();
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    // 405 is the spec's answer of a server that lets clients not end sessions.
+    assert!(status.is_success() || status == StatusCode::METHOD_NOT_ALLOWED, "DELETE: {status} {body:?}");
 }
 
 async fn oneshot(router: &Router, call: Call) -> (StatusCode, HeaderMap, Bytes) {
