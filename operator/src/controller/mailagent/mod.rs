@@ -267,12 +267,14 @@ pub fn run(
     // spans shards, so each counts all its members, and an agent relabelled to this shard is
     // seen arriving.
     let slim = move |agent: &mut Agent| foreign::slim(agent, &shard);
+    let events = foreign::Events::new(shard);
     let agents = watch(scope.api::<Agent>(&watch_client), None, shard, watches.clone(), slim, move |seen| {
         let store = store_for_watch.get().expect("set before the watch runs");
         match seen {
             Seen::Changed(changed) => {
                 let agent = ObjectRef::from_obj(changed);
-                if store.get(&agent).is_none() {
+                let present = store.get(&agent).is_some();
+                if !present {
                     // Gone from the cache: deleted. Its quota group shares out what it held.
                     book.leave(&agent);
                 } else if let Some(joining) = counted_member(changed, &agent_triggers.one, &shard) {
@@ -281,10 +283,13 @@ pub fn run(
                 }
                 // Another shard's agent is only counted; one that just left this shard is looked
                 // at once more, which forgets it.
-                let _ = agent_triggers.one.unbounded_send(agent);
+                if events.reconciles(changed, present) {
+                    let _ = agent_triggers.one.unbounded_send(agent);
+                }
             }
             Seen::Relisted => {
                 book.retain(|agent| store.get(agent).is_some());
+                events.retain(|agent| store.get(agent).is_some());
                 agent_triggers.everything();
             }
         }
