@@ -44,6 +44,8 @@ pub struct Metrics {
     /// The sum of `writes` over every label set, kept alongside so tests and benchmarks read it
     /// without encoding the registry.
     total_writes: std::sync::atomic::AtomicU64,
+    /// The same writes by verb (a handful of verbs; one lock per API write, which costs far more).
+    writes_by_verb: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
 }
 
 impl Default for Metrics {
@@ -65,7 +67,16 @@ impl Default for Metrics {
             "Probes of agents' doors (the Verified condition), by result",
             probes.clone(),
         );
-        Self { registry, reconciles, failures, duration, writes, probes, total_writes: Default::default() }
+        Self {
+            registry,
+            reconciles,
+            failures,
+            duration,
+            writes,
+            probes,
+            total_writes: Default::default(),
+            writes_by_verb: Default::default(),
+        }
     }
 }
 
@@ -90,6 +101,7 @@ impl Metrics {
     pub fn wrote(&self, kind: &'static str, verb: &'static str) {
         self.writes.get_or_create(&WriteLabels { kind, verb }).inc();
         self.total_writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        *self.writes_by_verb.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).entry(verb).or_default() += 1;
     }
 
     /// Total writes so far, for benchmarks and tests.
@@ -99,13 +111,7 @@ impl Metrics {
 
     /// Writes so far of one verb (`apply`, `status`, `handover`, ...), summed over kinds.
     pub fn writes_of(&self, verb: &str) -> u64 {
-        let text = self.encode();
-        let marker = format!("verb=\"{verb}\"}} ");
-        text.lines()
-            .filter(|l| l.starts_with("mailagent_operator_api_writes_total{"))
-            .filter_map(|l| l.split_once(&marker).and_then(|(_, n)| n.trim().parse::<f64>().ok()))
-            .map(|n| n as u64)
-            .sum()
+        self.writes_by_verb.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get(verb).copied().unwrap_or(0)
     }
 
     /// The Prometheus text exposition.
