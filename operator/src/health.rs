@@ -1,5 +1,12 @@
-//! What `/readyz` and `/healthz` report: whether this replica leads, whether its caches have
-//! their first list, and whether its watches can reach the API server.
+//! What `/readyz` and `/healthz` report: whether this replica has joined the leader election,
+//! and once it leads, whether its caches have their first list and its watches can reach the API
+//! server.
+//!
+//! A standby is ready: it can take over the moment the leader goes. Readiness once meant leading,
+//! and then a PodDisruptionBudget over two replicas counted one healthy pod and could spare none,
+//! so draining the leader's node waited for ever. Which replica leads is the
+//! `mailagent_operator_leading` gauge (and the Lease), as controller-runtime's
+//! `leader_election_master_status` is for Go operators.
 //!
 //! Readiness turns false while the watches fail and true again once they recover. Liveness fails
 //! only when the watches have failed without a pause for longer than a limit: a process that
@@ -20,6 +27,8 @@ pub const DEFAULT_DEAF_LIMIT: Duration = Duration::from_secs(300);
 /// The operator's health, shared by the controllers and the HTTP server.
 #[derive(Debug)]
 pub struct Health {
+    /// The Lease manager reached the API server: this replica takes part in the election.
+    electing: AtomicBool,
     leading: AtomicBool,
     /// Controllers whose caches have not had their first list yet.
     unsynced: AtomicUsize,
@@ -37,12 +46,29 @@ impl Default for Health {
 impl Health {
     /// Health whose liveness fails after the watches have failed for `deaf_limit`.
     pub fn new(deaf_limit: Duration) -> Self {
-        Self { leading: AtomicBool::new(false), unsynced: AtomicUsize::new(1), watches: Default::default(), deaf_limit }
+        Self {
+            electing: AtomicBool::new(false),
+            leading: AtomicBool::new(false),
+            unsynced: AtomicUsize::new(1),
+            watches: Default::default(),
+            deaf_limit,
+        }
+    }
+
+    /// This replica has joined the leader election: a standby until it leads.
+    pub fn set_electing(&self) {
+        self.electing.store(true, Ordering::Relaxed);
     }
 
     /// This replica now leads (or runs without election).
     pub fn set_leading(&self) {
+        self.electing.store(true, Ordering::Relaxed);
         self.leading.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether this replica leads (runs the controllers).
+    pub fn is_leading(&self) -> bool {
+        self.leading.load(Ordering::Relaxed)
     }
 
     /// How many controllers report [`Health::set_synced`] before the replica is ready: one per
@@ -56,10 +82,11 @@ impl Health {
         let _ = self.unsynced.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
     }
 
-    /// `Ok` when ready to act, else why not.
+    /// `Ok` when ready: a standby that has joined the election, or a leader ready to act; else
+    /// why not.
     pub fn readiness(&self) -> Result<(), &'static str> {
         if !self.leading.load(Ordering::Relaxed) {
-            return Err("waiting for leadership");
+            return if self.electing.load(Ordering::Relaxed) { Ok(()) } else { Err("joining the leader election") };
         }
         if self.unsynced.load(Ordering::Relaxed) > 0 {
             return Err("caches are still listing");
@@ -171,11 +198,16 @@ mod tests {
     }
 
     #[test]
-    fn a_standby_or_a_listing_replica_is_not_ready() {
+    fn a_standby_is_ready_and_a_leader_once_its_caches_are_listed() {
         let health = Health::default();
-        assert_eq!(health.readiness(), Err("waiting for leadership"));
+        assert_eq!(health.readiness(), Err("joining the leader election"));
+        health.set_electing();
+        assert_eq!(health.readiness(), Ok(()), "a standby can take over: ready");
+        assert!(!health.is_leading());
         health.set_leading();
         assert_eq!(health.readiness(), Err("caches are still listing"));
+        health.set_synced();
+        assert_eq!(health.readiness(), Ok(()));
     }
 
     #[test]

@@ -40,8 +40,8 @@ async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.encode())
 }
 
-/// Ready once this replica leads (or election is off), its caches are listed and its watches
-/// reach the API server: a standby is alive but not ready.
+/// Ready as a standby that has joined the election (it can take over), or as the leader once its
+/// caches are listed and its watches reach the API server. Who leads is `mailagent_operator_leading`.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     match state.health.readiness() {
         Ok(()) => (StatusCode::OK, "ready"),
@@ -73,14 +73,21 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_standby_is_alive_but_not_ready() {
-        let health = Arc::new(Health::default());
-        let router = router(Arc::new(Metrics::default()), health.clone());
+    async fn a_standby_is_ready_but_only_the_leader_reports_leading() {
+        let (health, metrics) = (Arc::new(Health::default()), Arc::new(Metrics::default()));
+        let router = router(metrics.clone(), health.clone());
         assert_eq!(get(router.clone(), "/healthz").await.0, StatusCode::OK);
-        assert_eq!(get(router.clone(), "/readyz").await.0, StatusCode::SERVICE_UNAVAILABLE);
+        let (status, body) = get(router.clone(), "/readyz").await;
+        assert_eq!((status, body.as_str()), (StatusCode::SERVICE_UNAVAILABLE, "joining the leader election"));
+        health.set_electing();
+        assert_eq!(get(router.clone(), "/readyz").await.0, StatusCode::OK, "a standby counts for disruption budgets");
+        assert!(get(router.clone(), "/metrics").await.1.contains("mailagent_operator_leading 0\n"));
         health.set_leading();
+        metrics.set_leading();
+        assert_eq!(get(router.clone(), "/readyz").await.0, StatusCode::SERVICE_UNAVAILABLE, "listing");
         health.set_synced();
-        assert_eq!(get(router, "/readyz").await.0, StatusCode::OK);
+        assert_eq!(get(router.clone(), "/readyz").await.0, StatusCode::OK);
+        assert!(get(router, "/metrics").await.1.contains("mailagent_operator_leading 1\n"));
     }
 
     #[tokio::test]

@@ -15,6 +15,7 @@ use kube_lease_manager::LeaseManagerBuilder;
 use tokio::task::JoinHandle;
 use tracing::{error, info};
 
+use crate::health::Health;
 use crate::shard::{BASE_NAME, Shard};
 
 /// Name of the Lease an unsharded operator's replicas compete for.
@@ -23,8 +24,15 @@ pub const LEASE_NAME: &str = BASE_NAME;
 const BARRIER_POLL: Duration = Duration::from_secs(2);
 
 /// Blocks until this replica holds its shard's Lease and no shard of another count is alive;
-/// the returned task exits the process if the Lease is lost.
-pub async fn acquire(client: Client, namespace: &str, identity: &str, shard: Shard) -> anyhow::Result<JoinHandle<()>> {
+/// the returned task exits the process if the Lease is lost. `health` learns when this replica
+/// has joined the election (a ready standby).
+pub async fn acquire(
+    client: Client,
+    namespace: &str,
+    identity: &str,
+    shard: Shard,
+    health: &Health,
+) -> anyhow::Result<JoinHandle<()>> {
     // The shard count rides in the holder identity, so the barrier needs no other object.
     let identity = holder_identity(identity, &shard);
     let manager = LeaseManagerBuilder::new(client.clone(), shard.lease_name())
@@ -34,6 +42,7 @@ pub async fn acquire(client: Client, namespace: &str, identity: &str, shard: Sha
         .build()
         .await?;
     let (mut leading, _task) = manager.watch().await;
+    health.set_electing();
     info!(identity, "waiting for leadership");
     while !*leading.borrow_and_update() {
         leading.changed().await?;

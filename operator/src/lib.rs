@@ -120,11 +120,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     info!(addr = %server, "metrics and health server listening");
 
     let _leadership = if config.leader_election {
-        Some(leader::acquire(client.clone(), &config.lease_namespace, &config.identity, shard).await?)
+        Some(leader::acquire(client.clone(), &config.lease_namespace, &config.identity, shard, &health).await?)
     } else {
         None
     };
     health.set_leading();
+    metrics.set_leading();
     let reporter = Reporter { controller: "mailagent-operator".into(), instance: Some(config.identity.clone()) };
     let recorder = Recorder::new(client.clone(), reporter);
     let shutdown = futures::FutureExt::shared(futures::FutureExt::boxed(shutdown_signal()));

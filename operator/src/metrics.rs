@@ -6,6 +6,7 @@ use std::time::Duration;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -41,6 +42,7 @@ pub struct Metrics {
     duration: Family<ControllerLabels, Histogram>,
     writes: Family<WriteLabels, Counter>,
     probes: Family<ProbeLabels, Counter>,
+    leading: Gauge,
     /// The sum of `writes` over every label set, kept alongside so tests and benchmarks read it
     /// without encoding the registry.
     total_writes: std::sync::atomic::AtomicU64,
@@ -67,6 +69,12 @@ impl Default for Metrics {
             "Probes of agents' doors (the Verified condition), by result",
             probes.clone(),
         );
+        let leading = Gauge::default();
+        registry.register(
+            "leading",
+            "1 while this replica leads (runs the controllers), 0 while it stands by",
+            leading.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -74,6 +82,7 @@ impl Default for Metrics {
             duration,
             writes,
             probes,
+            leading,
             total_writes: Default::default(),
             writes_by_verb: Default::default(),
         }
@@ -90,6 +99,11 @@ impl Metrics {
     /// Records a failed reconciliation.
     pub fn failed(&self, controller: &'static str, error: &'static str) {
         self.failures.get_or_create(&ErrorLabels { controller, error }).inc();
+    }
+
+    /// This replica now leads.
+    pub fn set_leading(&self) {
+        self.leading.set(1);
     }
 
     /// Records one probe of an agent's doors: `passed` or the failure's reason.

@@ -103,7 +103,10 @@ spec:
         httpGet: {path: /healthz, port: http-metrics}
         periodSeconds: 10
         failureThreshold: 3
-      # Ready once it leads: a standby replica is alive but not ready.
+      # A standby that has joined the election is Ready (it can take over, and a
+      # PodDisruptionBudget must be able to count it, or a drain of the leader's node waits for
+      # ever); the leader is Ready once its caches are listed. Who leads: the
+      # mailagent_operator_leading gauge.
       readinessProbe:
         httpGet: {path: /readyz, port: http-metrics}
         periodSeconds: 5
