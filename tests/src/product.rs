@@ -87,6 +87,12 @@ pub fn seed_volumes(node: &Node) -> anyhow::Result<()> {
 /// `helm upgrade --install` of the chart, waiting until the operator pod is Ready; `tag`
 /// overrides the image tag (default: the chart's appVersion).
 pub fn install_operator(plane: &ControlPlane, tag: Option<&str>) -> anyhow::Result<()> {
+    let tag = tag.map(|tag| format!("image.tag={tag}"));
+    install_operator_with(plane, tag.as_slice())
+}
+
+/// [`install_operator`] with chart values set (`name=value` each, as `helm --set` takes them).
+pub fn install_operator_with(plane: &ControlPlane, values: &[String]) -> anyhow::Result<()> {
     let namespace_exists = kubectl(plane).args(["get", "namespace", OPERATOR_NAMESPACE]).output()?.status.success();
     if !namespace_exists {
         run(kubectl(plane).args(["create", "namespace", OPERATOR_NAMESPACE]))?;
@@ -102,8 +108,8 @@ pub fn install_operator(plane: &ControlPlane, tag: Option<&str>) -> anyhow::Resu
         .args(["upgrade", "--install", RELEASE])
         .arg(repo().join("charts/mailagent-operator"))
         .args(["-n", OPERATOR_NAMESPACE, "--wait", "--timeout", "180s"]);
-    if let Some(tag) = tag {
-        helm.args(["--set", &format!("image.tag={tag}")]);
+    for value in values {
+        helm.args(["--set", value]);
     }
     run(&mut helm)?;
     Ok(())

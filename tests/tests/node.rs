@@ -2,7 +2,8 @@
 //! as ignored): the operator installed from the chart with helm and running as a pod, the sample
 //! AuthPolicy and MailAgent, the workload pod serving the sample Maildir from its volume, the
 //! official MCP and A2A Python SDKs calling the pod, the incident switch reaching the live pod,
-//! suspend, an operator upgrade that rolls no agent pod, garbage collection that keeps the
+//! suspend, an operator upgrade that rolls no agent pod, a drain that moves the operator's leader
+//! to its standby, garbage collection that keeps the
 //! retained volume, and a node teardown that leaves nothing on the host.
 
 mod node_support;
@@ -10,14 +11,16 @@ mod node_support;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolume, PersistentVolumeClaim, Pod, Service};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{Api, DeleteParams, EvictParams, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use mailagent_crds::MailAgent;
 use mailagent_tests::product::{self, kubectl, run};
 use mailagent_tests::product::{Credential, mutation_status, post_status};
 use mailagent_tests::{ControlPlane, PlaneOptions, await_condition};
-use node_support::{agent_ready, container_pid, restrictions, running_pod, step};
+use node_support::{agent_ready, container_pid, ready_pods, restrictions, running_pod, step};
 use serde_json::json;
 
 const NS: &str = "mail";
@@ -123,6 +126,7 @@ async fn scenario(plane: &ControlPlane, dir: &std::path::Path) {
     a_hand_edit_is_reported_and_undone(&client, &agents).await;
     let pod = running_pod(&pods, &selector).await;
     operator_upgrade(plane, &client, &images.operator, &pods, &pod).await;
+    a_drain_moves_the_operator_leader(plane, &client, &images.operator).await;
     delete_keeps_the_volume(&client).await;
 }
 
@@ -443,6 +447,52 @@ async fn operator_upgrade(
     // Nor did the new operator rewrite anything it owns, or flip the Ready condition.
     assert_eq!(operator_owned_versions(client).await, before, "the new operator wrote to a Ready agent's objects");
     step("operator upgraded to a new image tag; the agent pod was not rolled, nothing rewritten", t);
+}
+
+/// Two operator replicas: the standby is Ready, so the PodDisruptionBudget can spare the leader,
+/// and evicting it (what `kubectl drain` does) hands the Lease to the other replica. When only the
+/// leader was Ready, this eviction was refused for ever (HTTP 429) and a node drain never ended.
+async fn a_drain_moves_the_operator_leader(plane: &ControlPlane, client: &Client, operator_image: &str) {
+    let t = Instant::now();
+    let tag = operator_image.rsplit_once(':').unwrap().1;
+    let values = [format!("image.tag={tag}-upgrade"), "replicas=2".to_owned()];
+    product::install_operator_with(plane, &values).expect("helm upgrade to two replicas");
+    let operator_pods: Api<Pod> = Api::namespaced(client.clone(), product::OPERATOR_NAMESPACE);
+    let selector = "app.kubernetes.io/name=mailagent-operator";
+    let both = ready_pods(&operator_pods, selector, 2).await;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), product::OPERATOR_NAMESPACE);
+    let holder = || async { leases.get("mailagent-operator").await.ok().and_then(|lease| lease.spec?.holder_identity) };
+    let leader = holder().await.expect("a Lease holder");
+    assert!(both.iter().any(|pod| pod.name_any() == leader), "{leader} is one of the two pods");
+    let budgets: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), product::OPERATOR_NAMESPACE);
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let budget = budgets.get("mailagent-operator").await.unwrap();
+        let status = budget.status.unwrap_or_default();
+        if (status.current_healthy, status.disruptions_allowed) == (Some(2), Some(1)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the budget never counted both replicas: {status:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    step("two operator replicas Ready (leader and standby); the disruption budget allows one eviction", t);
+
+    let t = Instant::now();
+    operator_pods.evict(&leader, &EvictParams::default()).await.expect("the budget lets the leader be evicted");
+    let deadline = Instant::now() + TIMEOUT;
+    let successor = loop {
+        if let Some(now) = holder().await.filter(|now| *now != leader) {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "no replica took the Lease over from {leader}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let replaced = ready_pods(&operator_pods, selector, 2).await;
+    assert!(replaced.iter().any(|pod| pod.name_any() == successor), "the new leader {successor} runs");
+    assert!(replaced.iter().all(|pod| pod.name_any() != leader), "the evicted leader is gone");
+    let agents: Api<MailAgent> = Api::namespaced(client.clone(), NS);
+    await_condition(&agents, AGENT, agent_ready, TIMEOUT).await.unwrap();
+    step("the leader evicted: the standby took the Lease, a new standby replaced it", t);
 }
 
 /// What the operator writes for the agent: each child's resourceVersion (the Deployment's spec

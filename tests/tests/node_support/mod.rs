@@ -47,6 +47,19 @@ pub async fn running_pod(pods: &Api<Pod>, selector: &str) -> Pod {
     }
 }
 
+/// Waits until exactly `count` pods match `selector`, every one Ready and none terminating.
+pub async fn ready_pods(pods: &Api<Pod>, selector: &str, count: usize) -> Vec<Pod> {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let list = pods.list(&ListParams::default().labels(selector)).await.expect("listing pods").items;
+        if list.len() == count && list.iter().all(is_ready) {
+            return list;
+        }
+        assert!(Instant::now() < deadline, "not {count} Ready pods for {selector}: {list:#?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// Waits until no pod matches `selector`.
 pub async fn no_pods(pods: &Api<Pod>, selector: &str, timeout: Duration) {
     let deadline = Instant::now() + timeout;
