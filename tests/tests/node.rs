@@ -462,8 +462,16 @@ async fn a_drain_moves_the_operator_leader(plane: &ControlPlane, client: &Client
     let both = ready_pods(&operator_pods, selector, 2).await;
     let leases: Api<Lease> = Api::namespaced(client.clone(), product::OPERATOR_NAMESPACE);
     let holder = || async { leases.get("mailagent-operator").await.ok().and_then(|lease| lease.spec?.holder_identity) };
-    let leader = holder().await.expect("a Lease holder");
-    assert!(both.iter().any(|pod| pod.name_any() == leader), "{leader} is one of the two pods");
+    // A standby is Ready before it leads: after the upgrade above, the Lease may still name the
+    // replaced pod until its lease duration runs out, so wait for one of these two to hold it.
+    let deadline = Instant::now() + TIMEOUT;
+    let leader = loop {
+        if let Some(now) = holder().await.filter(|now| both.iter().any(|pod| pod.name_any() == *now)) {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "neither Ready pod took the Lease: {:?}", holder().await);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
     let budgets: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), product::OPERATOR_NAMESPACE);
     let deadline = Instant::now() + TIMEOUT;
     loop {
