@@ -1,5 +1,7 @@
 //! Leader election on a Lease: only the leader runs controllers. Losing the lease ends the
-//! process (the kubelet restarts it as a standby), so two writers never overlap.
+//! process (the kubelet restarts it as a standby), so two writers never overlap. A leader that
+//! stops on SIGTERM releases the Lease once its controllers have stopped, so the standby takes
+//! over at once instead of after the lease duration (a rollout or a drain hands over quickly).
 //!
 //! With shards, each shard has a Lease of its own ([`Shard::lease_name`]), and a leader also
 //! waits at a barrier: while any shard of a *different* shard count still holds a live Lease (a
@@ -11,9 +13,9 @@ use std::time::Duration;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::jiff::Timestamp;
 use kube::{Api, Client, ResourceExt};
-use kube_lease_manager::LeaseManagerBuilder;
+use kube_lease_manager::{LeaseManager, LeaseManagerBuilder};
 use tokio::task::JoinHandle;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::health::Health;
 use crate::shard::{BASE_NAME, Shard};
@@ -22,17 +24,42 @@ use crate::shard::{BASE_NAME, Shard};
 pub const LEASE_NAME: &str = BASE_NAME;
 /// How often the barrier looks at the other shards' Leases.
 const BARRIER_POLL: Duration = Duration::from_secs(2);
+/// How long a stopping leader tries to release its Lease; past it, the Lease simply expires.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A held Lease: the watchdog that ends the process if it is lost, and the task that renews it.
+pub struct Leadership {
+    watchdog: JoinHandle<()>,
+    renewer: JoinHandle<kube_lease_manager::Result<LeaseManager>>,
+}
+
+impl Leadership {
+    /// Gives the Lease up. Call only once the controllers have stopped: the standby may start
+    /// writing as soon as this returns.
+    pub async fn release(self) {
+        // The watchdog holds the only receiver; once it is gone, the renewer sees its channel
+        // closed, releases the Lease and returns.
+        self.watchdog.abort();
+        let _ = self.watchdog.await;
+        match tokio::time::timeout(RELEASE_TIMEOUT, self.renewer).await {
+            Ok(Ok(Ok(_))) => info!("released the leader lease"),
+            Ok(Ok(Err(error))) => warn!(%error, "could not release the leader lease; it will expire"),
+            Ok(Err(error)) => warn!(%error, "the lease task failed; the lease will expire"),
+            Err(_) => warn!("releasing the leader lease timed out; it will expire"),
+        }
+    }
+}
 
 /// Blocks until this replica holds its shard's Lease and no shard of another count is alive;
-/// the returned task exits the process if the Lease is lost. `health` learns when this replica
-/// has joined the election (a ready standby).
+/// the returned [`Leadership`] exits the process if the Lease is lost. `health` learns when this
+/// replica has joined the election (a ready standby).
 pub async fn acquire(
     client: Client,
     namespace: &str,
     identity: &str,
     shard: Shard,
     health: &Health,
-) -> anyhow::Result<JoinHandle<()>> {
+) -> anyhow::Result<Leadership> {
     // The shard count rides in the holder identity, so the barrier needs no other object.
     let identity = holder_identity(identity, &shard);
     let manager = LeaseManagerBuilder::new(client.clone(), shard.lease_name())
@@ -41,7 +68,7 @@ pub async fn acquire(
         .with_field_manager(shard.field_manager())
         .build()
         .await?;
-    let (mut leading, _task) = manager.watch().await;
+    let (mut leading, renewer) = manager.watch().await;
     health.set_electing();
     info!(identity, "waiting for leadership");
     while !*leading.borrow_and_update() {
@@ -66,7 +93,7 @@ pub async fn acquire(
         tokio::time::sleep(BARRIER_POLL).await;
     }
     info!(identity, "leading");
-    Ok(watchdog)
+    Ok(Leadership { watchdog, renewer })
 }
 
 /// `pod` as this shard's Lease holder: the pod name, plus the shard count when sharded.

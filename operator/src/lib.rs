@@ -119,8 +119,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let server = http::serve(config.metrics_addr, metrics.clone(), health.clone()).await?;
     info!(addr = %server, "metrics and health server listening");
 
-    let _leadership = if config.leader_election {
-        Some(leader::acquire(client.clone(), &config.lease_namespace, &config.identity, shard, &health).await?)
+    let shutdown = futures::FutureExt::shared(futures::FutureExt::boxed(shutdown_signal()));
+    let leadership = if config.leader_election {
+        // A standby stopped by SIGTERM exits cleanly; it holds nothing to give up.
+        tokio::select! {
+            leadership = leader::acquire(client.clone(), &config.lease_namespace, &config.identity, shard, &health) => {
+                Some(leadership?)
+            }
+            () = shutdown.clone() => {
+                info!("stopped before leading");
+                return Ok(());
+            }
+        }
     } else {
         None
     };
@@ -128,7 +138,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     metrics.set_leading();
     let reporter = Reporter { controller: "mailagent-operator".into(), instance: Some(config.identity.clone()) };
     let recorder = Recorder::new(client.clone(), reporter);
-    let shutdown = futures::FutureExt::shared(futures::FutureExt::boxed(shutdown_signal()));
     let settings = Controllers {
         namespaces: watched_namespaces(&config.namespaces),
         concurrency: config.concurrency,
@@ -143,6 +152,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     run_controllers(clients, settings, metrics, recorder, health, shutdown).await;
     info!("controller stopped");
+    if let Some(leadership) = leadership {
+        leadership.release().await;
+    }
     Ok(())
 }
 

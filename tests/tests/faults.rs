@@ -1,12 +1,13 @@
-//! The operator keeps its promises under faults: a restarted API server, its own crash, deleted
-//! or weakened children, a deleted Secret, an unreadable object, names at the limit. Tests that
-//! restart the API server run on a control plane of their own.
+//! The operator keeps its promises under faults: a restarted API server, its own crash, a leader
+//! stopped mid-flight, deleted or weakened children, a deleted Secret, an unreadable object, names
+//! at the limit. Tests that restart the API server run on a control plane of their own.
 
 mod support;
 
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -119,13 +120,32 @@ fn operator_binary() -> std::path::PathBuf {
 
 /// The operator as a process of its own, killable with SIGKILL.
 fn start_operator(kubeconfig: &std::path::Path, ns: &str) -> std::process::Child {
-    std::process::Command::new(operator_binary())
-        .args(["--namespace", ns, "--leader-election", "false", "--metrics-addr", "127.0.0.1:0"])
-        .env("KUBECONFIG", kubeconfig)
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
+    operator_command(kubeconfig, ns).args(["--leader-election", "false"]).spawn().expect("operator starts")
+}
+
+/// The operator as a replica electing a leader through a Lease in `ns`, named `identity`.
+fn start_replica(kubeconfig: &std::path::Path, ns: &str, identity: &str) -> std::process::Child {
+    operator_command(kubeconfig, ns)
+        .args(["--leader-election", "true", "--lease-namespace", ns, "--identity", identity])
         .spawn()
         .expect("operator starts")
+}
+
+fn operator_command(kubeconfig: &std::path::Path, ns: &str) -> std::process::Command {
+    let mut command = std::process::Command::new(operator_binary());
+    command
+        .args(["--namespace", ns, "--metrics-addr", "127.0.0.1:0"])
+        .env("KUBECONFIG", kubeconfig)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null());
+    command
+}
+
+/// Sends SIGTERM (what the kubelet sends on eviction or rollout) and waits for the exit.
+fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let sent = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    assert!(sent.success(), "SIGTERM delivered");
+    child.wait().expect("the replica exits")
 }
 
 /// Kills the child when the test ends, however it ends.
@@ -192,6 +212,36 @@ async fn after_a_sigkill_mid_convergence_a_restart_converges_every_agent_and_a_s
         .collect();
     assert!(writes.is_empty(), "a restart onto a converged namespace wrote: {writes:#?}");
     drop(third);
+}
+
+/// A leader stopped by SIGTERM (a rollout, an eviction, a drain) gives its Lease up on the way
+/// out, so the standby leads at once instead of after the lease duration; a standby's own exit
+/// leaves the leader alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_leader_releases_its_lease_and_the_standby_takes_over() {
+    let admin = support::admin().await;
+    let plane = mailagent_tests::shared();
+    let ns = TestNamespace::create(&admin).await;
+    let leases: Api<Lease> = Api::namespaced(admin.clone(), ns.name());
+    let holder = || async {
+        let lease = leases.get_opt("mailagent-operator").await.expect("read the Lease")?;
+        Some(lease.spec.and_then(|spec| spec.holder_identity).unwrap_or_default())
+    };
+    let mut first = KillOnDrop(start_replica(plane.kubeconfig_path(), ns.name(), "replica-a"));
+    eventually("replica-a to lead", Duration::from_secs(60), holder, |h| h == "replica-a").await;
+    let mut second = KillOnDrop(start_replica(plane.kubeconfig_path(), ns.name(), "replica-b"));
+    // Once the standby runs, it watches the Lease; a standby's exit must not disturb the leader.
+    let mut third = KillOnDrop(start_replica(plane.kubeconfig_path(), ns.name(), "replica-c"));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(terminate(&mut third.0).success(), "a standby stops cleanly on SIGTERM");
+    assert_eq!(holder().await.as_deref(), Some("replica-a"), "the leader kept its Lease");
+
+    assert!(terminate(&mut first.0).success(), "the leader stops cleanly on SIGTERM");
+    // The process has exited: without a release the Lease would still name it for its duration.
+    let after = holder().await.expect("the Lease stays");
+    assert_ne!(after, "replica-a", "the stopped leader released its Lease");
+    eventually("replica-b to lead", Duration::from_secs(60), holder, |h| h == "replica-b").await;
+    assert!(second.0.try_wait().unwrap().is_none(), "the new leader runs");
 }
 
 #[tokio::test]

@@ -193,7 +193,7 @@ job-controller,cronjob-controller,persistentvolume-binder-controller,\
 persistentvolume-protection-controller,persistentvolumeclaim-protection-controller,\
 certificatesigningrequest-signing-controller,certificatesigningrequest-approving-controller,\
 certificatesigningrequest-cleaner-controller,pod-garbage-collector-controller,ttl-after-finished-controller,\
-endpointslice-controller";
+endpointslice-controller,disruption-controller";
 
 /// kube-controller-manager flags added in node mode.
 pub fn controller_manager_args(args: &mut Vec<String>, certs: &Path) {
