@@ -34,7 +34,10 @@ use std::time::{Duration, Instant};
 
 use futures::Stream;
 use futures::future::Either;
-use rmcp::model::{ClientJsonRpcMessage, ClientRequest, ProtocolVersion, ServerJsonRpcMessage, ServerResult};
+use rmcp::model::{
+    CallToolRequest, ClientJsonRpcMessage, ClientRequest, JsonRpcRequest, ProtocolVersion, RequestId,
+    ServerJsonRpcMessage, ServerResult,
+};
 use rmcp::transport::streamable_http_server::session::local::{LocalSessionManager, SessionConfig};
 use rmcp::transport::streamable_http_server::session::{
     EventStore, RestoreOutcome, ServerSseMessage, SessionId, SessionManager,
@@ -62,38 +65,54 @@ impl Sessions {
         Self { inner, door, touches: Touches::new(keep_alive / 4) }
     }
 
-    /// Whether this message may skip the worker: a `tools/call` of a revision without priming, on
-    /// a session whose worker has seen a message recently.
-    fn direct(&self, id: &SessionId, message: &ClientJsonRpcMessage) -> bool {
-        let ClientJsonRpcMessage::Request(request) = message else { return false };
-        let ClientRequest::CallToolRequest(call) = &request.request else { return false };
-        let revision = call
-            .extensions
-            .get::<axum::http::request::Parts>()
-            .map(|parts| parts.headers.get(PROTOCOL_VERSION_HEADER).map(|value| value.to_str()));
-        let without_priming = match revision {
-            None => false, // not from HTTP: leave it to rmcp
-            Some(None) => true,
-            Some(Some(Ok(version))) => DIRECT_REVISIONS.iter().any(|known| known.as_str() == version),
-            Some(Some(Err(_))) => false,
-        };
-        without_priming && self.touches.recent(id)
+    /// The message as a call to answer directly, or back unchanged for the worker: only a
+    /// `tools/call` of a revision without priming, on a session whose worker has seen a message
+    /// recently, skips the worker.
+    fn route(&self, id: &SessionId, message: ClientJsonRpcMessage) -> Route {
+        match message {
+            ClientJsonRpcMessage::Request(JsonRpcRequest {
+                id: request_id,
+                request: ClientRequest::CallToolRequest(call),
+                ..
+            }) if without_priming(&call) && self.touches.recent(id) => Route::Direct(DirectCall { request_id, call }),
+            other => Route::Worker(other),
+        }
     }
 
     /// Runs the call on this task and frames the answer as the one event of the stream.
-    async fn answer(&self, message: ClientJsonRpcMessage) -> ServerSseMessage {
-        let ClientJsonRpcMessage::Request(request) = message else {
-            unreachable!("only requests are answered directly (see `direct`)")
-        };
-        let ClientRequest::CallToolRequest(call) = request.request else {
-            unreachable!("only tools/call is answered directly (see `direct`)")
-        };
+    async fn answer(&self, DirectCall { request_id, call }: DirectCall) -> ServerSseMessage {
         let parts = call.extensions.get::<axum::http::request::Parts>();
         let answer = match self.door.answer_call(parts, call.params).await {
-            Ok(response) => ServerJsonRpcMessage::response(ServerResult::from(response), request.id),
-            Err(error) => ServerJsonRpcMessage::error(error, Some(request.id)),
+            Ok(response) => ServerJsonRpcMessage::response(ServerResult::from(response), request_id),
+            Err(error) => ServerJsonRpcMessage::error(error, Some(request_id)),
         };
         ServerSseMessage::from_message(answer)
+    }
+}
+
+/// Where a message goes.
+enum Route {
+    /// Answered on the request's own task.
+    Direct(DirectCall),
+    /// Through rmcp's session worker, unchanged.
+    Worker(ClientJsonRpcMessage),
+}
+
+/// A `tools/call` taken off the worker route.
+struct DirectCall {
+    request_id: RequestId,
+    call: CallToolRequest,
+}
+
+/// Whether the call came over HTTP on a revision that defines no priming event.
+fn without_priming(call: &CallToolRequest) -> bool {
+    let Some(parts) = call.extensions.get::<axum::http::request::Parts>() else {
+        return false; // not from HTTP: leave it to rmcp
+    };
+    match parts.headers.get(PROTOCOL_VERSION_HEADER).map(|value| value.to_str()) {
+        None => true,
+        Some(Ok(version)) => DIRECT_REVISIONS.iter().any(|known| known.as_str() == version),
+        Some(Err(_)) => false,
     }
 }
 
@@ -129,10 +148,10 @@ impl SessionManager for Sessions {
         id: &SessionId,
         message: ClientJsonRpcMessage,
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
-        if self.direct(id, &message) {
-            return Ok(Either::Left(futures::stream::iter([self.answer(message).await])));
+        match self.route(id, message) {
+            Route::Direct(call) => Ok(Either::Left(futures::stream::iter([self.answer(call).await]))),
+            Route::Worker(message) => Ok(Either::Right(self.inner.create_stream(id, message).await?)),
         }
-        Ok(Either::Right(self.inner.create_stream(id, message).await?))
     }
 
     async fn accept_message(&self, id: &SessionId, message: ClientJsonRpcMessage) -> Result<(), Self::Error> {
