@@ -131,3 +131,62 @@ async fn calls_on_one_session_run_together_and_a_deleted_session_is_gone() {
     let (status, _, body) = post_mcp(&router, Some(&session), "2025-06-18", call(30, "mail_scan")).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "a call on a deleted session is not answered: {body}");
 }
+
+/// A 2026-07-28 call has no session: each request names its revision and capabilities itself,
+/// and the method and tool ride in headers that mirror the body.
+async fn stateless_call(router: &Router, id: u64, tool: &str) -> (StatusCode, String, String) {
+    let mut body = call(id, tool);
+    body["params"]["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"},
+    });
+    let request = Request::post("/mcp")
+        .header("host", "127.0.0.1")
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", tool)
+        .header("x-api-key", API_KEY)
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let content_type =
+        response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, content_type, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
+#[tokio::test]
+async fn a_sessionless_call_is_answered_as_plain_json_and_a_session_call_as_an_event_stream() {
+    let (app, _dir) = app("api_key", &[]);
+    let router = mailagent_service::http::router(app);
+
+    let (status, content_type, body) = stateless_call(&router, 40, "mail_scan").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(content_type.starts_with("application/json"), "one answer, no stream: {content_type}");
+    let message: Value = serde_json::from_str(&body).expect("the body is the JSON-RPC answer itself");
+    assert_eq!(message["id"], 40);
+    assert!(message["result"]["structuredContent"]["total_messages"].is_number(), "{message}");
+
+    let (_, content_type, body) = stateless_call(&router, 41, "no_such_tool").await;
+    assert!(content_type.starts_with("application/json"), "{content_type}");
+    let message: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((message["id"].clone(), message["error"]["code"].clone()), (json!(41), json!(-32602)), "{body}");
+
+    // Sessions of the earlier revisions keep the stream their clients read.
+    let session = open(&router, "2025-06-18").await;
+    let request = Request::post("/mcp")
+        .header("host", "127.0.0.1")
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-06-18")
+        .header("mcp-session-id", &session)
+        .header("x-api-key", API_KEY)
+        .body(Body::from(call(42, "mail_scan").to_string()))
+        .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+}

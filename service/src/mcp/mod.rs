@@ -45,6 +45,11 @@ pub fn service(app: Arc<App>) -> StreamableHttpService<McpDoor, Sessions> {
         config = config.with_allowed_origins(app.settings.mcp_allowed_origins.clone());
     }
     config.max_request_body_bytes = MAX_BODY_BYTES;
+    // A 2026-07-28 (sessionless) call whose first message is its answer gets that answer as
+    // `application/json`, which the transport allows and every client must accept, instead of an
+    // SSE stream with a keep-alive timer for one event. A handler that sent a notification first
+    // would still get SSE (rmcp falls back), and sessions of earlier revisions are unaffected.
+    config.json_response = true;
     let factory_app = app.clone();
     StreamableHttpService::new(
         move || Ok(McpDoor { app: factory_app.clone() }),
