@@ -7,28 +7,41 @@ mod common;
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::{HeaderMap, Request, StatusCode};
 use common::*;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-/// One request through `router` (the same router keeps the same sessions).
-async fn post_mcp(router: &Router, session: Option<&str>, revision: &str, body: Value) -> (StatusCode, String, String) {
+/// One POST to `/mcp` through `router` with the headers every call carries plus `headers`:
+/// the status, the response headers and the body.
+async fn post(router: &Router, headers: &[(&str, &str)], body: Value) -> (StatusCode, HeaderMap, String) {
     let mut builder = Request::post("/mcp")
         .header("host", "127.0.0.1")
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", revision)
         .header("x-api-key", API_KEY);
-    if let Some(session) = session {
-        builder = builder.header("mcp-session-id", session);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
     }
     let response = router.clone().oneshot(builder.body(Body::from(body.to_string())).unwrap()).await.unwrap();
-    let status = response.status();
-    let session = response.headers().get("mcp-session-id").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    let (status, headers) = (response.status(), response.headers().clone());
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, session, String::from_utf8(bytes.to_vec()).unwrap())
+    (status, headers, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
+/// One request of `revision`, on `session` if any (the same router keeps the same sessions):
+/// the status, the session id answered and the body.
+async fn post_mcp(router: &Router, session: Option<&str>, revision: &str, body: Value) -> (StatusCode, String, String) {
+    let mut headers = vec![("mcp-protocol-version", revision)];
+    headers.extend(session.map(|session| ("mcp-session-id", session)));
+    let (status, headers, body) = post(router, &headers, body).await;
+    let session = headers.get("mcp-session-id").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    (status, session, body)
+}
+
+fn content_type(headers: &HeaderMap) -> &str {
+    headers.get("content-type").map(|v| v.to_str().unwrap()).unwrap_or_default()
 }
 
 /// A session of `revision`, initialised (the `initialized` notification sent).
@@ -134,29 +147,15 @@ async fn calls_on_one_session_run_together_and_a_deleted_session_is_gone() {
 
 /// A 2026-07-28 call has no session: each request names its revision and capabilities itself,
 /// and the method and tool ride in headers that mirror the body.
-async fn stateless_call(router: &Router, id: u64, tool: &str) -> (StatusCode, String, String) {
+async fn stateless_call(router: &Router, id: u64, tool: &str) -> (StatusCode, HeaderMap, String) {
     let mut body = call(id, tool);
     body["params"]["_meta"] = json!({
         "io.modelcontextprotocol/protocolVersion": "2026-07-28",
         "io.modelcontextprotocol/clientCapabilities": {},
         "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"},
     });
-    let request = Request::post("/mcp")
-        .header("host", "127.0.0.1")
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", tool)
-        .header("x-api-key", API_KEY)
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    let response = router.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let content_type =
-        response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, content_type, String::from_utf8(bytes.to_vec()).unwrap())
+    let headers = [("mcp-protocol-version", "2026-07-28"), ("mcp-method", "tools/call"), ("mcp-name", tool)];
+    post(router, &headers, body).await
 }
 
 #[tokio::test]
@@ -164,29 +163,21 @@ async fn a_sessionless_call_is_answered_as_plain_json_and_a_session_call_as_an_e
     let (app, _dir) = app("api_key", &[]);
     let router = mailagent_service::http::router(app);
 
-    let (status, content_type, body) = stateless_call(&router, 40, "mail_scan").await;
+    let (status, headers, body) = stateless_call(&router, 40, "mail_scan").await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert!(content_type.starts_with("application/json"), "one answer, no stream: {content_type}");
+    assert!(content_type(&headers).starts_with("application/json"), "one answer, no stream: {headers:?}");
     let message: Value = serde_json::from_str(&body).expect("the body is the JSON-RPC answer itself");
     assert_eq!(message["id"], 40);
     assert!(message["result"]["structuredContent"]["total_messages"].is_number(), "{message}");
 
-    let (_, content_type, body) = stateless_call(&router, 41, "no_such_tool").await;
-    assert!(content_type.starts_with("application/json"), "{content_type}");
+    let (_, headers, body) = stateless_call(&router, 41, "no_such_tool").await;
+    assert!(content_type(&headers).starts_with("application/json"), "{headers:?}");
     let message: Value = serde_json::from_str(&body).unwrap();
     assert_eq!((message["id"].clone(), message["error"]["code"].clone()), (json!(41), json!(-32602)), "{body}");
 
     // Sessions of the earlier revisions keep the stream their clients read.
     let session = open(&router, "2025-06-18").await;
-    let request = Request::post("/mcp")
-        .header("host", "127.0.0.1")
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2025-06-18")
-        .header("mcp-session-id", &session)
-        .header("x-api-key", API_KEY)
-        .body(Body::from(call(42, "mail_scan").to_string()))
-        .unwrap();
-    let response = router.clone().oneshot(request).await.unwrap();
-    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let headers = [("mcp-protocol-version", "2025-06-18"), ("mcp-session-id", session.as_str())];
+    let (_, headers, _) = post(&router, &headers, call(42, "mail_scan")).await;
+    assert_eq!(content_type(&headers), "text/event-stream");
 }
