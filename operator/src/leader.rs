@@ -50,9 +50,9 @@ impl Leadership {
     }
 }
 
-/// Blocks until this replica holds its shard's Lease and no shard of another count is alive;
-/// the returned [`Leadership`] exits the process if the Lease is lost. `health` learns when this
-/// replica has joined the election (a ready standby).
+/// Blocks until this replica holds its shard's Lease; the returned [`Leadership`] exits the
+/// process if the Lease is lost. `health` learns when this replica has joined the election (a
+/// ready standby). A leader must still pass [`await_one_shard_count`] before it writes.
 pub async fn acquire(
     client: Client,
     namespace: &str,
@@ -62,7 +62,7 @@ pub async fn acquire(
 ) -> anyhow::Result<Leadership> {
     // The shard count rides in the holder identity, so the barrier needs no other object.
     let identity = holder_identity(identity, &shard);
-    let manager = LeaseManagerBuilder::new(client.clone(), shard.lease_name())
+    let manager = LeaseManagerBuilder::new(client, shard.lease_name())
         .with_namespace(namespace)
         .with_identity(&identity)
         .with_field_manager(shard.field_manager())
@@ -82,18 +82,24 @@ pub async fn acquire(
             }
         }
     });
+    info!(identity, "holding the lease");
+    Ok(Leadership { watchdog, renewer })
+}
+
+/// The barrier a new leader passes before it writes: returns once no shard of another shard
+/// count holds a live Lease. A step apart from [`acquire`], so that a replica stopped while it
+/// waits here still has its [`Leadership`] to release.
+pub async fn await_one_shard_count(client: Client, namespace: &str, shard: Shard) -> anyhow::Result<()> {
     let leases = Api::<Lease>::namespaced(client, namespace);
     loop {
         let listed = leases.list(&Default::default()).await?;
         let blocking = blocking_holders(&listed.items, &shard, Timestamp::now());
         if blocking.is_empty() {
-            break;
+            return Ok(());
         }
         info!(?blocking, shards = shard.count(), "waiting for shards of another shard count to stop");
         tokio::time::sleep(BARRIER_POLL).await;
     }
-    info!(identity, "leading");
-    Ok(Leadership { watchdog, renewer })
 }
 
 /// `pod` as this shard's Lease holder: the pod name, plus the shard count when sharded.

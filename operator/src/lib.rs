@@ -122,15 +122,32 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let shutdown = futures::FutureExt::shared(futures::FutureExt::boxed(shutdown_signal()));
     let leadership = if config.leader_election {
         // A standby stopped by SIGTERM exits cleanly; it holds nothing to give up.
-        tokio::select! {
+        let leadership = tokio::select! {
             leadership = leader::acquire(client.clone(), &config.lease_namespace, &config.identity, shard, &health) => {
-                Some(leadership?)
+                leadership?
             }
             () = shutdown.clone() => {
                 info!("stopped before leading");
                 return Ok(());
             }
+        };
+        // Holding the Lease but not yet writing: stopped or failed here, give the Lease up at
+        // once rather than leave it to expire.
+        let barrier = leader::await_one_shard_count(client.clone(), &config.lease_namespace, shard);
+        let passed = tokio::select! {
+            passed = barrier => passed,
+            () = shutdown.clone() => {
+                info!("stopped at the shard-count barrier");
+                leadership.release().await;
+                return Ok(());
+            }
+        };
+        if let Err(error) = passed {
+            leadership.release().await;
+            return Err(error);
         }
+        info!("leading");
+        Some(leadership)
     } else {
         None
     };

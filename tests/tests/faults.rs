@@ -245,6 +245,39 @@ async fn a_stopped_leader_releases_its_lease_and_the_standby_takes_over() {
 }
 
 #[tokio::test]
+async fn a_leader_stopped_at_the_shard_count_barrier_releases_its_lease() {
+    let admin = support::admin().await;
+    let plane = mailagent_tests::shared();
+    let ns = TestNamespace::create(&admin).await;
+    let leases: Api<Lease> = Api::namespaced(admin.clone(), ns.name());
+    // A shard of a two-shard operator, live for an hour: a `SHARD_COUNT` change half rolled out.
+    let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(k8s_openapi::jiff::Timestamp::now());
+    let other_count = Lease {
+        metadata: kube::api::ObjectMeta { name: Some("mailagent-operator-shard-1".into()), ..Default::default() },
+        spec: Some(k8s_openapi::api::coordination::v1::LeaseSpec {
+            holder_identity: Some("elsewhere/shards=2".into()),
+            acquire_time: Some(now.clone()),
+            renew_time: Some(now),
+            lease_duration_seconds: Some(3600),
+            ..Default::default()
+        }),
+    };
+    leases.create(&PostParams::default(), &other_count).await.expect("the other count's Lease");
+    let holder = || async {
+        let lease = leases.get_opt("mailagent-operator").await.expect("read the Lease")?;
+        Some(lease.spec.and_then(|spec| spec.holder_identity).unwrap_or_default())
+    };
+    let mut replica = KillOnDrop(start_replica(plane.kubeconfig_path(), ns.name(), "replica-a"));
+    eventually("replica-a to hold its Lease", Duration::from_secs(60), holder, |h| h == "replica-a").await;
+    // It holds the Lease but waits at the barrier; stopped there, it gives the Lease up.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(replica.0.try_wait().unwrap().is_none(), "the replica waits at the barrier");
+    assert!(terminate(&mut replica.0).success(), "stopped at the barrier, it exits cleanly");
+    let after = holder().await.expect("the Lease stays");
+    assert_ne!(after, "replica-a", "the replica stopped at the barrier released its Lease");
+}
+
+#[tokio::test]
 async fn deleted_children_come_back_within_seconds() {
     let admin = support::admin().await;
     let ns = TestNamespace::create(&admin).await;

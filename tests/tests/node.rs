@@ -20,7 +20,7 @@ use mailagent_crds::MailAgent;
 use mailagent_tests::product::{self, kubectl, run};
 use mailagent_tests::product::{Credential, mutation_status, post_status};
 use mailagent_tests::{ControlPlane, PlaneOptions, await_condition};
-use node_support::{agent_ready, container_pid, ready_pods, restrictions, running_pod, step};
+use node_support::{agent_ready, container_pid, ready_pods, restrictions, running_pod, step, until};
 use serde_json::json;
 
 const NS: &str = "mail";
@@ -306,16 +306,13 @@ async fn full_rotation_under_load(plane: &ControlPlane, client: &Client, pods: &
         })
     };
     await_condition(&maps, &format!("{AGENT}-config"), rendered, TIMEOUT).await.expect("both settings rendered");
-    let deadline = Instant::now() + TIMEOUT;
-    let pod = loop {
+    let pod = until("no pod with the new settings", TIMEOUT, || async {
         let hash = agents.get(AGENT).await.unwrap().status.and_then(|s| s.config_hash);
         let pod = running_pod(pods, selector).await;
-        if hash.is_some() && pod.annotations().get("mailagent.dev/config-hash") == hash.as_ref() {
-            break pod;
-        }
-        assert!(Instant::now() < deadline, "no pod with the new settings");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+        let running = pod.annotations().get("mailagent.dev/config-hash").cloned();
+        if hash.is_some() && running == hash { Ok(pod) } else { Err((hash, running)) }
+    })
+    .await;
     let base = format!("http://{}:8080", pod.status.as_ref().unwrap().pod_ip.as_deref().unwrap());
 
     let status = |p: &AuthPolicy| p.status.clone().unwrap_or_default();
@@ -464,37 +461,26 @@ async fn a_drain_moves_the_operator_leader(plane: &ControlPlane, client: &Client
     let holder = || async { leases.get("mailagent-operator").await.ok().and_then(|lease| lease.spec?.holder_identity) };
     // A standby is Ready before it leads: after the upgrade above, the Lease may still name the
     // replaced pod until its lease duration runs out, so wait for one of these two to hold it.
-    let deadline = Instant::now() + TIMEOUT;
-    let leader = loop {
-        if let Some(now) = holder().await.filter(|now| both.iter().any(|pod| pod.name_any() == *now)) {
-            break now;
-        }
-        assert!(Instant::now() < deadline, "neither Ready pod took the Lease: {:?}", holder().await);
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    let leader = until("neither Ready pod took the Lease", TIMEOUT, || async {
+        let now = holder().await;
+        now.clone().filter(|now| both.iter().any(|pod| pod.name_any() == *now)).ok_or(now)
+    })
+    .await;
     let budgets: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), product::OPERATOR_NAMESPACE);
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        let budget = budgets.get("mailagent-operator").await.unwrap();
-        let status = budget.status.unwrap_or_default();
-        if (status.current_healthy, status.disruptions_allowed) == (Some(2), Some(1)) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the budget never counted both replicas: {status:?}");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    until("the budget never counted both replicas", TIMEOUT, || async {
+        let status = budgets.get("mailagent-operator").await.unwrap().status.unwrap_or_default();
+        if (status.current_healthy, status.disruptions_allowed) == (Some(2), Some(1)) { Ok(()) } else { Err(status) }
+    })
+    .await;
     step("two operator replicas Ready (leader and standby); the disruption budget allows one eviction", t);
 
     let t = Instant::now();
     operator_pods.evict(&leader, &EvictParams::default()).await.expect("the budget lets the leader be evicted");
-    let deadline = Instant::now() + TIMEOUT;
-    let successor = loop {
-        if let Some(now) = holder().await.filter(|now| *now != leader) {
-            break now;
-        }
-        assert!(Instant::now() < deadline, "no replica took the Lease over from {leader}");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    let successor = until(&format!("no replica took the Lease over from {leader}"), TIMEOUT, || async {
+        let now = holder().await;
+        now.clone().filter(|now| *now != leader).ok_or(now)
+    })
+    .await;
     let replaced = ready_pods(&operator_pods, selector, 2).await;
     assert!(replaced.iter().any(|pod| pod.name_any() == successor), "the new leader {successor} runs");
     assert!(replaced.iter().all(|pod| pod.name_any() != leader), "the evicted leader is gone");

@@ -32,41 +32,61 @@ fn is_ready(pod: &Pod) -> bool {
             .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
+/// How often [`until`] looks again.
+const POLL: Duration = Duration::from_millis(500);
+/// How long the pod waits below allow: a pull and a start on this node take seconds.
+const POD_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// Polls `probe` until it returns `Ok`; past `timeout`, fails with `what` and the last thing the
+/// probe saw (its `Err`), so a timeout says what the cluster looked like, not only that it waited.
+pub async fn until<T, Seen, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
+where
+    Seen: std::fmt::Debug,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Seen>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        match probe().await {
+            Ok(value) => return value,
+            Err(seen) => assert!(Instant::now() < deadline, "{what} (after {timeout:?}); last seen: {seen:#?}"),
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+async fn list(pods: &Api<Pod>, selector: &str) -> Vec<Pod> {
+    pods.list(&ListParams::default().labels(selector)).await.expect("listing pods").items
+}
+
 /// Waits until exactly one pod matches `selector` and it is Ready (and none is terminating).
 pub async fn running_pod(pods: &Api<Pod>, selector: &str) -> Pod {
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let list = pods.list(&ListParams::default().labels(selector)).await.expect("listing pods").items;
-        if let [pod] = list.as_slice()
-            && is_ready(pod)
-        {
-            return pod.clone();
+    until(&format!("no single Ready pod for {selector}"), POD_TIMEOUT, || async {
+        match <[Pod; 1]>::try_from(list(pods, selector).await) {
+            Ok([pod]) if is_ready(&pod) => Ok(pod),
+            Ok(one) => Err(Vec::from(one)),
+            Err(other) => Err(other),
         }
-        assert!(Instant::now() < deadline, "no single Ready pod for {selector}: {list:#?}");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    })
+    .await
 }
 
 /// Waits until exactly `count` pods match `selector`, every one Ready and none terminating.
 pub async fn ready_pods(pods: &Api<Pod>, selector: &str, count: usize) -> Vec<Pod> {
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let list = pods.list(&ListParams::default().labels(selector)).await.expect("listing pods").items;
-        if list.len() == count && list.iter().all(is_ready) {
-            return list;
-        }
-        assert!(Instant::now() < deadline, "not {count} Ready pods for {selector}: {list:#?}");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    until(&format!("not {count} Ready pods for {selector}"), POD_TIMEOUT, || async {
+        let list = list(pods, selector).await;
+        if list.len() == count && list.iter().all(is_ready) { Ok(list) } else { Err(list) }
+    })
+    .await
 }
 
 /// Waits until no pod matches `selector`.
 pub async fn no_pods(pods: &Api<Pod>, selector: &str, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    while !pods.list(&ListParams::default().labels(selector)).await.expect("listing pods").items.is_empty() {
-        assert!(Instant::now() < deadline, "pods for {selector} still exist after {timeout:?}");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    until(&format!("pods for {selector} still exist"), timeout, || async {
+        let list = list(pods, selector).await;
+        if list.is_empty() { Ok(()) } else { Err(list.into_iter().map(|pod| pod.metadata.name).collect::<Vec<_>>()) }
+    })
+    .await
 }
 
 /// The host pid of the pod's first container, from containerd's task list.
