@@ -21,6 +21,9 @@ use crate::{binaries, controller_manager};
 
 /// How long the API server may take to become ready (2 cores, cold caches).
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
+/// Attempts at starting etcd and the API server. A port found free can be taken by another process
+/// before the server binds it (tests start operators on ephemeral ports beside a starting plane).
+const PORT_ATTEMPTS: usize = 3;
 
 /// What to run besides etcd and kube-apiserver.
 #[derive(Clone, Copy, Debug, Default)]
@@ -114,6 +117,57 @@ impl ControlPlane {
         pki.write_server_files(&certs)?;
         let host = if options.node { Some(node::prepare(dir, &certs, &pki.serving_ca_pem)?) } else { None };
 
+        let mut attempt = 1;
+        let (mut plane, secure_port) = loop {
+            match Self::start_apiserver(dir, &certs, &pki, &apiserver, etcd, options.node).await {
+                Ok(started) => break started,
+                Err(error) if attempt < PORT_ATTEMPTS && is_port_race(&error) => {
+                    // The failed attempt's processes are stopped (dropped); etcd starts afresh.
+                    tracing::warn!(attempt, "a port was taken before its server bound it; starting again on new ports");
+                    let _ = std::fs::remove_dir_all(dir.join("etcd"));
+                    attempt += 1;
+                }
+                Err(error) => return Err(error),
+            }
+        };
+        tracing::info!(took = ?started.elapsed(), "kube-apiserver ready");
+
+        if options.controller_manager || options.node {
+            let port = free_port()?;
+            let mut args = controller_manager::args(&plane.kubeconfig, &certs, port);
+            if options.node {
+                node::controller_manager_args(&mut args, &certs);
+            }
+            let log = dir.join("kube-controller-manager.log");
+            let binary = binaries::kube_controller_manager()?;
+            plane.processes.push(Process::spawn("kube-controller-manager", &binary, &args, log)?);
+            plane = plane.wait_healthy("kube-controller-manager", port).await?;
+            tracing::info!(took = ?started.elapsed(), "kube-controller-manager healthy");
+        }
+        if let Some(host) = host {
+            let info = node::PlaneInfo {
+                dir,
+                certs: &certs,
+                admin_kubeconfig: &plane.kubeconfig,
+                secure_port,
+                serving_ca_pem: &pki.serving_ca_pem,
+                client: plane.client().await,
+            };
+            plane.node = Some(Node::start(info, host).await?);
+        }
+        plane.kubeconfig = publish(&plane.kubeconfig, &dir.join("kubeconfig"))?;
+        Ok(plane)
+    }
+
+    /// etcd and kube-apiserver on fresh ports, ready; the API server's port with the plane.
+    async fn start_apiserver(
+        dir: &Path,
+        certs: &Path,
+        pki: &Pki,
+        apiserver: &Path,
+        etcd: &Path,
+        node: bool,
+    ) -> anyhow::Result<(Self, u16)> {
         let (etcd_client, etcd_peer, secure_port) = (free_port()?, free_port()?, free_port()?);
         let etcd_url = format!("http://127.0.0.1:{etcd_client}");
         let peer_url = format!("http://127.0.0.1:{etcd_peer}");
@@ -159,43 +213,16 @@ impl ControlPlane {
             "--audit-log-mode=blocking".into(),
             "--audit-log-maxsize=0".into(),
         ];
-        if options.node {
-            node::apiserver_args(&mut apiserver_args, &certs);
+        if node {
+            node::apiserver_args(&mut apiserver_args, certs);
         }
-        processes.push(Process::spawn("kube-apiserver", &apiserver, &apiserver_args, dir.join("kube-apiserver.log"))?);
+        processes.push(Process::spawn("kube-apiserver", apiserver, &apiserver_args, dir.join("kube-apiserver.log"))?);
 
         // The components' own copy; `dir/kubeconfig` is published when everything is up.
         let kubeconfig = certs.join("admin.kubeconfig");
-        write_private(&kubeconfig, &kubeconfig_yaml(&pki, secure_port))?;
+        write_private(&kubeconfig, &kubeconfig_yaml(pki, secure_port))?;
         let plane = Self { kubeconfig, audit_log: Some(audit_log), processes, node: None, temp_dir: None };
-        let mut plane = plane.wait_ready().await?;
-        tracing::info!(took = ?started.elapsed(), "kube-apiserver ready");
-
-        if options.controller_manager || options.node {
-            let port = free_port()?;
-            let mut args = controller_manager::args(&plane.kubeconfig, &certs, port);
-            if options.node {
-                node::controller_manager_args(&mut args, &certs);
-            }
-            let log = dir.join("kube-controller-manager.log");
-            let binary = binaries::kube_controller_manager()?;
-            plane.processes.push(Process::spawn("kube-controller-manager", &binary, &args, log)?);
-            plane = plane.wait_healthy("kube-controller-manager", port).await?;
-            tracing::info!(took = ?started.elapsed(), "kube-controller-manager healthy");
-        }
-        if let Some(host) = host {
-            let info = node::PlaneInfo {
-                dir,
-                certs: &certs,
-                admin_kubeconfig: &plane.kubeconfig,
-                secure_port,
-                serving_ca_pem: &pki.serving_ca_pem,
-                client: plane.client().await,
-            };
-            plane.node = Some(Node::start(info, host).await?);
-        }
-        plane.kubeconfig = publish(&plane.kubeconfig, &dir.join("kubeconfig"))?;
-        Ok(plane)
+        Ok((plane.wait_ready().await?, secure_port))
     }
 
     /// Stops kube-apiserver and starts it again on the same address, certificates and etcd, as a
@@ -345,4 +372,9 @@ current-context: mailagent-local
         cert = b64(&pki.admin_cert_pem),
         key = b64(&pki.admin_key_pem),
     )
+}
+
+/// A startup that failed because a server's port was taken between choosing it and binding it.
+fn is_port_race(error: &anyhow::Error) -> bool {
+    format!("{error:#}").contains("address already in use")
 }
