@@ -16,14 +16,11 @@ use kube::{Client, Config};
 use crate::audit::{AUDIT_POLICY, AuditLog};
 use crate::node::{self, Node};
 use crate::pki::{Pki, write_private};
-use crate::process::{Process, free_port};
+use crate::process::{Process, free_port, is_port_race, with_fresh_ports};
 use crate::{binaries, controller_manager};
 
 /// How long the API server may take to become ready (2 cores, cold caches).
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
-/// Attempts at starting etcd and the API server. A port found free can be taken by another process
-/// before the server binds it (tests start operators on ephemeral ports beside a starting plane).
-const PORT_ATTEMPTS: usize = 3;
 
 /// What to run besides etcd and kube-apiserver.
 #[derive(Clone, Copy, Debug, Default)]
@@ -117,31 +114,21 @@ impl ControlPlane {
         pki.write_server_files(&certs)?;
         let host = if options.node { Some(node::prepare(dir, &certs, &pki.serving_ca_pem)?) } else { None };
 
-        let mut attempt = 1;
-        let (mut plane, secure_port) = loop {
-            match Self::start_apiserver(dir, &certs, &pki, &apiserver, etcd, options.node).await {
-                Ok(started) => break started,
-                Err(error) if attempt < PORT_ATTEMPTS && is_port_race(&error) => {
-                    // The failed attempt's processes are stopped (dropped); etcd starts afresh.
-                    tracing::warn!(attempt, "a port was taken before its server bound it; starting again on new ports");
-                    let _ = std::fs::remove_dir_all(dir.join("etcd"));
-                    attempt += 1;
-                }
-                Err(error) => return Err(error),
+        let (mut plane, secure_port) = with_fresh_ports("etcd and kube-apiserver", async || {
+            let attempt = Self::start_apiserver(dir, &certs, &pki, &apiserver, etcd, options.node).await;
+            if attempt.as_ref().is_err_and(is_port_race) {
+                // The attempt's processes are stopped (dropped); its etcd member recorded peer
+                // URLs the next attempt changes, so etcd starts afresh.
+                let _ = std::fs::remove_dir_all(dir.join("etcd"));
             }
-        };
+            attempt
+        })
+        .await?;
         tracing::info!(took = ?started.elapsed(), "kube-apiserver ready");
 
         if options.controller_manager || options.node {
-            let port = free_port()?;
-            let mut args = controller_manager::args(&plane.kubeconfig, &certs, port);
-            if options.node {
-                node::controller_manager_args(&mut args, &certs);
-            }
-            let log = dir.join("kube-controller-manager.log");
-            let binary = binaries::kube_controller_manager()?;
-            plane.processes.push(Process::spawn("kube-controller-manager", &binary, &args, log)?);
-            plane = plane.wait_healthy("kube-controller-manager", port).await?;
+            let start = async || plane.start_controller_manager(dir, &certs, options.node).await;
+            with_fresh_ports("kube-controller-manager", start).await?;
             tracing::info!(took = ?started.elapsed(), "kube-controller-manager healthy");
         }
         if let Some(host) = host {
@@ -221,8 +208,27 @@ impl ControlPlane {
         // The components' own copy; `dir/kubeconfig` is published when everything is up.
         let kubeconfig = certs.join("admin.kubeconfig");
         write_private(&kubeconfig, &kubeconfig_yaml(pki, secure_port))?;
-        let plane = Self { kubeconfig, audit_log: Some(audit_log), processes, node: None, temp_dir: None };
-        Ok((plane.wait_ready().await?, secure_port))
+        let mut plane = Self { kubeconfig, audit_log: Some(audit_log), processes, node: None, temp_dir: None };
+        plane.wait_ready().await?;
+        Ok((plane, secure_port))
+    }
+
+    /// kube-controller-manager on a fresh port, healthy. When it is not, it is stopped again: a
+    /// next attempt would take the exited process for a crashed server.
+    async fn start_controller_manager(&mut self, dir: &Path, certs: &Path, node: bool) -> anyhow::Result<()> {
+        let port = free_port()?;
+        let mut args = controller_manager::args(&self.kubeconfig, certs, port);
+        if node {
+            node::controller_manager_args(&mut args, certs);
+        }
+        let log = dir.join("kube-controller-manager.log");
+        let binary = binaries::kube_controller_manager()?;
+        self.processes.push(Process::spawn("kube-controller-manager", &binary, &args, log)?);
+        let healthy = self.wait_healthy("kube-controller-manager", port).await;
+        if healthy.is_err() {
+            self.processes.pop();
+        }
+        healthy
     }
 
     /// Stops kube-apiserver and starts it again on the same address, certificates and etcd, as a
@@ -238,22 +244,24 @@ impl ControlPlane {
             self.processes.iter_mut().find(|p| p.name() == "kube-apiserver").context("no kube-apiserver")?;
         apiserver.stop();
         tokio::time::sleep(downtime).await;
+        // It keeps its port (clients hold its URL), so a port race here cannot be retried.
         apiserver.restart()?;
-        self.wait_ready().await
+        self.wait_ready().await?;
+        Ok(self)
     }
 
-    async fn wait_ready(self) -> anyhow::Result<Self> {
+    async fn wait_ready(&mut self) -> anyhow::Result<()> {
         self.wait_for_ok("kube-apiserver", None, "/readyz").await
     }
 
     /// Waits for a component that serves on `port` with the API server's certificate.
-    async fn wait_healthy(self, name: &str, port: u16) -> anyhow::Result<Self> {
+    async fn wait_healthy(&mut self, name: &str, port: u16) -> anyhow::Result<()> {
         self.wait_for_ok(name, Some(port), "/healthz").await
     }
 
     /// Polls `path` (on the API server, or on `port`) until it answers `ok`, failing with the
     /// servers' log tails when one exits or the deadline passes.
-    async fn wait_for_ok(mut self, name: &str, port: Option<u16>, path: &str) -> anyhow::Result<Self> {
+    async fn wait_for_ok(&mut self, name: &str, port: Option<u16>, path: &str) -> anyhow::Result<()> {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             if self.processes.iter_mut().any(|p| !p.is_running()) {
@@ -262,7 +270,7 @@ impl ControlPlane {
             if let Ok(client) = self.try_client_on(port).await {
                 let request = http::Request::get(path).body(Vec::new()).expect("static request");
                 if client.request_text(request).await.is_ok_and(|body| body.trim() == "ok") {
-                    return Ok(self);
+                    return Ok(());
                 }
             }
             if Instant::now() > deadline {
@@ -372,9 +380,4 @@ current-context: mailagent-local
         cert = b64(&pki.admin_cert_pem),
         key = b64(&pki.admin_key_pem),
     )
-}
-
-/// A startup that failed because a server's port was taken between choosing it and binding it.
-fn is_port_race(error: &anyhow::Error) -> bool {
-    format!("{error:#}").contains("address already in use")
 }

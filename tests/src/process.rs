@@ -1,4 +1,5 @@
-//! Child processes (etcd, kube-apiserver) that never outlive the test binary.
+//! Child processes (etcd, kube-apiserver, ...) that never outlive the test binary, and starting
+//! them again on new ports when a port chosen for them was taken first.
 //!
 //! A shared control plane lives in a `static`, which Rust never drops, so each server runs under
 //! a tiny shell watchdog that stops it as soon as the process that started it is gone. (The
@@ -121,7 +122,89 @@ impl Drop for Process {
     }
 }
 
-/// A free loopback port (bound, then released for the server to take).
+/// A free loopback port (bound, then released for the server to take). Another process can take
+/// it before the server binds it: start servers on such ports inside `with_fresh_ports`.
 pub fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// How many times [`with_fresh_ports`] runs `start` at most. Tests start operators on ephemeral
+/// ports beside a starting plane, so losing a port happens, but twice in a row is already rare.
+const PORT_ATTEMPTS: usize = 3;
+
+/// Runs `start`, which starts `what` on ports from [`free_port`], and runs it again (choosing new
+/// ports) when it failed because another process took a port before its server bound it.
+/// A failed `start` must stop the servers it started, so that the next one begins clean.
+pub async fn with_fresh_ports<T>(what: &str, mut start: impl AsyncFnMut() -> anyhow::Result<T>) -> anyhow::Result<T> {
+    let mut attempt = 1;
+    loop {
+        match start().await {
+            Err(error) if attempt < PORT_ATTEMPTS && is_port_race(&error) => {
+                tracing::warn!(
+                    what,
+                    attempt,
+                    "a port was taken before its server bound it; starting again on new ports"
+                );
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// Whether a startup failed because a server's port was taken: anywhere in the error chain, which
+/// includes the server log tails a failed startup attaches (Go servers log `bind: address already
+/// in use`, Rust's I/O error reads `Address already in use`).
+pub fn is_port_race(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| cause.to_string().to_ascii_lowercase().contains("address already in use"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn race() -> anyhow::Error {
+        anyhow::anyhow!("listen tcp 127.0.0.1:43801: bind: address already in use")
+            .context("a control-plane process exited during startup")
+    }
+
+    #[test]
+    fn a_taken_port_is_told_apart_from_other_failures() {
+        assert!(is_port_race(&race()));
+        let eaddrinuse = std::io::Error::from_raw_os_error(98);
+        assert!(is_port_race(&anyhow::Error::from(eaddrinuse).context("binding")));
+        assert!(!is_port_race(&anyhow::anyhow!("kube-apiserver not ready after 120s")));
+    }
+
+    #[tokio::test]
+    async fn a_lost_port_race_starts_again_until_the_attempts_run_out() {
+        let mut starts = 0;
+        let second = with_fresh_ports("a server", async || {
+            starts += 1;
+            if starts < 2 { Err(race()) } else { Ok(starts) }
+        })
+        .await;
+        assert_eq!(second.unwrap(), 2);
+
+        let mut starts = 0;
+        let lost = with_fresh_ports("a server", async || -> anyhow::Result<()> {
+            starts += 1;
+            Err(race())
+        })
+        .await;
+        assert!(lost.is_err());
+        assert_eq!(starts, PORT_ATTEMPTS);
+    }
+
+    #[tokio::test]
+    async fn other_failures_are_not_retried() {
+        let mut starts = 0;
+        let failed = with_fresh_ports("a server", async || -> anyhow::Result<()> {
+            starts += 1;
+            anyhow::bail!("no such binary")
+        })
+        .await;
+        assert!(failed.is_err());
+        assert_eq!(starts, 1);
+    }
 }

@@ -26,7 +26,7 @@ pub(crate) use config::{apiserver_args, controller_manager_args};
 pub(crate) use host::HostGuard;
 pub use host::unsupported_reason;
 
-use crate::process::{Process, free_port};
+use crate::process::{Process, free_port, with_fresh_ports};
 use crate::wait::await_condition;
 
 /// The node's name.
@@ -47,6 +47,11 @@ pub const STORAGE_CLASS: &str = "local-hostpath";
 
 /// How long the node may take to register and become Ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// The kubelet's root directory, under the node's directory.
+const KUBELET_ROOT: &str = "kubelet";
+/// The kubelet's kubeconfig, among the plane's certificates.
+const KUBELET_KUBECONFIG: &str = "kubelet.kubeconfig";
 
 /// What the plane tells the node when it starts it.
 pub(crate) struct PlaneInfo<'a> {
@@ -125,41 +130,47 @@ impl Node {
 
         host::forward_kubernetes_service(plane.secure_port)?;
 
-        let port = free_port()?;
-        let args = config::scheduler_args(plane.admin_kubeconfig, plane.certs, port);
-        node.processes.push(Process::spawn(
-            "kube-scheduler",
-            &kube_dir.join("kube-scheduler"),
-            &args,
-            dir.join("kube-scheduler.log"),
-        )?);
-
-        let kubelet_dir = dir.join("kubelet");
-        std::fs::create_dir_all(&kubelet_dir)?;
-        std::fs::create_dir_all(dir.join("pod-logs"))?;
-        let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        std::fs::write(dir.join("resolv.conf"), resolv)?;
-        let ports = config::KubeletPorts { api: free_port()?, healthz: free_port()? };
-        let kubelet_config = dir.join("kubelet.yaml");
-        std::fs::write(&kubelet_config, config::kubelet_yaml(&dir, plane.certs, &node.containerd_socket, &ports))?;
-        let kubelet_kubeconfig = plane.certs.join("kubelet.kubeconfig");
-        let server = format!("https://127.0.0.1:{}", plane.secure_port);
-        crate::pki::write_private(
-            &kubelet_kubeconfig,
-            &config::kubelet_kubeconfig(plane.certs, &server, plane.serving_ca_pem)?,
-        )?;
-        let args = [
-            format!("--config={}", kubelet_config.display()),
-            format!("--kubeconfig={}", kubelet_kubeconfig.display()),
-            format!("--root-dir={}", kubelet_dir.display()),
-            format!("--hostname-override={NODE_NAME}"),
-            format!("--node-ip={NODE_IP}"),
-        ];
-        node.processes.push(Process::spawn("kubelet", &kube_dir.join("kubelet"), &args, dir.join("kubelet.log"))?);
-        node.wait_ready(&plane.client).await?;
+        write_kubelet_files(&plane, &dir)?;
+        let start = async || node.start_scheduler_and_kubelet(&plane, &dir, &kube_dir).await;
+        with_fresh_ports("kube-scheduler and kubelet", start).await?;
         tracing::info!(took = ?started.elapsed(), "node Ready");
         storage::install(&plane.client, &node.volumes_dir).await?;
         Ok(node)
+    }
+
+    /// kube-scheduler and the kubelet on fresh ports, until the node is Ready. When it does not get
+    /// there they are stopped again: a next attempt would take them for crashed servers. A port race
+    /// shows as an exit: both servers exit when they cannot bind their API ports. (The kubelet's
+    /// healthz server retries its bind every 5 s instead; nothing here uses it.)
+    async fn start_scheduler_and_kubelet(
+        &mut self,
+        plane: &PlaneInfo<'_>,
+        dir: &Path,
+        kube_dir: &Path,
+    ) -> anyhow::Result<()> {
+        let containerd_only = self.processes.len();
+        let args = config::scheduler_args(plane.admin_kubeconfig, plane.certs, free_port()?);
+        let scheduler =
+            Process::spawn("kube-scheduler", &kube_dir.join("kube-scheduler"), &args, dir.join("kube-scheduler.log"))?;
+        self.processes.push(scheduler);
+
+        let ports = config::KubeletPorts { api: free_port()?, healthz: free_port()? };
+        let kubelet_config = dir.join("kubelet.yaml");
+        std::fs::write(&kubelet_config, config::kubelet_yaml(dir, plane.certs, &self.containerd_socket, &ports))?;
+        let args = [
+            format!("--config={}", kubelet_config.display()),
+            format!("--kubeconfig={}", plane.certs.join(KUBELET_KUBECONFIG).display()),
+            format!("--root-dir={}", dir.join(KUBELET_ROOT).display()),
+            format!("--hostname-override={NODE_NAME}"),
+            format!("--node-ip={NODE_IP}"),
+        ];
+        self.processes.push(Process::spawn("kubelet", &kube_dir.join("kubelet"), &args, dir.join("kubelet.log"))?);
+
+        let ready = self.wait_ready(&plane.client).await;
+        if ready.is_err() {
+            self.processes.truncate(containerd_only);
+        }
+        ready
     }
 
     /// Imports an image tarball (from `hack/image-build.sh`) into the node's containerd.
@@ -255,6 +266,19 @@ fn is_schedulable(node: &NodeObject) -> bool {
         .and_then(|s| s.taints.as_ref())
         .is_some_and(|t| t.iter().any(|t| t.key.starts_with("node.kubernetes.io/")));
     ready && !tainted
+}
+
+/// What the kubelet needs besides its configuration (which names its ports): its directories,
+/// a resolv.conf for pods, and its kubeconfig.
+fn write_kubelet_files(plane: &PlaneInfo<'_>, dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir.join(KUBELET_ROOT))?;
+    std::fs::create_dir_all(dir.join("pod-logs"))?;
+    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    std::fs::write(dir.join("resolv.conf"), resolv)?;
+    let server = format!("https://127.0.0.1:{}", plane.secure_port);
+    let kubeconfig = config::kubelet_kubeconfig(plane.certs, &server, plane.serving_ca_pem)?;
+    crate::pki::write_private(&plane.certs.join(KUBELET_KUBECONFIG), &kubeconfig)?;
+    Ok(())
 }
 
 fn toml_path(dir: &Path) -> String {
