@@ -19,4 +19,5 @@ pub use binaries::image;
 pub use namespace::{TestNamespace, install_crds, shared};
 pub use node::Node;
 pub use plane::{ControlPlane, PlaneOptions};
+pub use process::free_port;
 pub use wait::await_condition;

@@ -1,4 +1,5 @@
-//! `make bench` for the operator. In one run against one local control plane it measures:
+//! `make bench` for the operator. Each measured run gets a local control plane of its own (see
+//! [`FreshPlane`]); the bench measures:
 //! - API writes per new MailAgent, against its number of children (goal: children + 1 status);
 //! - wall time for the operator (the real release binary, as a process) to converge N agents,
 //!   against a plain loop that server-side-applies the same objects directly (goal: <= 1.5x);
@@ -6,15 +7,22 @@
 //! - the same N agents split over two shards (two processes, `SHARD_COUNT=2`): each shard's
 //!   resident memory, the writes per agent and the converge time, for `docs/scale.md`.
 //!
-//! Usage: operator-bench [N ...]   (default: 1000 3000)
+//! It also prints the CPU seconds the API server and etcd spent during each run, the operator's
+//! own CPU seconds, and the API server's counts of requests and watch events per agent, so a slow
+//! converge can be told apart from a busy API server.
+//!
+//! Usage: operator-bench [N ...] [--shards=1,2]   (default: 1000 3000, one process then two shards)
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use futures::{StreamExt, TryStreamExt};
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::runtime::WatchStreamExt as _;
+use kube::runtime::watcher::{self, Event, watcher};
 use kube::{Api, Client, ResourceExt};
 use mailagent_crds::{AuthPolicy, MailAgent};
 use mailagent_operator::controller::mailagent::build::{Inputs, build, validate};
@@ -24,38 +32,66 @@ const MANAGER: &str = "mailagent-bench";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let sizes: Vec<usize> = std::env::args().skip(1).map(|a| a.parse()).collect::<Result<_, _>>()?;
+    let (shard_args, size_args): (Vec<String>, Vec<String>) =
+        std::env::args().skip(1).partition(|a| a.starts_with("--shards="));
+    let sizes: Vec<usize> = size_args.iter().map(|a| a.parse()).collect::<Result<_, _>>()?;
     let sizes = if sizes.is_empty() { vec![1000, 3000] } else { sizes };
+    let shard_counts: Vec<u32> = match shard_args.last() {
+        Some(arg) => arg["--shards=".len()..].split(',').map(str::parse).collect::<Result<_, _>>()?,
+        None => vec![1, 2],
+    };
     let operator_bin = operator_binary()?;
-    let plane = mailagent_tests::ControlPlane::start().await.context("starting the control plane")?;
-    let admin = plane.client().await;
-    mailagent_tests::install_crds(&admin, mailagent_crds::crds()).await?;
-
     println!(
-        "{:>6} {:>7} {:>12} {:>12} {:>7} {:>14} {:>12} {:>22}",
-        "agents", "shards", "baseline_s", "operator_s", "ratio", "writes/agent", "children", "rss_mib"
+        "{:>6} {:>7} {:>12} {:>12} {:>7} {:>14} {:>12} {:>22} {:>18} {:>14}",
+        "agents",
+        "shards",
+        "baseline_s",
+        "operator_s",
+        "ratio",
+        "writes/agent",
+        "children",
+        "rss_mib",
+        "server_cpu_s b/o",
+        "operator_cpu_s"
     );
-    // One process, then two shards, right after its own baseline: each run meets an API server
-    // holding what the runs before it created, so rows of one size compare, rows of two sizes less.
+    let mut breakdowns = Vec::new();
     for n in &sizes {
         let n = *n;
-        let baseline = baseline_loop(&admin, n).await?;
-        for shards in [1, 2] {
-            let run = operator_run(&admin, plane.kubeconfig_path(), &operator_bin, n, shards).await?;
+        let plane = FreshPlane::start().await?;
+        let before = plane.load().await?;
+        let baseline = baseline_loop(&plane.admin, n).await?;
+        let baseline_load = plane.load().await?.since(&before);
+        drop(plane);
+        for &shards in &shard_counts {
+            let plane = FreshPlane::start().await?;
+            let before = plane.load().await?;
+            let run = operator_run(&plane.admin, plane.plane.kubeconfig_path(), &operator_bin, n, shards).await?;
+            let operator_load = plane.load().await?.since(&before);
+            drop(plane);
+            breakdowns.push(format!(
+                "{n} agents, {shards} shard(s), per agent:\n  baseline: {}\n  operator: {}",
+                baseline_load.requests.per_agent(n),
+                operator_load.requests.per_agent(n)
+            ));
             let rss: Vec<String> = run.rss_kib.iter().map(|k| format!("{:.1}", *k as f64 / 1024.0)).collect();
             println!(
-                "{n:>6} {shards:>7} {:>12.2} {:>12.2} {:>7.2} {:>14.2} {:>12} {:>22}",
+                "{n:>6} {shards:>7} {:>12.2} {:>12.2} {:>7.2} {:>14.2} {:>12} {:>22} {:>18} {:>14.1}",
                 baseline.as_secs_f64(),
                 run.converge.as_secs_f64(),
                 run.converge.as_secs_f64() / baseline.as_secs_f64(),
                 run.writes as f64 / n as f64,
                 CHILDREN,
                 rss.join(" + "),
+                format!("{:.0} / {:.0}", baseline_load.server_cpu_s, operator_load.server_cpu_s),
+                run.cpu_s,
             );
         }
     }
     println!("goals: ratio <= 1.5; writes/agent == children + 1 ({}); rss < 64 MiB at 1000 agents", CHILDREN + 1);
     println!("       two shards: the same writes/agent, each shard below one process's rss");
+    println!("       server_cpu_s: CPU seconds of kube-apiserver + etcd during the baseline / the operator run");
+    println!("API server requests (verb resource) and watch events sent (kind), counted by the API server:");
+    breakdowns.iter().for_each(|b| println!("{b}"));
     Ok(())
 }
 
@@ -138,6 +174,8 @@ struct OperatorRun {
     writes: u64,
     /// One per shard process.
     rss_kib: Vec<u64>,
+    /// CPU seconds, summed over the shard processes.
+    cpu_s: f64,
 }
 
 /// The operator binary as `shards` processes (one shard each), converging `n` agents that
@@ -154,7 +192,7 @@ async fn operator_run(
     let started = Instant::now();
     let mut processes = Vec::new();
     for index in 0..shards {
-        let port = free_port()?;
+        let port = mailagent_tests::free_port()?;
         let child = tokio::process::Command::new(bin)
             .args(["--namespace", &ns, "--leader-election=false", "--metrics-addr", &format!("127.0.0.1:{port}")])
             .env("KUBECONFIG", kubeconfig)
@@ -168,29 +206,14 @@ async fn operator_run(
             .spawn()?;
         processes.push((child, port));
     }
-    let agents = Api::<MailAgent>::namespaced(admin.clone(), &ns);
-    loop {
-        let list = agents.list(&ListParams::default()).await?;
-        let done = list
-            .items
-            .iter()
-            .filter(|a| a.status.as_ref().and_then(|s| s.observed_generation) == a.metadata.generation)
-            .count();
-        if done == n {
-            break;
-        }
-        // Ten minutes per thousand agents (3,000 take about 22 on a busy 2-core machine), twice
-        // that for shards, whose processes share those cores with the API server here.
-        let limit = Duration::from_secs(600 * u64::from(shards) * (n as u64).div_ceil(1000).max(1));
-        if started.elapsed() > limit {
-            bail!("operator did not converge {n} agents in {} minutes ({done} done)", limit.as_secs() / 60);
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    // Ten minutes per thousand agents (3,000 take about 10 on a busy 2-core machine), twice
+    // that for shards, whose processes share those cores with the API server here.
+    let limit = Duration::from_secs(600 * u64::from(shards) * (n as u64).div_ceil(1000).max(1));
+    until_converged(Api::namespaced(admin.clone(), &ns), n, limit).await?;
     let converge = started.elapsed();
     // Let follow-up reconciles (triggered by the operator's own writes) settle before counting.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let (mut writes, mut rss_kib) = (0, Vec::new());
+    let (mut writes, mut rss_kib, mut cpu_s) = (0, Vec::new(), 0.0);
     for (mut child, port) in processes {
         let metrics = scrape_metrics(port).await?;
         writes += metrics
@@ -199,6 +222,7 @@ async fn operator_run(
             .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
             .sum::<u64>();
         let pid = child.id().context("operator pid")?;
+        cpu_s += cpu_seconds(&[pid]);
         rss_kib.push(
             std::fs::read_to_string(format!("/proc/{pid}/status"))?
                 .lines()
@@ -207,11 +231,145 @@ async fn operator_run(
         );
         child.kill().await?;
     }
-    Ok(OperatorRun { converge, writes, rss_kib })
+    Ok(OperatorRun { converge, writes, rss_kib, cpu_s })
 }
 
-fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// Waits until all `n` agents report their generation observed. It watches rather than polls:
+/// a list of every agent costs the API server work in proportion to the fleet, and polling that
+/// every 250 ms loaded it beside the operator under measurement (the baseline has no such load).
+async fn until_converged(agents: Api<MailAgent>, n: usize, limit: Duration) -> anyhow::Result<()> {
+    let mut converged = HashSet::new();
+    let events = watcher(agents, watcher::Config::default()).default_backoff();
+    let mut events = std::pin::pin!(events);
+    let deadline = tokio::time::sleep(limit);
+    let mut deadline = std::pin::pin!(deadline);
+    while converged.len() < n {
+        let event = tokio::select! {
+            event = events.try_next() => event?.context("the MailAgent watch ended")?,
+            () = &mut deadline => bail!(
+                "operator did not converge {n} agents in {} minutes ({} done)",
+                limit.as_secs() / 60,
+                converged.len()
+            ),
+        };
+        match event {
+            Event::Apply(agent) | Event::InitApply(agent) => {
+                let observed = agent.status.as_ref().and_then(|s| s.observed_generation) == agent.metadata.generation;
+                if observed {
+                    converged.insert(agent.name_any());
+                } else {
+                    converged.remove(&agent.name_any());
+                }
+            }
+            Event::Delete(agent) => {
+                converged.remove(&agent.name_any());
+            }
+            // A re-list: what follows (InitApply) is the whole truth again.
+            Event::Init => converged.clear(),
+            Event::InitDone => {}
+        }
+    }
+    Ok(())
+}
+
+/// The API server's own counters of requests (by verb and resource) and of watch events sent (by
+/// kind), from its `/metrics`.
+struct ApiRequests(std::collections::BTreeMap<String, f64>);
+
+impl ApiRequests {
+    async fn read(admin: &Client) -> anyhow::Result<Self> {
+        let request = http::Request::get("/metrics").body(Vec::new())?;
+        let text = admin.request_text(request).await?;
+        let mut counts = std::collections::BTreeMap::new();
+        for line in text.lines() {
+            let key = if let Some(labels) = line.strip_prefix("apiserver_request_total{") {
+                let (verb, resource, sub) =
+                    (label(labels, "verb"), label(labels, "resource"), label(labels, "subresource"));
+                if sub.is_empty() { format!("{verb} {resource}") } else { format!("{verb} {resource}/{sub}") }
+            } else if let Some(labels) = line.strip_prefix("apiserver_watch_events_total{") {
+                format!("watch-event {}", label(labels, "resource"))
+            } else {
+                continue;
+            };
+            let value: f64 = line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or_default();
+            *counts.entry(key).or_default() += value;
+        }
+        Ok(Self(counts))
+    }
+
+    fn since(&self, before: &Self) -> Self {
+        Self(self.0.iter().map(|(k, v)| (k.clone(), v - before.0.get(k).copied().unwrap_or_default())).collect())
+    }
+
+    /// The counts over `n` agents, largest first, leaving out what happened less than once in a
+    /// hundred agents.
+    fn per_agent(&self, n: usize) -> String {
+        let mut rows: Vec<(&String, f64)> =
+            self.0.iter().map(|(k, v)| (k, v / n as f64)).filter(|(_, v)| *v >= 0.01).collect();
+        rows.sort_by(|a, b| b.1.total_cmp(&a.1));
+        rows.iter().map(|(k, v)| format!("{k} {v:.2}")).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// The value of `name` in a Prometheus label set (`a="x",b="y"} 1`). Values here hold no quotes
+/// or commas (verbs, resources, kinds).
+fn label<'a>(labels: &'a str, name: &str) -> &'a str {
+    let labels = labels.split('}').next().unwrap_or_default();
+    labels
+        .split(',')
+        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix("=\"")?.strip_suffix('"'))
+        .unwrap_or_default()
+}
+
+/// A control plane of its own for each measured run. The API server's cost of creating a Service
+/// grows with the Services it already holds (its ClusterIP allocator counts every allocated
+/// address on each allocation), so a run on a plane that still held the previous run's objects
+/// paid for them: that made the operator look 1.9x slower than the baseline at 3,000 agents.
+struct FreshPlane {
+    plane: mailagent_tests::ControlPlane,
+    admin: Client,
+}
+
+/// What the plane's servers had done by some moment.
+struct Load {
+    /// CPU seconds of kube-apiserver and etcd.
+    server_cpu_s: f64,
+    requests: ApiRequests,
+}
+
+impl Load {
+    fn since(&self, before: &Self) -> Self {
+        Self { server_cpu_s: self.server_cpu_s - before.server_cpu_s, requests: self.requests.since(&before.requests) }
+    }
+}
+
+impl FreshPlane {
+    async fn start() -> anyhow::Result<Self> {
+        let plane = mailagent_tests::ControlPlane::start().await.context("starting a control plane")?;
+        let admin = plane.client().await;
+        mailagent_tests::install_crds(&admin, mailagent_crds::crds()).await?;
+        Ok(Self { plane, admin })
+    }
+
+    async fn load(&self) -> anyhow::Result<Load> {
+        let pids: Vec<u32> = self.plane.pids().into_values().collect();
+        Ok(Load { server_cpu_s: cpu_seconds(&pids), requests: ApiRequests::read(&self.admin).await? })
+    }
+}
+
+/// User plus system CPU seconds so far, summed over the processes, read from `/proc`.
+fn cpu_seconds(pids: &[u32]) -> f64 {
+    // utime and stime are fields 14 and 15 of /proc/PID/stat, in USER_HZ ticks (100 on Linux);
+    // the fields after the command name (which may contain spaces) start at field 3.
+    const USER_HZ: f64 = 100.0;
+    pids.iter()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
+        .filter_map(|stat| {
+            let fields: Vec<&str> = stat.rsplit_once(") ")?.1.split(' ').collect();
+            Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+        })
+        .sum::<u64>() as f64
+        / USER_HZ
 }
 
 /// Reads the operator's /metrics with a plain HTTP/1.0 request (no client dependency needed).
