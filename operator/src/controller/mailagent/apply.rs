@@ -133,18 +133,25 @@ fn rendering_hash(object: &serde_json::Value) -> String {
     hex::encode(&Sha256::digest(object.to_string().as_bytes())[..8])
 }
 
-/// Deletes this agent's Services whose surface is no longer served.
+/// Deletes this agent's Services whose surface is no longer served. Each surface's Service has a
+/// name derived from the agent's, so this looks up those few names in the cache rather than
+/// scanning every cached Service: a scan on every reconcile made converging N agents cost N².
 async fn remove_unwanted_services(agent: &MailAgent, children: &Children, ctx: &Context) -> Result<()> {
     let name = agent.name_any();
     let ns = agent.namespace();
     let uid = agent.uid();
     let wanted: Vec<_> = children.services.iter().map(|s| s.name_any()).collect();
-    let unwanted = ctx.stores.services.state().into_iter().filter(|s| {
-        s.namespace() == ns
-            && s.labels().get(AGENT_LABEL) == Some(&name)
-            && s.owner_references().iter().any(|o| Some(&o.uid) == uid.as_ref())
-            && !wanted.contains(&s.name_any())
-    });
+    let unwanted = super::build::ALL_SURFACES
+        .into_iter()
+        .map(|surface| super::build::service_name(&name, surface))
+        .filter(|service| !wanted.contains(service))
+        .filter_map(|service| {
+            ctx.stores.services.get(&ObjectRef::new(&service).within(ns.as_deref().unwrap_or_default()))
+        })
+        .filter(|s| {
+            s.labels().get(AGENT_LABEL) == Some(&name)
+                && s.owner_references().iter().any(|o| Some(&o.uid) == uid.as_ref())
+        });
     for service in unwanted {
         let api = Api::<Service>::namespaced(ctx.client.clone(), ns.as_deref().unwrap_or_default());
         match api.delete(&service.name_any(), &DeleteParams::background()).await {

@@ -16,7 +16,7 @@ use mailagent_crds::MailAgent;
 
 pub use super::validate::{Inputs, Valid, validate};
 pub use config::{RenderedConfig, render_config};
-pub use network::{admit_operator, served, service_name};
+pub use network::{ALL_SURFACES, admit_operator, served, service_name};
 pub use storage::pvc_name;
 
 /// Every object a MailAgent owns, as it should be.
