@@ -8,7 +8,7 @@
 //! thanks to the rounding) costs them nothing. One book serves every namespace the operator
 //! watches, because a Google project's quota spans namespaces.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 
 use futures::channel::mpsc::UnboundedSender;
@@ -30,15 +30,25 @@ pub struct QuotaBook {
 impl std::fmt::Debug for QuotaBook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let book = self.inner.lock().expect("not poisoned");
-        f.debug_struct("QuotaBook").field("members", &book.members.len()).field("groups", &book.shapes.len()).finish()
+        f.debug_struct("QuotaBook").field("members", &book.members.len()).field("groups", &book.groups.len()).finish()
     }
 }
 
+/// Members are indexed both ways, so that a join costs the size of its own group at most (and
+/// only when the group's shape moves), not the size of the fleet.
 #[derive(Default)]
 struct Book {
     members: HashMap<ObjectRef<Agent>, Member>,
-    /// The shape each group's members were last rendered with.
-    shapes: HashMap<String, GroupShape>,
+    groups: HashMap<String, Group>,
+}
+
+#[derive(Default)]
+struct Group {
+    members: HashSet<ObjectRef<Agent>>,
+    /// How many members state each budget: the smallest one holds for the whole group.
+    budgets: BTreeMap<u32, usize>,
+    /// The shape the members were last rendered with.
+    rendered: Option<GroupShape>,
 }
 
 struct Member {
@@ -68,14 +78,11 @@ impl QuotaBook {
     pub fn seed(&self, members: impl IntoIterator<Item = Joining>) {
         let mut book = self.inner.lock().expect("not poisoned");
         for Joining { agent, group, budget, trigger } in members {
-            let key = member_key(&agent);
-            let group_key = group.clone().unwrap_or_else(|| format!("agent:{key}"));
-            book.members.insert(agent, Member { group: group_key, named: group, budget, trigger });
+            let group_key = group_key(&agent, group.as_deref());
+            book.insert(agent, Member { group: group_key, named: group, budget, trigger });
         }
-        let groups: std::collections::HashSet<String> = book.members.values().map(|m| m.group.clone()).collect();
-        for group in groups {
-            let shape = book.shape_of(&group);
-            book.shapes.insert(group, shape);
+        for group in book.groups.values_mut() {
+            group.rendered = Some(group.shape());
         }
     }
 
@@ -86,27 +93,26 @@ impl QuotaBook {
     /// are sent to reconcile again.
     pub fn join(&self, joining: Joining, exists: impl FnOnce() -> bool) -> Option<QuotaStatus> {
         let Joining { agent, group: named, budget, trigger } = joining;
-        let key = member_key(&agent);
-        let group = named.clone().unwrap_or_else(|| format!("agent:{key}"));
+        let group = group_key(&agent, named.as_deref());
         let mut book = self.inner.lock().expect("not poisoned");
         if !exists() {
             return None;
         }
-        let moved_from = book.members.get(&agent).map(|m| m.group.clone()).filter(|old| *old != group);
-        book.members.insert(agent.clone(), Member { group: group.clone(), named: named.clone(), budget, trigger });
-        if let Some(old) = moved_from {
+        let previous =
+            book.insert(agent.clone(), Member { group: group.clone(), named: named.clone(), budget, trigger });
+        if let Some(old) = previous.map(|m| m.group).filter(|old| *old != group) {
             book.reshape(&old, None);
         }
         let shape = book.reshape(&group, Some(&agent));
-        let members = book.members.values().filter(|m| m.group == group).count();
-        Some(shape.allot(&key).status(named, members, &shape))
+        let members = book.groups.get(&group).map_or(0, |g| g.members.len());
+        Some(shape.allot(&member_key(&agent)).status(named, members, &shape))
     }
 
     /// Forgets the agent (deleted, or no longer a Gmail mailbox); the rest of its group is
     /// re-rendered if that changes their allotment.
     pub fn leave(&self, agent: &ObjectRef<Agent>) {
         let mut book = self.inner.lock().expect("not poisoned");
-        if let Some(member) = book.members.remove(agent) {
+        if let Some(member) = book.remove(agent) {
             book.reshape(&member.group, None);
         }
     }
@@ -116,7 +122,7 @@ impl QuotaBook {
         let mut book = self.inner.lock().expect("not poisoned");
         let gone: Vec<_> = book.members.keys().filter(|a| !exists(a)).cloned().collect();
         for agent in gone {
-            if let Some(member) = book.members.remove(&agent) {
+            if let Some(member) = book.remove(&agent) {
                 book.reshape(&member.group, None);
             }
         }
@@ -136,34 +142,65 @@ impl QuotaBook {
 }
 
 impl Book {
-    /// The group's shape from its members now.
-    fn shape_of(&self, group: &str) -> GroupShape {
-        let budgets = self.members.values().filter(|m| m.group == group).map(|m| m.budget);
-        let (count, budget) = budgets.fold((0, u32::MAX), |(n, min), b| (n + 1, min.min(b)));
-        if count == 0 {
-            return GroupShape::new(1, mailagent_crds::quota::PROJECT_UNITS_PER_MINUTE);
+    /// Records the member (in its group's index too); returns what it replaced.
+    fn insert(&mut self, agent: ObjectRef<Agent>, member: Member) -> Option<Member> {
+        let previous = self.remove(&agent);
+        let group = self.groups.entry(member.group.clone()).or_default();
+        group.members.insert(agent.clone());
+        *group.budgets.entry(member.budget).or_default() += 1;
+        self.members.insert(agent, member);
+        previous
+    }
+
+    /// Forgets the member (its group's index too, but not the group's rendered shape: see
+    /// [`Self::reshape`]).
+    fn remove(&mut self, agent: &ObjectRef<Agent>) -> Option<Member> {
+        let member = self.members.remove(agent)?;
+        if let Some(group) = self.groups.get_mut(&member.group) {
+            group.members.remove(agent);
+            if let Some(count) = group.budgets.get_mut(&member.budget) {
+                *count -= 1;
+                if *count == 0 {
+                    group.budgets.remove(&member.budget);
+                }
+            }
         }
-        GroupShape::new(count, budget)
+        Some(member)
     }
 
     /// The group's shape now; if it differs from the one its members were rendered with, every
-    /// member but `except` is sent to reconcile again.
+    /// member but `except` is sent to reconcile again. An empty group is forgotten.
     fn reshape(&mut self, group: &str, except: Option<&ObjectRef<Agent>>) -> GroupShape {
-        let shape = self.shape_of(group);
-        if !self.members.values().any(|m| m.group == group) {
-            self.shapes.remove(group);
-            return shape;
-        }
-        if self.shapes.get(group) != Some(&shape) {
-            for (agent, member) in self.members.iter().filter(|(_, m)| m.group == group) {
-                if Some(agent) != except {
+        let Some(entry) = self.groups.get_mut(group).filter(|g| !g.members.is_empty()) else {
+            self.groups.remove(group);
+            return Group::default().shape();
+        };
+        let shape = entry.shape();
+        if entry.rendered != Some(shape) {
+            for agent in entry.members.iter().filter(|a| Some(*a) != except) {
+                if let Some(member) = self.members.get(agent) {
                     let _ = member.trigger.unbounded_send(agent.clone());
                 }
             }
-            self.shapes.insert(group.to_owned(), shape);
+            entry.rendered = Some(shape);
         }
         shape
     }
+}
+
+impl Group {
+    /// Its shape from its members now.
+    fn shape(&self) -> GroupShape {
+        match self.budgets.first_key_value() {
+            Some((&smallest, _)) => GroupShape::new(self.members.len(), smallest),
+            None => GroupShape::new(1, mailagent_crds::quota::PROJECT_UNITS_PER_MINUTE),
+        }
+    }
+}
+
+/// The group an agent is in: the one it names, or a group of its own.
+fn group_key(agent: &ObjectRef<Agent>, named: Option<&str>) -> String {
+    named.map_or_else(|| format!("agent:{}", member_key(agent)), str::to_owned)
 }
 
 /// The stable key an agent's scan delay is hashed from.
