@@ -121,33 +121,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let shutdown = futures::FutureExt::shared(futures::FutureExt::boxed(shutdown_signal()));
     let leadership = if config.leader_election {
-        // A standby stopped by SIGTERM exits cleanly; it holds nothing to give up.
-        let leadership = tokio::select! {
-            leadership = leader::acquire(client.clone(), &config.lease_namespace, &config.identity, shard, &health) => {
-                leadership?
-            }
-            () = shutdown.clone() => {
-                info!("stopped before leading");
-                return Ok(());
-            }
-        };
-        // Holding the Lease but not yet writing: stopped or failed here, give the Lease up at
-        // once rather than leave it to expire.
-        let barrier = leader::await_one_shard_count(client.clone(), &config.lease_namespace, shard);
-        let passed = tokio::select! {
-            passed = barrier => passed,
-            () = shutdown.clone() => {
-                info!("stopped at the shard-count barrier");
-                leadership.release().await;
-                return Ok(());
-            }
-        };
-        if let Err(error) = passed {
-            leadership.release().await;
-            return Err(error);
+        match elect(&client, &config, shard, &health, shutdown.clone()).await? {
+            Some(leadership) => Some(leadership),
+            None => return Ok(()),
         }
-        info!("leading");
-        Some(leadership)
     } else {
         None
     };
@@ -173,6 +150,43 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         leadership.release().await;
     }
     Ok(())
+}
+
+/// Waits to lead this shard: the Lease, then the shard-count barrier. `None` when stopped first.
+async fn elect(
+    client: &kube::Client,
+    config: &Config,
+    shard: shard::Shard,
+    health: &health::Health,
+    shutdown: futures::future::Shared<futures::future::BoxFuture<'static, ()>>,
+) -> anyhow::Result<Option<leader::Leadership>> {
+    // A standby stopped by SIGTERM exits cleanly; it holds nothing to give up.
+    let leadership = tokio::select! {
+        leadership = leader::acquire(client.clone(), &config.lease_namespace, &config.identity, shard, health) => {
+            leadership?
+        }
+        () = shutdown.clone() => {
+            info!("stopped before leading");
+            return Ok(None);
+        }
+    };
+    // Holding the Lease but not yet writing: stopped or failed here, give the Lease up at once
+    // rather than leave it to expire.
+    let barrier = leader::await_one_shard_count(client.clone(), &config.lease_namespace, shard);
+    let passed = tokio::select! {
+        passed = barrier => passed,
+        () = shutdown => {
+            info!("stopped at the shard-count barrier");
+            leadership.release().await;
+            return Ok(None);
+        }
+    };
+    if let Err(error) = passed {
+        leadership.release().await;
+        return Err(error);
+    }
+    info!("leading");
+    Ok(Some(leadership))
 }
 
 /// What the controllers watch and how.
