@@ -184,36 +184,26 @@ pub async fn gate(State(app): State<Arc<App>>, request: Request, next: Next) -> 
             .with_message(format!("the body is over {MAX_BODY_BYTES} bytes or was cut off"));
         return error.into_jsonrpc(Value::Null);
     };
-    let id = crate::jsonrpc::request_id(&bytes);
+    let envelope = crate::jsonrpc::Envelope::read(&bytes);
     if let Some(principal) = parts.extensions.get::<Principal>()
-        && let Some(capability) = called_tool(&bytes)
+        && let Some(capability) = called_tool(&envelope)
         && app.policy.decide(principal, capability).is_err_and(|denial| denial.missing_scope().is_some())
         && let Err(error) = app.authorize(Surface::Mcp, principal, capability)
     {
-        return error.into_jsonrpc(id);
+        return error.into_jsonrpc(envelope.id);
     }
+    let id = envelope.id;
     let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
     crate::error::normalize(response, Some(id)).await
 }
 
-/// The fields of a JSON-RPC message the precheck reads; the rest (arguments) is skipped, not built.
-#[derive(serde::Deserialize)]
-struct Message<'a> {
-    #[serde(borrow, default)]
-    method: Option<std::borrow::Cow<'a, str>>,
-    #[serde(borrow, default)]
-    params: Option<Params<'a>>,
-}
-
-#[derive(serde::Deserialize)]
-struct Params<'a> {
-    #[serde(borrow, default)]
-    name: Option<std::borrow::Cow<'a, str>>,
-}
-
-/// The capability a `tools/call` names, if the body is one.
-fn called_tool(body: &[u8]) -> Option<Capability> {
-    let message: Message<'_> = serde_json::from_slice(body).ok()?;
-    (message.method.as_deref()? == "tools/call").then_some(())?;
-    Capability::by_name(message.params?.name.as_deref()?)
+/// The capability a `tools/call` names, if the request is one.
+fn called_tool(envelope: &crate::jsonrpc::Envelope<'_>) -> Option<Capability> {
+    #[derive(serde::Deserialize)]
+    struct Params<'a> {
+        #[serde(borrow)]
+        name: std::borrow::Cow<'a, str>,
+    }
+    (envelope.method()? == "tools/call").then_some(())?;
+    Capability::by_name(&envelope.params::<Params<'_>>()?.name)
 }
