@@ -5,10 +5,12 @@
 //!
 //! The Secret is not watched (see `RECHECK`), so it is looked up again every 30 s; by its
 //! metadata only, with the body read again only when its resourceVersion moved since the group
-//! was learnt ([`ClientGroups`]).
+//! was learnt ([`ClientGroups`]). The policy's keyring Secret is looked up the same way, but it is
+//! shared by every agent of the policy, so its presence is remembered briefly ([`RecentKeyrings`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::reflector::ObjectRef;
@@ -58,6 +60,33 @@ impl ClientGroups {
             memo.clear();
         }
         memo.insert((ns.to_owned(), name.to_owned()), (version, group));
+    }
+}
+
+/// How long a keyring Secret found present counts as present without asking again.
+pub const KEYRING_FRESH: Duration = Duration::from_secs(5);
+
+/// Keyring Secrets recently found present. Every agent of a policy mounts the policy's one keyring
+/// Secret, and the operator may only `get` Secrets (it cannot watch them), so without this each
+/// reconcile of each agent asked the API server: about 2.5 times per new agent during a rollout,
+/// and every 30 s for each agent with Gmail credentials. Only presence is kept, and only for
+/// [`KEYRING_FRESH`]: a missing keyring is asked about every time, and a deleted one shows in
+/// status at most that much later than it did before.
+#[derive(Default)]
+pub struct RecentKeyrings(Mutex<HashMap<SecretKey, Instant>>);
+
+impl RecentKeyrings {
+    fn fresh(&self, key: &SecretKey, now: Instant) -> bool {
+        let found = self.0.lock().expect("not poisoned");
+        found.get(key).is_some_and(|at| now.saturating_duration_since(*at) < KEYRING_FRESH)
+    }
+
+    fn found(&self, key: SecretKey, now: Instant) {
+        let mut found = self.0.lock().expect("not poisoned");
+        // Stale entries go whenever one is added: the map holds the policies seen in the last
+        // few seconds, not every policy ever seen.
+        found.retain(|_, at| now.saturating_duration_since(*at) < KEYRING_FRESH);
+        found.insert(key, now);
     }
 }
 
@@ -114,11 +143,44 @@ pub async fn resolve(agent: &MailAgent, ctx: &Context) -> Result<Refs> {
     let quota_group = if gmail { named_group.or(client_group) } else { None };
     let keyring_found = match &policy {
         None => false,
-        Some(_) => Api::<Secret>::namespaced(ctx.client.clone(), &ns)
-            .get_metadata_opt(&keyring_secret_name(&agent.spec.auth_policy_ref.name))
-            .await
-            .map_err(Error::kube("looking up the keyring Secret"))?
-            .is_some(),
+        Some(_) => keyring_present(ctx, &ns, keyring_secret_name(&agent.spec.auth_policy_ref.name)).await?,
     };
     Ok(Refs { policy, credentials_found, keyring_found, quota_group })
+}
+
+/// Whether the keyring Secret exists: found in the last few seconds, or found now.
+async fn keyring_present(ctx: &Context, ns: &str, name: String) -> Result<bool> {
+    let key = (ns.to_owned(), name);
+    if ctx.keyrings.fresh(&key, Instant::now()) {
+        return Ok(true);
+    }
+    let found = Api::<Secret>::namespaced(ctx.client.clone(), ns)
+        .get_metadata_opt(&key.1)
+        .await
+        .map_err(Error::kube("looking up the keyring Secret"))?
+        .is_some();
+    if found {
+        ctx.keyrings.found(key, Instant::now());
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_keyring_found_counts_as_present_for_a_few_seconds_and_a_missing_one_never() {
+        let recent = RecentKeyrings::default();
+        let key = |name: &str| ("mail".to_owned(), name.to_owned());
+        let start = Instant::now();
+        assert!(!recent.fresh(&key("p-keyring"), start), "never found: asked");
+        recent.found(key("p-keyring"), start);
+        assert!(recent.fresh(&key("p-keyring"), start + KEYRING_FRESH / 2));
+        assert!(!recent.fresh(&key("q-keyring"), start + KEYRING_FRESH / 2), "another policy's is its own");
+        assert!(!recent.fresh(&key("p-keyring"), start + KEYRING_FRESH), "stale: asked again");
+        // Stale entries leave when another is added.
+        recent.found(key("q-keyring"), start + KEYRING_FRESH * 2);
+        assert_eq!(recent.0.lock().unwrap().len(), 1);
+    }
 }

@@ -99,6 +99,8 @@ pub struct Context {
     again: quota::Trigger,
     /// OAuth client groups learnt from credentials Secrets (see `dereference.rs`).
     client_groups: dereference::ClientGroups,
+    /// Keyring Secrets found present in the last few seconds (see `dereference.rs`).
+    keyrings: dereference::RecentKeyrings,
     /// The status last written per agent (with the agent's uid), because a reconcile can run
     /// before the watch delivers our own write: computing from the stale copy would write (and
     /// announce) the same change twice.
@@ -351,6 +353,7 @@ pub fn run(
         quota: scope.quota.clone(),
         again: triggers.one.clone(),
         client_groups: Default::default(),
+        keyrings: Default::default(),
         written: Mutex::default(),
     });
     let shutdown = shutdown.shared();
