@@ -123,7 +123,7 @@ pub async fn resolve(agent: &MailAgent, ctx: &Context) -> Result<Refs> {
                                 .map(|id| oauth_client_group(&id))
                         });
                         if let Some(version) = found.as_ref().and_then(|s| s.resource_version()) {
-                            let bound = 2 * ctx.agents.state().len() + 16;
+                            let bound = 2 * ctx.agents.len() + 16;
                             ctx.client_groups.put(&ns, &secret.name, version, group.clone(), bound);
                         }
                         (found.is_some(), group)

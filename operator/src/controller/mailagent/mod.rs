@@ -119,7 +119,7 @@ impl Context {
         let mut written = self.written.lock().expect("not poisoned");
         written.insert(agent_ref(agent), (uid, status));
         // Forget deleted agents now and then, so the memo stays the size of the fleet.
-        if written.len() > 2 * self.agents.state().len() + 16 {
+        if written.len() > 2 * self.agents.len() + 16 {
             let live: std::collections::HashSet<_> =
                 self.agents.state().iter().map(|a| ObjectRef::from_obj(&**a)).collect();
             written.retain(|key, _| live.contains(key));

@@ -99,7 +99,7 @@ impl Verifier {
     /// Drops what is kept for agents that no longer exist, now and then, so the maps stay the
     /// size of the fleet.
     fn forget_deleted(&self, agents: &kube::runtime::reflector::Store<Agent>) {
-        let live = agents.state().len();
+        let live = agents.len();
         let mut outcomes = self.outcomes.lock().expect("not poisoned");
         let mut drifted = self.drifted.lock().expect("not poisoned");
         if outcomes.len() + drifted.len() <= 2 * live + 16 {
