@@ -570,10 +570,11 @@ async fn spawn_ours(app: Arc<App>) -> SocketAddr {
     addr
 }
 
-fn rss_kib(pid: u32, field: &str) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+/// The process's resident memory now (`VmRSS`) and at its peak (`VmHWM`), in bytes.
+fn resident_bytes(pid: u32) -> (f64, f64) {
+    let status = procfs::process::Process::new(pid.try_into().unwrap()).unwrap().status().unwrap();
+    let bytes = |kib: Option<u64>| kib.unwrap() as f64 * 1024.0;
+    (bytes(status.vmrss), bytes(status.vmhwm))
 }
 
 /// Spawns the release binary (built by `cargo bench` with the bench profile), reads VmRSS at idle
@@ -610,13 +611,12 @@ async fn memory(bearer: &str, bare: Figure) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let idle = rss_kib(pid, "VmRSS:") * 1024.0;
+    let (idle, _) = resident_bytes(pid);
     let rest_call = rest(("authorization", bearer.to_owned()));
     let rest = loopback(addr, &rest_call, LOOPBACK_TIME, CONNECTIONS).await;
     let mcp_figure = loopback(addr, &mcp(bearer, ""), LOOPBACK_TIME, CONNECTIONS).await;
     let mcp_stateless_figure = loopback(addr, &mcp_stateless(bearer), LOOPBACK_TIME, CONNECTIONS).await;
-    let loaded = rss_kib(pid, "VmRSS:") * 1024.0;
-    let peak = rss_kib(pid, "VmHWM:") * 1024.0;
+    let (loaded, peak) = resident_bytes(pid);
     let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
     let _ = child.wait();
     println!(

@@ -10,6 +10,7 @@ mod namespace;
 pub mod node;
 mod pki;
 mod plane;
+pub mod proc;
 mod process;
 pub mod product;
 mod wait;

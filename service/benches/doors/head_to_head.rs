@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use mailagent_service::testing::{self, API_KEY, AUDIENCE, ISSUER, JWT_SECRET};
 
-use super::{CONNECTIONS, Figure, MIB, mcp_stateless_tool, mcp_tool, open_session, rounds, rss_kib};
+use super::{CONNECTIONS, Figure, MIB, mcp_stateless_tool, mcp_tool, open_session, resident_bytes, rounds};
 
 const TOOL: &str = "unsubscribe_candidates";
 
@@ -99,10 +99,8 @@ pub async fn run(bearer: &str) {
         ("mailagent, JWT, 2026-07-28", ours_addr, &ours_stateless, CONNECTIONS),
     ];
     let best = rounds(&contenders).await;
-    let rss = |child: &Running| rss_kib(child.0.id(), "VmRSS:") * 1024.0;
-    let peak = |child: &Running| rss_kib(child.0.id(), "VmHWM:") * 1024.0;
-    let (ours_rss, theirs_rss) = (rss(&ours), rss(&theirs));
-    let (ours_peak, theirs_peak) = (peak(&ours), peak(&theirs));
+    let (ours_rss, ours_peak) = resident_bytes(ours.0.id());
+    let (theirs_rss, theirs_peak) = resident_bytes(theirs.0.id());
 
     println!(
         "\nHead-to-head, `{TOOL}` on the sample Maildir: the release binary (auth on: JWT) against the official MCP Python SDK 2.3.0 server (auth off), same load generator, same rounds:"

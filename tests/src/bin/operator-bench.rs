@@ -26,6 +26,7 @@ use kube::runtime::watcher::{self, Event, watcher};
 use kube::{Api, Client, ResourceExt};
 use mailagent_crds::{AuthPolicy, MailAgent};
 use mailagent_operator::controller::mailagent::build::{Inputs, build, validate};
+use mailagent_tests::proc;
 use serde_json::json;
 
 const MANAGER: &str = "mailagent-bench";
@@ -216,19 +217,10 @@ async fn operator_run(
     let (mut writes, mut rss_kib, mut cpu_s) = (0, Vec::new(), 0.0);
     for (mut child, port) in processes {
         let metrics = scrape_metrics(port).await?;
-        writes += metrics
-            .lines()
-            .filter(|l| l.starts_with("mailagent_operator_api_writes_total{"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-            .sum::<u64>();
+        writes += samples(&metrics, "mailagent_operator_api_writes_total").map(|(_, value)| value).sum::<f64>() as u64;
         let pid = child.id().context("operator pid")?;
         cpu_s += cpu_seconds(&[pid]);
-        rss_kib.push(
-            std::fs::read_to_string(format!("/proc/{pid}/status"))?
-                .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:").map(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>()))
-                .context("VmRSS")??,
-        );
+        rss_kib.push(proc::rss_bytes(pid)? / 1024);
         child.kill().await?;
     }
     Ok(OperatorRun { converge, writes, rss_kib, cpu_s })
@@ -281,18 +273,14 @@ impl ApiRequests {
         let request = http::Request::get("/metrics").body(Vec::new())?;
         let text = admin.request_text(request).await?;
         let mut counts = std::collections::BTreeMap::new();
-        for line in text.lines() {
-            let key = if let Some(labels) = line.strip_prefix("apiserver_request_total{") {
-                let (verb, resource, sub) =
-                    (label(labels, "verb"), label(labels, "resource"), label(labels, "subresource"));
-                if sub.is_empty() { format!("{verb} {resource}") } else { format!("{verb} {resource}/{sub}") }
-            } else if let Some(labels) = line.strip_prefix("apiserver_watch_events_total{") {
-                format!("watch-event {}", label(labels, "resource"))
-            } else {
-                continue;
-            };
-            let value: f64 = line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or_default();
+        for (labels, value) in samples(&text, "apiserver_request_total") {
+            let (verb, resource, sub) =
+                (label(labels, "verb"), label(labels, "resource"), label(labels, "subresource"));
+            let key = if sub.is_empty() { format!("{verb} {resource}") } else { format!("{verb} {resource}/{sub}") };
             *counts.entry(key).or_default() += value;
+        }
+        for (labels, value) in samples(&text, "apiserver_watch_events_total") {
+            *counts.entry(format!("watch-event {}", label(labels, "resource"))).or_default() += value;
         }
         Ok(Self(counts))
     }
@@ -311,10 +299,20 @@ impl ApiRequests {
     }
 }
 
-/// The value of `name` in a Prometheus label set (`a="x",b="y"} 1`). Values here hold no quotes
-/// or commas (verbs, resources, kinds).
+/// The samples of `family` in Prometheus text format (`family{a="x",b="y"} 1`): each one's label
+/// set (`a="x",b="y"`) and value (the line's last field). Samples without labels, and lines whose
+/// value is not a number, are left out.
+fn samples<'a>(text: &'a str, family: &str) -> impl Iterator<Item = (&'a str, f64)> {
+    let prefix = format!("{family}{{");
+    text.lines().filter_map(move |line| {
+        let labels = line.strip_prefix(&prefix)?.split('}').next().unwrap_or_default();
+        Some((labels, line.rsplit(' ').next()?.parse().ok()?))
+    })
+}
+
+/// The value of `name` in a label set from [`samples`]. Values here hold no quotes or commas
+/// (verbs, resources, kinds).
 fn label<'a>(labels: &'a str, name: &str) -> &'a str {
-    let labels = labels.split('}').next().unwrap_or_default();
     labels
         .split(',')
         .find_map(|pair| pair.strip_prefix(name)?.strip_prefix("=\"")?.strip_suffix('"'))
@@ -357,19 +355,9 @@ impl FreshPlane {
     }
 }
 
-/// User plus system CPU seconds so far, summed over the processes, read from `/proc`.
+/// User plus system CPU seconds so far, summed over the processes (those that are gone count 0).
 fn cpu_seconds(pids: &[u32]) -> f64 {
-    // utime and stime are fields 14 and 15 of /proc/PID/stat, in USER_HZ ticks (100 on Linux);
-    // the fields after the command name (which may contain spaces) start at field 3.
-    const USER_HZ: f64 = 100.0;
-    pids.iter()
-        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
-        .filter_map(|stat| {
-            let fields: Vec<&str> = stat.rsplit_once(") ")?.1.split(' ').collect();
-            Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
-        })
-        .sum::<u64>() as f64
-        / USER_HZ
+    pids.iter().filter_map(|&pid| proc::cpu_seconds(pid).ok()).sum()
 }
 
 /// Reads the operator's /metrics with a plain HTTP/1.0 request (no client dependency needed).
@@ -380,4 +368,32 @@ async fn scrape_metrics(port: u16) -> anyhow::Result<String> {
     let mut body = String::new();
     stream.read_to_string(&mut body).await?;
     Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_are_a_familys_labelled_lines() {
+        let text = "# HELP apiserver_request_total Counter of apiserver requests.\n\
+            # TYPE apiserver_request_total counter\n\
+            apiserver_request_total{code=\"200\",resource=\"pods\",subresource=\"\",verb=\"LIST\"} 3\n\
+            apiserver_request_total{code=\"201\",resource=\"pods\",subresource=\"status\",verb=\"PATCH\"} 2.5e+01\n\
+            apiserver_request_total_other{verb=\"GET\"} 7\n\
+            apiserver_request_total 9\n\
+            apiserver_request_total{verb=\"GET\"} NaNish\n";
+        let found: Vec<_> = samples(text, "apiserver_request_total").collect();
+        assert_eq!(
+            found,
+            [
+                ("code=\"200\",resource=\"pods\",subresource=\"\",verb=\"LIST\"", 3.0),
+                ("code=\"201\",resource=\"pods\",subresource=\"status\",verb=\"PATCH\"", 25.0),
+            ]
+        );
+        assert_eq!(label(found[1].0, "subresource"), "status");
+        assert_eq!(label(found[0].0, "subresource"), "");
+        assert_eq!(label(found[0].0, "verb"), "LIST");
+        assert_eq!(label(found[0].0, "missing"), "");
+    }
 }

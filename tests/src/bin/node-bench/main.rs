@@ -164,9 +164,7 @@ async fn gone(pods: &Api<Pod>, selector: &str) -> anyhow::Result<()> {
 }
 
 fn rss_mib(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib: f64 = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.split_whitespace().next()?.parse().ok()?;
-    Some(kib / 1024.0)
+    Some(mailagent_tests::proc::rss_bytes(pid).ok()? as f64 / (1024.0 * 1024.0))
 }
 
 /// Resident memory of the node's components and of the operator and workload containers.
