@@ -43,7 +43,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let operator_bin = operator_binary()?;
     println!(
-        "{:>6} {:>7} {:>12} {:>12} {:>7} {:>14} {:>12} {:>22} {:>18} {:>14}",
+        "{:>6} {:>7} {:>12} {:>12} {:>7} {:>14} {:>12} {:>18} {:>22} {:>18} {:>14}",
         "agents",
         "shards",
         "baseline_s",
@@ -51,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
         "ratio",
         "writes/agent",
         "children",
+        "reconciles/agent",
         "rss_mib",
         "server_cpu_s b/o",
         "operator_cpu_s"
@@ -76,12 +77,13 @@ async fn main() -> anyhow::Result<()> {
             ));
             let rss: Vec<String> = run.rss_kib.iter().map(|k| format!("{:.1}", *k as f64 / 1024.0)).collect();
             println!(
-                "{n:>6} {shards:>7} {:>12.2} {:>12.2} {:>7.2} {:>14.2} {:>12} {:>22} {:>18} {:>14.1}",
+                "{n:>6} {shards:>7} {:>12.2} {:>12.2} {:>7.2} {:>14.2} {:>12} {:>18.2} {:>22} {:>18} {:>14.1}",
                 baseline.as_secs_f64(),
                 run.converge.as_secs_f64(),
                 run.converge.as_secs_f64() / baseline.as_secs_f64(),
                 run.writes as f64 / n as f64,
                 CHILDREN,
+                run.reconciles as f64 / n as f64,
                 rss.join(" + "),
                 format!("{:.0} / {:.0}", baseline_load.server_cpu_s, operator_load.server_cpu_s),
                 run.cpu_s,
@@ -173,6 +175,8 @@ async fn baseline_loop(admin: &Client, n: usize) -> anyhow::Result<Duration> {
 struct OperatorRun {
     converge: Duration,
     writes: u64,
+    /// MailAgent reconciles, summed over the shard processes.
+    reconciles: u64,
     /// One per shard process.
     rss_kib: Vec<u64>,
     /// CPU seconds, summed over the shard processes.
@@ -214,16 +218,20 @@ async fn operator_run(
     let converge = started.elapsed();
     // Let follow-up reconciles (triggered by the operator's own writes) settle before counting.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let (mut writes, mut rss_kib, mut cpu_s) = (0, Vec::new(), 0.0);
+    let (mut writes, mut reconciles, mut rss_kib, mut cpu_s) = (0, 0, Vec::new(), 0.0);
     for (mut child, port) in processes {
         let metrics = scrape_metrics(port).await?;
         writes += samples(&metrics, "mailagent_operator_api_writes_total").map(|(_, value)| value).sum::<f64>() as u64;
+        reconciles += samples(&metrics, "mailagent_operator_reconciles_total")
+            .filter(|(labels, _)| label(labels, "controller") == "mailagent")
+            .map(|(_, value)| value)
+            .sum::<f64>() as u64;
         let pid = child.id().context("operator pid")?;
         cpu_s += cpu_seconds(&[pid]);
         rss_kib.push(proc::rss_bytes(pid)? / 1024);
         child.kill().await?;
     }
-    Ok(OperatorRun { converge, writes, rss_kib, cpu_s })
+    Ok(OperatorRun { converge, writes, reconciles, rss_kib, cpu_s })
 }
 
 /// Waits until all `n` agents report their generation observed. It watches rather than polls:

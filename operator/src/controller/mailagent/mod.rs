@@ -10,6 +10,7 @@ pub mod quota;
 mod status;
 pub mod validate;
 pub mod verify;
+mod written;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -101,29 +102,18 @@ pub struct Context {
     client_groups: dereference::ClientGroups,
     /// Keyring Secrets found present in the last few seconds (see `dereference.rs`).
     keyrings: dereference::RecentKeyrings,
-    /// The status last written per agent (with the agent's uid), because a reconcile can run
-    /// before the watch delivers our own write: computing from the stale copy would write (and
-    /// announce) the same change twice.
-    written: Mutex<HashMap<ObjectRef<Agent>, (String, MailAgentStatus)>>,
+    /// The status last written per agent (see `written.rs`).
+    written: Arc<written::Written>,
 }
 
 impl Context {
     pub(crate) fn written_status(&self, agent: &MailAgent) -> Option<MailAgentStatus> {
-        let written = self.written.lock().expect("not poisoned");
-        let (uid, status) = written.get(&agent_ref(agent))?;
-        (Some(uid) == agent.metadata.uid.as_ref()).then(|| status.clone())
+        self.written.status(agent)
     }
 
     pub(crate) fn remember_status(&self, agent: &MailAgent, status: MailAgentStatus) {
-        let Some(uid) = agent.metadata.uid.clone() else { return };
-        let mut written = self.written.lock().expect("not poisoned");
-        written.insert(agent_ref(agent), (uid, status));
-        // Forget deleted agents now and then, so the memo stays the size of the fleet.
-        if written.len() > 2 * self.agents.len() + 16 {
-            let live: std::collections::HashSet<_> =
-                self.agents.state().iter().map(|a| ObjectRef::from_obj(&**a)).collect();
-            written.retain(|key, _| live.contains(key));
-        }
+        let live = || self.agents.state().iter().map(|a| ObjectRef::from_obj(&**a)).collect();
+        self.written.remember(agent, status, self.agents.len(), live);
     }
 }
 
@@ -270,6 +260,8 @@ pub fn run(
     // seen arriving.
     let slim = move |agent: &mut Agent| foreign::slim(agent, &shard);
     let events = foreign::Events::new(shard);
+    let written = Arc::new(written::Written::default());
+    let echoes = written.clone();
     let agents = watch(scope.api::<Agent>(&watch_client), None, shard, watches.clone(), slim, move |seen| {
         let store = store_for_watch.get().expect("set before the watch runs");
         match seen {
@@ -284,8 +276,10 @@ pub fn run(
                     book.join(joining, || true);
                 }
                 // Another shard's agent is only counted; one that just left this shard is looked
-                // at once more, which forgets it.
-                if events.reconciles(changed, present) {
+                // at once more, which forgets it. The echo of our own status write shows nothing
+                // new (a deleted agent is always looked at).
+                let echo = present && changed.0.as_ref().is_ok_and(|a| echoes.is_echo(a));
+                if events.reconciles(changed, present) && !echo {
                     let _ = agent_triggers.one.unbounded_send(agent);
                 }
             }
@@ -354,7 +348,7 @@ pub fn run(
         again: triggers.one.clone(),
         client_groups: Default::default(),
         keyrings: Default::default(),
-        written: Mutex::default(),
+        written,
     });
     let shutdown = shutdown.shared();
     async move {
@@ -393,7 +387,7 @@ async fn reconcile(agent: Arc<Agent>, ctx: Arc<Context>) -> Result<Action> {
         let key = ObjectRef::from_obj(&*agent);
         ctx.failures.lock().expect("not poisoned").remove(&key);
         // Should it come back, what this shard last wrote is no longer what the object says.
-        ctx.written.lock().expect("not poisoned").remove(&key);
+        ctx.written.forget(&key);
         return Ok(Action::await_change());
     }
     let started = Instant::now();

@@ -36,15 +36,7 @@ pub async fn update(
     // The cached object can lag behind our own last status write; what we wrote is newer.
     let current = ctx.written_status(agent).or_else(|| agent.status.clone()).unwrap_or_default();
     let verified = ctx.verifier.verdict(agent);
-    let desired = compute(
-        agent,
-        refs,
-        children,
-        deployment.as_ref(),
-        verified,
-        &current,
-        Time(k8s_openapi::jiff::Timestamp::now()),
-    );
+    let desired = compute(agent, refs, children, deployment.as_ref(), verified, &current, now());
     // Just moved here from another shard: written once under this shard's name, then the other
     // shard's name comes off it (see `handover.rs`).
     let others = handover::noted_others(agent);
@@ -73,6 +65,13 @@ pub async fn update(
     Ok(())
 }
 
+/// Now, in whole seconds: all a `metav1.Time` holds. A status computed with finer time would never
+/// equal the same status read back, and the echo of our write would look like news (`written.rs`).
+pub(crate) fn now() -> Time {
+    let now = k8s_openapi::jiff::Timestamp::now();
+    Time(k8s_openapi::jiff::Timestamp::from_second(now.as_second()).expect("now is a valid time"))
+}
+
 /// An agent the API server stores but the operator cannot read (a field of the wrong type that a
 /// looser CRD version let through): said in its status and an Event, while every other agent
 /// carries on.
@@ -86,7 +85,7 @@ pub async fn report_invalid(invalid: &kube::core::error_boundary::InvalidObject,
     let message = format!("the operator cannot read this MailAgent: {}", invalid.error);
     let condition = DesiredCondition::not(conditions::READY, "InvalidObject", message.clone());
     let mut conditions = Vec::new();
-    set_condition(&mut conditions, &condition, meta.generation, Time(k8s_openapi::jiff::Timestamp::now()));
+    set_condition(&mut conditions, &condition, meta.generation, now());
     // A merge patch of the status alone: the rest of the object cannot be read, so it is not
     // round-tripped.
     let patch = serde_json::json!({"status": {"observedGeneration": meta.generation, "conditions": conditions}});

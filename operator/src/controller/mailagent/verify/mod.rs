@@ -20,7 +20,6 @@ use futures::StreamExt;
 use futures::channel::mpsc;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::ListParams;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
@@ -204,8 +203,7 @@ async fn verify(agent: &MailAgent, ctx: &Context) -> Option<Outcome> {
     let status = ctx.written_status(agent).or_else(|| agent.status.clone()).unwrap_or_default();
     let started = Instant::now();
     let expected = expect::expected(agent, &policy);
-    let mut report =
-        Verification { last_check_time: Some(Time(k8s_openapi::jiff::Timestamp::now())), ..Verification::default() };
+    let mut report = Verification { last_check_time: Some(super::status::now()), ..Verification::default() };
     let verdict = probe_pods(agent, &ns, &policy, &expected, &mut report, ctx).await;
     debug!(agent = %agent.name_any(), %ns, ok = verdict.is_ok(), "probed");
     Some(Outcome { report, verdict, config_hash: status.config_hash, failures: 0, started })
