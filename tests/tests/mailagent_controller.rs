@@ -12,7 +12,9 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use mailagent_crds::conditions;
+use mailagent_crds::contract::{Keyring, files};
 use mailagent_crds::{AuthPolicy, MailAgent};
+use mailagent_operator::controller::authpolicy::published::RECHECK;
 use mailagent_tests::TestNamespace;
 use serde_json::json;
 use support::{RunningController, eventually, wait_for, wait_gone};
@@ -255,6 +257,88 @@ async fn missing_references_are_reported_and_fail_closed() {
     )
     .await;
     assert_eq!(ready_reason(&agent).unwrap().1, "PodsNotReady");
+    controller.stop().await;
+}
+
+/// A Secret's contents by fingerprint (12 hex digits of their SHA-256), so a failed comparison
+/// prints no key.
+fn fingerprint(secret: &Secret) -> String {
+    use sha2::Digest;
+    let data = serde_json::to_vec(&secret.data).unwrap();
+    hex::encode(sha2::Sha256::digest(data))[..12].to_owned()
+}
+
+/// What a policy publishes is not watched (the operator may only `get` Secrets). Deleted by hand
+/// under a converged agent, the keyring, the JWKS ConfigMap and a client's Secret come back within
+/// the operator's recheck of published objects, with the same keys; the agent keeps its
+/// Deployment (no pod is replaced) and ends where it was.
+#[tokio::test]
+async fn deleted_published_objects_come_back_with_the_same_keys() {
+    let admin = support::admin().await;
+    let ns = TestNamespace::create(&admin).await;
+    apply_yaml::<AuthPolicy>(&admin, ns.name(), "policy", POLICY).await;
+    agent_with(&admin, ns.name(), "{}").await;
+    let controller = RunningController::start(ns.name()).await;
+    let agents = Api::<MailAgent>::namespaced(admin.clone(), ns.name());
+    let reason = |want: &'static str| move |a: &MailAgent| ready_reason(a).is_some_and(|(_, r)| r == want);
+    // Every reference resolved, the keyring included: only the pods (no kubelet here) are missing.
+    wait_for(&agents, "inbox", reason("PodsNotReady")).await;
+    let deployments = Api::<Deployment>::namespaced(admin.clone(), ns.name());
+    let deployment = wait_for(&deployments, "inbox", |d| d.spec.as_ref().unwrap().replicas == Some(1)).await;
+    let secrets = Api::<Secret>::namespaced(admin.clone(), ns.name());
+    let maps = Api::<ConfigMap>::namespaced(admin.clone(), ns.name());
+    let (keyring, client) =
+        (mailagent_crds::names::keyring_secret("policy"), mailagent_crds::names::client_secret("policy", "ci"));
+    let jwks = mailagent_crds::names::jwks_config_map("policy");
+    let (published_keyring, published_client) =
+        (secrets.get(&keyring).await.unwrap(), secrets.get(&client).await.unwrap());
+    let published_jwks = maps.get(&jwks).await.unwrap();
+
+    for name in [&keyring, &client] {
+        secrets.delete(name, &DeleteParams::default()).await.unwrap();
+    }
+    maps.delete(&jwks, &DeleteParams::default()).await.unwrap();
+    let within = RECHECK + Duration::from_secs(30);
+    let back = |api: &Api<Secret>, name: &str| {
+        let (api, name) = (api.clone(), name.to_owned());
+        async move {
+            eventually(&name.clone(), within, || async { api.get_opt(&name).await.ok().flatten() }, |_| true).await
+        }
+    };
+    let (new_keyring, new_client) = (back(&secrets, &keyring).await, back(&secrets, &client).await);
+    assert_eq!(fingerprint(&new_keyring), fingerprint(&published_keyring), "the keyring came back with other keys");
+    assert_eq!(fingerprint(&new_client), fingerprint(&published_client), "the client's key changed");
+    let new_jwks =
+        eventually("the JWKS ConfigMap", within, || async { maps.get_opt(&jwks).await.ok().flatten() }, |_| true).await;
+    assert_eq!(new_jwks.data, published_jwks.data);
+
+    // The agent may have seen the keyring missing in between; it ends where it was, on the same
+    // Deployment.
+    wait_for(&agents, "inbox", reason("PodsNotReady")).await;
+    let after = deployments.get("inbox").await.unwrap();
+    assert_eq!(
+        (after.uid(), after.metadata.generation),
+        (deployment.uid(), deployment.metadata.generation),
+        "the Deployment was replaced or rolled"
+    );
+
+    // What the operator wrote names the Secrets, never what they hold.
+    let api_key = String::from_utf8_lossy(&new_client.data.unwrap()[files::CLIENT_API_KEY].0).into_owned();
+    let ring: Keyring = serde_json::from_slice(&published_keyring.data.as_ref().unwrap()[files::KEYRING].0)
+        .unwrap_or_else(|_| panic!("keyring {} does not parse", fingerprint(&published_keyring)));
+    let events = Api::<k8s_openapi::api::events::v1::Event>::namespaced(admin.clone(), ns.name());
+    let policies = Api::<AuthPolicy>::namespaced(admin.clone(), ns.name());
+    let written = format!(
+        "{}{}{}",
+        serde_json::to_string(&agents.get("inbox").await.unwrap().status).unwrap(),
+        serde_json::to_string(&policies.get("policy").await.unwrap().status).unwrap(),
+        serde_json::to_string(&events.list(&ListParams::default()).await.unwrap().items).unwrap()
+    );
+    assert!(!api_key.is_empty() && !ring.api_keys.is_empty());
+    assert!(
+        !written.contains(&api_key) && ring.api_keys.iter().all(|k| !written.contains(&k.sha256)),
+        "a status or an Event repeats the keyring's contents"
+    );
     controller.stop().await;
 }
 

@@ -8,6 +8,7 @@ pub mod build;
 pub mod material;
 pub mod permissions;
 pub mod plan;
+pub mod published;
 pub mod rotate;
 pub mod schedule;
 pub mod status;
@@ -129,8 +130,11 @@ pub fn run(
         rotator_image: settings.rotator_image,
         shard: settings.shard,
     });
-    Controller::new(api, kube::runtime::watcher::Config::default().any_semantic())
+    let controller = Controller::new(api, kube::runtime::watcher::Config::default().any_semantic());
+    let losses = published::losses(controller.store(), ctx.client.clone(), ctx.shard);
+    controller
         .reconcile_on(agents::policies_to_wake(agents))
+        .reconcile_on(losses)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {

@@ -5,8 +5,11 @@
 //!
 //! The Secret is not watched (see `RECHECK`), so it is looked up again every 30 s; by its
 //! metadata only, with the body read again only when its resourceVersion moved since the group
-//! was learnt ([`ClientGroups`]). The policy's keyring Secret is looked up the same way, but it is
-//! shared by every agent of the policy, so its presence is remembered briefly ([`RecentKeyrings`]).
+//! was learnt ([`ClientGroups`]). The policy's keyring Secret is looked up on every reconcile (an
+//! agent without credentials is reconciled on its own events and the hourly resync, not every
+//! 30 s); it is shared by every agent of the policy, so its presence is remembered briefly
+//! ([`RecentKeyrings`]). A deleted keyring is published again by the AuthPolicy controller
+//! within 30 s (`authpolicy/published.rs`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
