@@ -14,6 +14,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, Resource, ResourceExt};
 use mailagent_crds::AuthPolicy;
 use mailagent_crds::authpolicy::KeyPurpose;
+use mailagent_crds::conditions;
 use mailagent_crds::contract::KeyState;
 use mailagent_crds::names;
 use tracing::{info, warn};
@@ -32,9 +33,13 @@ pub enum Published {
 
 /// What `policy` has published, by its status: nothing before its first keys (revision 0), then
 /// the keyring and the JWKS, and a client Secret for each client with an Active key (a revoked
-/// client without a replacement has none).
+/// client without a replacement has none). Nothing for an invalid spec either: its reconcile
+/// publishes nothing, so waking it would only repeat itself every `RECHECK`.
 pub fn expected(policy: &AuthPolicy) -> Vec<Published> {
     let Some(status) = policy.status.as_ref().filter(|s| s.revision > 0) else { return Vec::new() };
+    if conditions::find(&status.conditions, conditions::READY).is_some_and(|c| c.reason == "InvalidSpec") {
+        return Vec::new();
+    }
     let name = policy.name_any();
     let mut objects =
         vec![Published::Secret(names::keyring_secret(&name)), Published::ConfigMap(names::jwks_config_map(&name))];
@@ -138,13 +143,19 @@ mod tests {
             key(Some("next"), KeyPurpose::ApiKey, KeyState::Staged),
             key(None, KeyPurpose::Jwt, KeyState::Active),
         ];
+        let valid = policy(3, keys);
         assert_eq!(
-            expected(&policy(3, keys)),
+            expected(&valid),
             vec![
                 Published::Secret(names::keyring_secret("p")),
                 Published::ConfigMap(names::jwks_config_map("p")),
                 Published::Secret(names::client_secret("p", "ci")),
             ]
         );
+        let mut invalid = valid;
+        let condition = conditions::DesiredCondition::not(conditions::READY, "InvalidSpec", "bad schedule");
+        let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
+        conditions::set_condition(&mut invalid.status.as_mut().unwrap().conditions, &condition, Some(1), now);
+        assert_eq!(expected(&invalid), vec![], "an invalid spec publishes nothing");
     }
 }
