@@ -111,6 +111,11 @@ impl Context {
         self.written.status(agent)
     }
 
+    /// `read` of the newest status this process knows for `agent` (see [`written::Written::read`]).
+    pub(crate) fn read_status<R>(&self, agent: &MailAgent, read: impl FnOnce(&MailAgentStatus) -> R) -> R {
+        self.written.read(agent, read)
+    }
+
     pub(crate) fn remember_status(&self, agent: &MailAgent, status: MailAgentStatus) {
         let live = || self.agents.state().iter().map(|a| ObjectRef::from_obj(&**a)).collect();
         self.written.remember(agent, status, self.agents.len(), live);

@@ -35,6 +35,18 @@ impl Written {
         (Some(&entry.uid) == agent.metadata.uid.as_ref()).then(|| entry.status.clone())
     }
 
+    /// `read` of the status last written to this agent, else of what the object says, without
+    /// copying either (the verifier looks at every agent's status every few seconds).
+    pub fn read<R>(&self, agent: &MailAgent, read: impl FnOnce(&MailAgentStatus) -> R) -> R {
+        let written = self.0.lock().expect("not poisoned");
+        let ours = written.get(&agent_ref(agent)).filter(|e| Some(&e.uid) == agent.metadata.uid.as_ref());
+        match (ours, &agent.status) {
+            (Some(entry), _) => read(&entry.status),
+            (None, Some(status)) => read(status),
+            (None, None) => read(&MailAgentStatus::default()),
+        }
+    }
+
     /// Notes a status written by a reconcile of `agent`. `fleet` is how many agents are cached and
     /// `live` lists them: deleted agents are forgotten now and then, so the memo stays the size of
     /// the fleet.
@@ -137,6 +149,9 @@ mod tests {
         recreated.metadata.uid = Some("u2".into());
         assert!(!written.is_echo(&recreated), "a new object of the same name");
         assert_eq!(written.status(&recreated), None);
+        assert_eq!(written.read(&recreated, |s| s.ready_replicas), 1, "the object's own status");
+        assert_eq!(written.read(&agent(Some(status(0))), |s| s.ready_replicas), 1, "ours, newer than the object's");
+        assert_eq!(written.read(&agent(None), |s| s.ready_replicas), 1);
 
         let mut rewritten = agent(Some(status(1)));
         rewritten.metadata.resource_version = Some("99".into());

@@ -116,7 +116,8 @@ impl Verifier {
             return false;
         }
         let key = agent_ref(agent);
-        let Some(last) = self.outcomes.lock().expect("not poisoned").get(&key).cloned() else { return true };
+        let outcomes = self.outcomes.lock().expect("not poisoned");
+        let Some(last) = outcomes.get(&key) else { return true };
         let drifted_since =
             self.drifted.lock().expect("not poisoned").get(&key).is_some_and(|(_, at)| *at > last.started);
         let wait = if last.verdict.is_ok() { self.interval } else { RETRY_FAILED.min(self.interval) };
@@ -160,10 +161,7 @@ pub async fn run(ctx: Arc<Context>, wake: mpsc::UnboundedSender<ObjectRef<Agent>
             .iter()
             .filter_map(|a| a.0.as_ref().ok())
             .filter(|a| ctx.shard.owns(&a.metadata))
-            .filter(|a| {
-                let status = ctx.written_status(a).or_else(|| a.status.clone()).unwrap_or_default();
-                ctx.verifier.due(a, &status, now)
-            })
+            .filter(|a| ctx.read_status(a, |status| ctx.verifier.due(a, status, now)))
             .take(PER_TICK)
             .cloned()
             .collect();
