@@ -342,6 +342,30 @@ async fn deleted_published_objects_come_back_with_the_same_keys() {
     controller.stop().await;
 }
 
+/// A status someone else overwrote (a hand edit through the status subresource, another
+/// controller) is written back, as soon as the operator sees the edit: the operator's memo of what
+/// it last wrote must not stand in for what the object now says.
+#[tokio::test]
+async fn a_status_overwritten_by_hand_is_written_back() {
+    let (admin, ns, controller) = agent_with_policy("{}").await;
+    let agents = Api::<MailAgent>::namespaced(admin.clone(), ns.name());
+    let settled = |a: &MailAgent| ready_reason(a).is_some_and(|(_, r)| r == "PodsNotReady");
+    let before = wait_for(&agents, "inbox", settled).await;
+    let edit = json!({"status": {"conditions": [], "url": "http://elsewhere.example"}});
+    let params = PatchParams { field_manager: Some("kubectl-edit".into()), ..Default::default() };
+    agents.patch_status("inbox", &params, &Patch::Merge(&edit)).await.unwrap();
+    let restored = wait_for(&agents, "inbox", |a| {
+        settled(a) && a.status.as_ref().unwrap().url == before.status.as_ref().unwrap().url
+    })
+    .await;
+    assert_eq!(
+        restored.status.as_ref().unwrap().conditions.len(),
+        before.status.as_ref().unwrap().conditions.len(),
+        "every condition is back"
+    );
+    controller.stop().await;
+}
+
 #[tokio::test]
 async fn suspend_scales_to_zero_and_keeps_everything() {
     let (admin, ns, controller) = agent_with_policy("{}").await;

@@ -116,9 +116,10 @@ impl Context {
         self.written.read(agent, read)
     }
 
-    pub(crate) fn remember_status(&self, agent: &MailAgent, status: MailAgentStatus) {
+    pub(crate) fn remember_status(&self, agent: &MailAgent, status: MailAgentStatus, version: Option<String>) {
+        let cached = self.agents.get(&agent_ref(agent)).and_then(|a| a.meta().resource_version.clone());
         let live = || self.agents.state().iter().map(|a| ObjectRef::from_obj(&**a)).collect();
-        self.written.remember(agent, status, self.agents.len(), live);
+        self.written.remember(agent, status, version, cached, self.agents.len(), live);
     }
 }
 
@@ -283,12 +284,13 @@ pub fn run(
                 // Another shard's agent is only counted; one that just left this shard is looked
                 // at once more, which forgets it. The echo of our own status write shows nothing
                 // new (a deleted agent is always looked at).
-                let echo = present && changed.0.as_ref().is_ok_and(|a| echoes.is_echo(a));
+                let echo = present && changed.0.as_ref().is_ok_and(|a| echoes.observe(a));
                 if events.reconciles(changed, present) && !echo {
                     let _ = agent_triggers.one.unbounded_send(agent);
                 }
             }
             Seen::Relisted => {
+                echoes.clear();
                 book.retain(|agent| store.get(agent).is_some());
                 events.retain(|agent| store.get(agent).is_some());
                 agent_triggers.everything();

@@ -50,7 +50,8 @@ pub async fn update(
         "status": desired,
     });
     let api = Api::<MailAgent>::namespaced(ctx.client.clone(), &ns);
-    api.patch_status(&agent.name_any(), &PatchParams::apply(&manager).force(), &Patch::Apply(&patch))
+    let written = api
+        .patch_status(&agent.name_any(), &PatchParams::apply(&manager).force(), &Patch::Apply(&patch))
         .await
         .map_err(Error::kube("writing status"))?;
     ctx.metrics.wrote("MailAgent", "status");
@@ -58,7 +59,7 @@ pub async fn update(
         .await
         .map_err(Error::kube("taking over an agent's status from another shard"))?;
     (0..released).for_each(|_| ctx.metrics.wrote("MailAgent", "handover"));
-    ctx.remember_status(agent, desired.clone());
+    ctx.remember_status(agent, desired.clone(), written.metadata.resource_version);
     announce_readiness_change(agent, &current, &desired, ctx).await;
     announce_new_problem(agent, &current, &desired, ctx).await;
     announce_verification_change(agent, &current, &desired, ctx).await;
