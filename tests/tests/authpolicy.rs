@@ -331,3 +331,63 @@ async fn status_says_who_may_do_what_and_follows_each_agents_mutation_switch() {
     wait_for(&policies, "p", |p| p.status.as_ref().is_some_and(|s| s.mail_agents.is_empty())).await;
     controller.stop().await;
 }
+
+/// A signer Secret deleted by hand after keys were handed out mints nothing: minting afresh would
+/// replace every client's key at once. The policy says so (Degraded, a Warning Event), the
+/// published keys stay as they are, and a restored Secret clears it.
+#[tokio::test]
+async fn a_lost_signer_secret_mints_nothing_until_it_is_back() {
+    let (admin, ns, _clock, controller) = setup(&[("p", ROTATING)]).await;
+    let ns = ns.name().to_owned();
+    let secrets = Api::<Secret>::namespaced(admin.clone(), &ns);
+    let policies = Api::<AuthPolicy>::namespaced(admin.clone(), &ns);
+    let signer = secrets.get("p-signer").await.unwrap();
+    let (ring, key) = (keyring(&admin, &ns, "p").await, client_key(&admin, &ns, "p", "ci").await);
+    let revision = policies.get("p").await.unwrap().status.unwrap().revision;
+
+    secrets.delete("p-signer", &Default::default()).await.unwrap();
+    // Nothing watches Secrets: a change to the policy brings the reconcile that finds it gone.
+    let touch = json!({"metadata": {"annotations": {"example.com/touched": "signer-deleted"}}});
+    policies.patch("p", &PatchParams::default(), &Patch::Merge(&touch)).await.unwrap();
+    let degraded = |p: &AuthPolicy| {
+        p.status
+            .as_ref()
+            .and_then(|s| conditions::find(&s.conditions, conditions::DEGRADED))
+            .is_some_and(|c| c.status == "True" && c.reason == "SignerSecretMissing" && c.message.contains("p-signer"))
+    };
+    let reported = wait_for(&policies, "p", degraded).await;
+    let status = reported.status.unwrap();
+    assert_eq!(status.revision, revision, "the status keeps the keys it reported");
+    assert!(conditions::find(&status.conditions, conditions::READY).is_some_and(|c| c.status == "True"));
+    let events = Api::<Event>::namespaced(admin.clone(), &ns);
+    eventually(
+        "a Warning Event saying the signer Secret is missing",
+        Duration::from_secs(30),
+        || async { events.list(&ListParams::default()).await.ok() },
+        |list| list.items.iter().any(|e| e.reason.as_deref() == Some("SignerSecretMissing")),
+    )
+    .await;
+    assert!(secrets.get_opt("p-signer").await.unwrap().is_none(), "no signer was minted afresh");
+    // `assert!`, not `assert_eq!`: a failure must not print the keyring (it holds HS secrets).
+    assert!(keyring(&admin, &ns, "p").await == ring, "the published keyring is unchanged");
+    assert!(client_key(&admin, &ns, "p", "ci").await == key, "the client's key is unchanged");
+
+    // Restored from a backup: the policy is looked at again within its recheck and is whole.
+    let mut restored = signer.clone();
+    restored.metadata = kube::api::ObjectMeta {
+        name: signer.metadata.name.clone(),
+        labels: signer.metadata.labels.clone(),
+        owner_references: signer.metadata.owner_references.clone(),
+        ..Default::default()
+    };
+    secrets.create(&PostParams::default(), &restored).await.unwrap();
+    eventually(
+        "Degraded to clear once the signer Secret is back",
+        Duration::from_secs(60),
+        || async { policies.get("p").await.ok() },
+        |p| !degraded(p) && p.status.as_ref().is_some_and(|s| s.revision == revision),
+    )
+    .await;
+    assert!(keyring(&admin, &ns, "p").await == ring, "the keyring is unchanged after the restore");
+    controller.stop().await;
+}

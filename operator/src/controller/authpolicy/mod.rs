@@ -178,6 +178,11 @@ async fn reconcile_policy(policy: &AuthPolicy, ctx: &Context) -> Result<Action> 
         }
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
+    if loaded.is_none() && policy.status.as_ref().is_some_and(|s| s.revision > 0) {
+        // Keys were minted and handed out, and their signer document is gone (deleted by hand).
+        // Minting afresh would replace every client's key at once, with no overlap.
+        return signer_missing(policy, &ns, ctx, &now).await;
+    }
     let (mut state, resource_version) = match loaded {
         Some(l) => (l.state, l.resource_version),
         None => (Default::default(), None),
@@ -226,6 +231,34 @@ async fn reconcile_policy(policy: &AuthPolicy, ctx: &Context) -> Result<Action> 
         return Ok(Action::requeue(Duration::from_secs(2)));
     }
     Ok(requeue(policy, &state, &now))
+}
+
+/// Reports a lost signer Secret (a Warning Event when first seen) and looks again every
+/// `published::RECHECK`, since a restored Secret brings no event.
+async fn signer_missing(policy: &AuthPolicy, ns: &str, ctx: &Context, now: &Time) -> Result<Action> {
+    let mut desired = status::signer_missing(policy, now);
+    desired.mail_agents = mail_agents(policy, ns, ctx).await?;
+    let degraded = |s: Option<&mailagent_crds::AuthPolicyStatus>| {
+        s.and_then(|s| mailagent_crds::conditions::find(&s.conditions, mailagent_crds::conditions::DEGRADED))
+            .is_some_and(|c| c.status == "True" && c.reason == status::SIGNER_MISSING)
+    };
+    if !degraded(policy.status.as_ref()) {
+        warn!(policy = %policy.name_any(), namespace = %ns, "the signer Secret is gone; minting nothing until it is back");
+        let message = mailagent_crds::conditions::find(&desired.conditions, mailagent_crds::conditions::DEGRADED)
+            .map(|c| c.message.clone());
+        let event = Event {
+            type_: EventType::Warning,
+            reason: status::SIGNER_MISSING.into(),
+            note: message,
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if ctx.recorder.publish(&event, &policy.object_ref(&())).await.is_ok() {
+            ctx.metrics.wrote("Event", "create");
+        }
+    }
+    write_status(policy, &desired, ctx).await?;
+    Ok(Action::requeue(published::RECHECK))
 }
 
 /// The policy's agents as its status reports them.

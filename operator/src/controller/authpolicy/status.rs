@@ -182,6 +182,24 @@ pub async fn write(
     Ok(true)
 }
 
+/// Why a policy whose signer Secret is gone mints nothing.
+pub const SIGNER_MISSING: &str = "SignerSecretMissing";
+
+/// The status of a policy that has published keys and lost its signer Secret: what it said
+/// before (the published keys are still served, so `Ready` stands), plus `Degraded=True`,
+/// because nothing can be minted, rotated or revoked until the Secret is back.
+pub fn signer_missing(policy: &AuthPolicy, now: &Time) -> AuthPolicyStatus {
+    let mut status = policy.status.clone().unwrap_or_default();
+    status.observed_generation = policy.metadata.generation;
+    let message = format!(
+        "Secret {} is gone, and with it every key's history and private half: the published keys are still served, but nothing is minted, rotated or revoked until it is restored from a backup (or the AuthPolicy is deleted and created again, which mints new keys for every client)",
+        mailagent_crds::names::signer_secret(&policy.name_any())
+    );
+    let degraded = DesiredCondition::ok(conditions::DEGRADED, SIGNER_MISSING, message);
+    set_condition(&mut status.conditions, &degraded, policy.metadata.generation, now.clone());
+    status
+}
+
 /// A refusal as an outcome.
 pub fn outcome_of(refusal: &Refusal) -> Outcome {
     match refusal {
