@@ -21,4 +21,4 @@ pub use namespace::{TestNamespace, install_crds, shared};
 pub use node::Node;
 pub use plane::{ControlPlane, PlaneOptions};
 pub use process::free_port;
-pub use wait::await_condition;
+pub use wait::{await_condition, await_event};

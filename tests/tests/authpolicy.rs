@@ -359,14 +359,11 @@ async fn a_lost_signer_secret_mints_nothing_until_it_is_back() {
     let status = reported.status.unwrap();
     assert_eq!(status.revision, revision, "the status keeps the keys it reported");
     assert!(conditions::find(&status.conditions, conditions::READY).is_some_and(|c| c.status == "True"));
-    let events = Api::<Event>::namespaced(admin.clone(), &ns);
-    eventually(
-        "a Warning Event saying the signer Secret is missing",
-        Duration::from_secs(30),
-        || async { events.list(&ListParams::default()).await.ok() },
-        |list| list.items.iter().any(|e| e.reason.as_deref() == Some("SignerSecretMissing")),
-    )
-    .await;
+    mailagent_tests::await_event(&admin, &ns, Duration::from_secs(30), |e| {
+        e.type_.as_deref() == Some("Warning") && e.reason.as_deref() == Some("SignerSecretMissing")
+    })
+    .await
+    .expect("a Warning Event saying the signer Secret is missing");
     assert!(secrets.get_opt("p-signer").await.unwrap().is_none(), "no signer was minted afresh");
     // `assert!`, not `assert_eq!`: a failure must not print the keyring (it holds HS secrets).
     assert!(keyring(&admin, &ns, "p").await == ring, "the published keyring is unchanged");

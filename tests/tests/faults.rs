@@ -11,7 +11,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use mailagent_crds::{AuthPolicy, MailAgent, conditions};
 use mailagent_tests::{ControlPlane, TestNamespace};
@@ -473,14 +473,11 @@ async fn an_unreadable_agent_is_reported_and_the_others_still_converge() {
     .await;
     let message = reported.data["status"]["conditions"][0]["message"].as_str().unwrap().to_owned();
     assert!(message.contains("the operator cannot read this MailAgent"), "{message}");
-    let events = Api::<k8s_openapi::api::core::v1::Event>::namespaced(admin.clone(), ns.name());
-    eventually(
-        "an InvalidObject Event",
-        Duration::from_secs(30),
-        || async { events.list(&ListParams::default()).await.ok() },
-        |list| list.items.iter().any(|e| e.reason.as_deref() == Some("InvalidObject")),
-    )
-    .await;
+    mailagent_tests::await_event(&admin, ns.name(), Duration::from_secs(30), |e| {
+        e.reason.as_deref() == Some("InvalidObject")
+    })
+    .await
+    .expect("an InvalidObject Event");
     controller.stop().await;
     drop(plane);
 }

@@ -186,20 +186,13 @@ async fn a_hand_edit_is_reported_and_undone(client: &Client, agents: &Api<MailAg
         })
     };
     await_condition(&deployments, AGENT, restored, TIMEOUT).await.expect("the operator takes the edit back");
-    // The operator publishes its Events after the status write that the wait above saw, so the
-    // Event can arrive a moment later: wait for it rather than list once.
-    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), NS);
-    until("a Warning Event says the agent drifted", TIMEOUT, || async {
-        let listed = events.list(&ListParams::default()).await.map_err(|e| e.to_string())?;
-        let reasons: Vec<_> = listed.items.iter().map(|e| (e.type_.clone(), e.reason.clone())).collect();
-        let warned = listed.items.iter().any(|e| {
-            e.type_.as_deref() == Some("Warning")
-                && e.reason.as_deref() == Some("ConfigDrifted")
-                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(AGENT)
-        });
-        if warned { Ok(()) } else { Err(format!("events so far: {reasons:?}")) }
+    mailagent_tests::await_event(client, NS, TIMEOUT, |e| {
+        e.type_.as_deref() == Some("Warning")
+            && e.reason.as_deref() == Some("ConfigDrifted")
+            && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(AGENT)
     })
-    .await;
+    .await
+    .expect("a Warning Event says the agent drifted");
     await_condition(agents, AGENT, passed, TIMEOUT).await.expect("Verified=True again after the restore");
     step("hand edit of the Deployment: Verified=False ConfigDrifted, Event, restored, Verified=True again", t);
 }
