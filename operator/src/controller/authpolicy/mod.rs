@@ -246,16 +246,7 @@ async fn signer_missing(policy: &AuthPolicy, ns: &str, ctx: &Context, now: &Time
         warn!(policy = %policy.name_any(), namespace = %ns, "the signer Secret is gone; minting nothing until it is back");
         let message = mailagent_crds::conditions::find(&desired.conditions, mailagent_crds::conditions::DEGRADED)
             .map(|c| c.message.clone());
-        let event = Event {
-            type_: EventType::Warning,
-            reason: status::SIGNER_MISSING.into(),
-            note: message,
-            action: "Reconcile".into(),
-            secondary: None,
-        };
-        if ctx.recorder.publish(&event, &policy.object_ref(&())).await.is_ok() {
-            ctx.metrics.wrote("Event", "create");
-        }
+        publish(policy, EventType::Warning, status::SIGNER_MISSING, message, ctx).await;
     }
     write_status(policy, &desired, ctx).await?;
     Ok(Action::requeue(published::RECHECK))
@@ -365,19 +356,19 @@ where
 async fn announce(policy: &AuthPolicy, step: &Step, state: &material::SignerState, ctx: &Context) {
     let note = describe(step, state, policy);
     info!(policy = %policy.name_any(), step = step.name(), revision = state.revision, "{note}");
-    let event = Event {
-        type_: if matches!(step, Step::Revoke(_)) { EventType::Warning } else { EventType::Normal },
-        reason: match step {
-            Step::Revoke(_) => "Revoked",
-            Step::Forget(_) => "KeysDropped",
-            Step::Mint(_) => "Minted",
-            _ => "Rotated",
-        }
-        .into(),
-        note: Some(note),
-        action: "Reconcile".into(),
-        secondary: None,
+    let type_ = if matches!(step, Step::Revoke(_)) { EventType::Warning } else { EventType::Normal };
+    let reason = match step {
+        Step::Revoke(_) => "Revoked",
+        Step::Forget(_) => "KeysDropped",
+        Step::Mint(_) => "Minted",
+        _ => "Rotated",
     };
+    publish(policy, type_, reason, Some(note), ctx).await;
+}
+
+/// An Event about `policy`, counted as a write when the API server took it.
+async fn publish(policy: &AuthPolicy, type_: EventType, reason: &str, note: Option<String>, ctx: &Context) {
+    let event = Event { type_, reason: reason.into(), note, action: "Reconcile".into(), secondary: None };
     if ctx.recorder.publish(&event, &policy.object_ref(&())).await.is_ok() {
         ctx.metrics.wrote("Event", "create");
     }
