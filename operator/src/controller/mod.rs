@@ -4,7 +4,12 @@ pub mod mailagent;
 
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
+use kube::runtime::events::{Event, EventType, Recorder};
+use tracing::warn;
+
+use crate::metrics::Metrics;
 
 /// The operator's API clients. Requests and watches need different timeouts: a request that gets
 /// no answer must fail soon (a hung call would otherwise hold its reconcile, or its watch's list,
@@ -40,5 +45,22 @@ impl Clients {
 impl From<Client> for Clients {
     fn from(client: Client) -> Self {
         Self { requests: client.clone(), watches: client }
+    }
+}
+
+/// Publishes an Event about `reference`, counted as a write when the API server took it. A failure
+/// is logged and otherwise ignored: an Event is news, and the status already says the same.
+pub(crate) async fn publish_event(
+    recorder: &Recorder,
+    metrics: &Metrics,
+    reference: &ObjectReference,
+    type_: EventType,
+    reason: &str,
+    note: Option<String>,
+) {
+    let event = Event { type_, reason: reason.to_owned(), note, action: "Reconcile".into(), secondary: None };
+    match recorder.publish(&event, reference).await {
+        Ok(()) => metrics.wrote("Event", "create"),
+        Err(error) => warn!(%error, reason, "could not publish an event"),
     }
 }

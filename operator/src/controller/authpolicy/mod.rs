@@ -22,7 +22,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{EventType, Recorder};
 use kube::{Api, Client, Resource, ResourceExt};
 use mailagent_crds::AuthPolicy;
 use mailagent_crds::authpolicy::JwtAlgorithm;
@@ -366,12 +366,9 @@ async fn announce(policy: &AuthPolicy, step: &Step, state: &material::SignerStat
     publish(policy, type_, reason, Some(note), ctx).await;
 }
 
-/// An Event about `policy`, counted as a write when the API server took it.
+/// An Event about `policy`.
 async fn publish(policy: &AuthPolicy, type_: EventType, reason: &str, note: Option<String>, ctx: &Context) {
-    let event = Event { type_, reason: reason.into(), note, action: "Reconcile".into(), secondary: None };
-    if ctx.recorder.publish(&event, &policy.object_ref(&())).await.is_ok() {
-        ctx.metrics.wrote("Event", "create");
-    }
+    super::publish_event(&ctx.recorder, &ctx.metrics, &policy.object_ref(&()), type_, reason, note).await;
 }
 
 /// One line about a step: kids and fingerprints, never values.

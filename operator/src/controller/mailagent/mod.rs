@@ -107,10 +107,6 @@ pub struct Context {
 }
 
 impl Context {
-    pub(crate) fn written_status(&self, agent: &MailAgent) -> Option<MailAgentStatus> {
-        self.written.status(agent)
-    }
-
     /// `read` of the newest status this process knows for `agent` (see [`written::Written::read`]).
     pub(crate) fn read_status<R>(&self, agent: &MailAgent, read: impl FnOnce(&MailAgentStatus) -> R) -> R {
         self.written.read(agent, read)

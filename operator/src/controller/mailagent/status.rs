@@ -4,7 +4,7 @@
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use mailagent_crds::conditions::{self, DesiredCondition, set_condition};
@@ -34,7 +34,7 @@ pub async fn update(
     let deployment = deployment
         .or_else(|| ctx.stores.deployments.get(&ObjectRef::new(&agent.name_any()).within(&ns)).map(|d| (*d).clone()));
     // The cached object can lag behind our own last status write; what we wrote is newer.
-    let current = ctx.written_status(agent).or_else(|| agent.status.clone()).unwrap_or_default();
+    let current = ctx.read_status(agent, Clone::clone);
     let verified = ctx.verifier.verdict(agent);
     let desired = compute(agent, refs, children, deployment.as_ref(), verified, &current, now());
     // Just moved here from another shard: written once under this shard's name, then the other
@@ -341,13 +341,7 @@ async fn publish(
     reason: &str,
     note: String,
 ) {
-    let event =
-        Event { type_, reason: reason.to_owned(), note: Some(note), action: "Reconcile".into(), secondary: None };
-    if let Err(error) = ctx.recorder.publish(&event, reference).await {
-        warn!(%error, "could not publish an event");
-    } else {
-        ctx.metrics.wrote("Event", "create");
-    }
+    super::super::publish_event(&ctx.recorder, &ctx.metrics, reference, type_, reason, Some(note)).await;
 }
 
 #[cfg(test)]

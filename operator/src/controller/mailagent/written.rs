@@ -49,8 +49,9 @@ impl Entry {
 
 impl Written {
     /// The status last written to this agent (this incarnation of it: same uid), unless `agent` is
-    /// that write or newer.
-    pub fn status(&self, agent: &MailAgent) -> Option<MailAgentStatus> {
+    /// that write or newer: what [`Self::read`] reads before the object's own (tests ask it which).
+    #[cfg(test)]
+    fn status(&self, agent: &MailAgent) -> Option<MailAgentStatus> {
         let written = self.0.lock().expect("not poisoned");
         let entry = written.get(&agent_ref(agent)).filter(|e| e.of(agent) && !e.superseded_by(agent))?;
         Some(entry.status.clone())

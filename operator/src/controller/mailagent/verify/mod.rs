@@ -198,7 +198,7 @@ async fn verify(agent: &MailAgent, ctx: &Context) -> Option<Outcome> {
     let ns = agent.namespace()?;
     let policy = ctx.stores.policies.get(&ObjectRef::new(&agent.spec.auth_policy_ref.name).within(&ns))?;
     let policy = policy.0.as_ref().ok()?.spec.clone();
-    let status = ctx.written_status(agent).or_else(|| agent.status.clone()).unwrap_or_default();
+    let status = ctx.read_status(agent, Clone::clone);
     let started = Instant::now();
     let expected = expect::expected(agent, &policy);
     let mut report = Verification { last_check_time: Some(super::status::now()), ..Verification::default() };
