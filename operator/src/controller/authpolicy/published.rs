@@ -3,8 +3,8 @@
 //! on every Secret in the cluster. Deleted by hand, one would otherwise come back only at the
 //! policy's next reconcile, up to `RESYNC` (an hour) away, while agents report `KeyringNotFound`
 //! and new pods of a client wait for their key file. So every `RECHECK` each published policy's
-//! objects are looked up (metadata only), and a policy that lost one is reconciled, which
-//! publishes it again with the same keys.
+//! objects are looked up (metadata only, a few policies at a time), and a policy that lost one is
+//! reconciled, which publishes it again with the same keys.
 
 use std::time::Duration;
 
@@ -23,6 +23,11 @@ use crate::shard::Shard;
 
 /// How often a published policy's objects are looked up.
 pub const RECHECK: Duration = Duration::from_secs(30);
+
+/// Policies looked up at once. One after another, a pass over about 10,000 policies would take
+/// longer than `RECHECK` (a few milliseconds per GET); a handful in flight keeps it well inside,
+/// without a burst the API server's priority and fairness would have to queue.
+const LOOKUPS_IN_FLIGHT: usize = 8;
 
 /// One object a policy publishes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,7 +60,8 @@ pub fn expected(policy: &AuthPolicy) -> Vec<Published> {
     objects
 }
 
-/// Every `RECHECK`, the policies of this shard (in `store`) that lost a published object.
+/// Every `RECHECK`, the policies of this shard (in `store`) that lost a published object, each as
+/// soon as its lookups find the loss.
 pub fn losses(store: Store<AuthPolicy>, client: Client, shard: Shard) -> impl Stream<Item = ObjectRef<AuthPolicy>> {
     let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + RECHECK, RECHECK);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -63,22 +69,22 @@ pub fn losses(store: Store<AuthPolicy>, client: Client, shard: Shard) -> impl St
         interval.tick().await;
         Some(((), interval))
     });
-    ticks
-        .then(move |_| {
-            let (store, client) = (store.clone(), client.clone());
-            async move {
-                let mut lost = Vec::new();
-                for policy in store.state().into_iter().filter(|p| shard.owns(p.meta())) {
-                    if let Some(missing) = first_missing(&client, &policy).await {
-                        info!(policy = %policy.name_any(), namespace = ?policy.namespace(), ?missing,
-                            "a published object is gone; publishing it again");
-                        lost.push(ObjectRef::from_obj(&*policy));
-                    }
+    ticks.flat_map(move |_| {
+        let client = client.clone();
+        let owned: Vec<_> = store.state().into_iter().filter(|p| shard.owns(p.meta())).collect();
+        stream::iter(owned)
+            .map(move |policy| {
+                let client = client.clone();
+                async move {
+                    let missing = first_missing(&client, &policy).await?;
+                    info!(policy = %policy.name_any(), namespace = ?policy.namespace(), ?missing,
+                        "a published object is gone; publishing it again");
+                    Some(ObjectRef::from_obj(&*policy))
                 }
-                stream::iter(lost)
-            }
-        })
-        .flatten()
+            })
+            .buffer_unordered(LOOKUPS_IN_FLIGHT)
+            .filter_map(std::future::ready)
+    })
 }
 
 /// The first object `policy` published that the API server no longer has. A failed lookup counts
