@@ -43,8 +43,13 @@ pub const CONTROLLER: &str = "mailagent";
 pub const RESYNC: Duration = Duration::from_secs(3600);
 /// How soon to look again while waiting for something the controller does not watch: the
 /// credentials Secret, which the operator may only `get` (a Secret watch would need `list` on
-/// every Secret in the cluster). Status therefore follows a deleted or restored Secret within this.
+/// every Secret in the cluster). Status therefore follows a deleted or restored Secret within this,
+/// on a shard of up to 1,500 agents (see [`recheck_after`]).
 pub const RECHECK: Duration = Duration::from_secs(30);
+/// The credentials lookups one shard's recheck may make a second. Every 30 s for every Gmail agent
+/// would be about 3,300 `GET`s a second for a fleet of 100,000: a steady load on the API server
+/// for a check that almost never finds anything new.
+pub const RECHECKS_PER_SECOND: u32 = 50;
 /// Longest a reconcile may take. Past it the reconcile is cancelled, counted and retried with
 /// backoff, so no API call can hold a concurrency slot (and the object) for ever.
 pub const RECONCILE_DEADLINE: Duration = Duration::from_secs(60);
@@ -432,9 +437,18 @@ async fn reconcile_agent(agent: &MailAgent, ctx: &Context) -> Result<Action> {
     Ok(match &children {
         Err(_) => Action::await_change(),
         // The credentials Secret is not watched (see RECHECK): look again soon, found or not.
-        Ok(_) if agent.spec.mailbox.credentials_secret_ref.is_some() => Action::requeue(RECHECK),
+        Ok(_) if agent.spec.mailbox.credentials_secret_ref.is_some() => {
+            Action::requeue(recheck_after(ctx.agents.len().div_ceil(ctx.shard.count() as usize)))
+        }
         Ok(_) => Action::requeue(RESYNC),
     })
+}
+
+/// How soon an agent with credentials is looked at again, on a shard that holds about `owned`
+/// agents: [`RECHECK`], stretched so that the shard's lookups stay within [`RECHECKS_PER_SECOND`].
+/// Every agent is counted as one with credentials, so this errs on the side of fewer lookups.
+pub fn recheck_after(owned: usize) -> Duration {
+    RECHECK.max(Duration::from_secs_f64(owned as f64 / f64::from(RECHECKS_PER_SECOND)))
 }
 
 /// The agent's place in its Gmail quota group, recorded in the book; `None` (and out of any
@@ -491,4 +505,18 @@ fn error_policy(agent: Arc<Agent>, error: &Error, ctx: Arc<Context>) -> Action {
     let delay = error.backoff(*count - 1);
     info!(agent = %agent.name_any(), %error, retry_in = ?delay, "transient error; backing off");
     Action::requeue(delay)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_credentials_recheck_stretches_to_keep_a_shards_lookups_within_budget() {
+        assert_eq!(recheck_after(0), RECHECK);
+        assert_eq!(recheck_after(1_500), RECHECK, "50 lookups a second fit every 30 s");
+        assert_eq!(recheck_after(3_000), Duration::from_secs(60));
+        // 100,000 agents over 10 shards: 500 lookups a second for the fleet, not 3,300.
+        assert_eq!(recheck_after(10_000), Duration::from_secs(200));
+    }
 }
