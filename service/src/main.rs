@@ -3,6 +3,13 @@
 
 use mailagent_service::settings::Source;
 
+/// mimalloc rather than glibc's malloc: measured by `make bench`'s head-to-head, MCP `tools/call`
+/// served 24 % more requests a second on sessions and 55 % more without (2026-07-28), for 1.4 MiB
+/// more resident when idle and 0.5 MiB more after load. Each answer makes many small, short-lived
+/// allocations (JSON values, headers, buffers), the load mimalloc is built for.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let source = Source::from_process();
