@@ -12,8 +12,8 @@
 //! revision does it: one `initialize` (a session), then every call carries `Mcp-Session-Id`; the
 //! answer is the SSE stream rmcp returns, read to its end. And as a 2026-07-28 client does it: no
 //! session (that revision removed them), each call stands alone with its `_meta` and `Mcp-Method`
-//! headers. (rmcp serves each such call with a fresh service; a plain-JSON answer,
-//! `json_response`, measured slower still, so it stays off.)
+//! headers; rmcp serves each such call with a fresh service, and the answer is plain JSON
+//! (`json_response`, see `src/mcp/mod.rs`).
 //!
 //! Throughput is the best of `ROUNDS` rounds (the machine may be shared; the rounds interleave
 //! the contenders in rotating order so each sees the same conditions); p99 is from that round.
@@ -35,6 +35,11 @@ use mailagent_service::app::App;
 use mailagent_service::testing::{self, API_KEY, AUDIENCE, ISSUER, JWT_SECRET};
 use serde_json::json;
 use tower::ServiceExt;
+
+/// The servers in this process run under the allocator the `mailagent` binary uses
+/// (`src/main.rs`), the bare baseline included.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[path = "doors/head_to_head.rs"]
 mod head_to_head;
