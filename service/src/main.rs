@@ -10,11 +10,17 @@ use mailagent_service::settings::Source;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The log filter when `RUST_LOG` is unset.
+const DEFAULT_LOG_FILTER: &str = "info,rmcp=warn";
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let source = Source::from_process();
     let json = source.get(mailagent_crds::contract::env::LOG_FORMAT).ok().flatten().as_deref() != Some("text");
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    // rmcp logs at info when each MCP service starts and stops: for a 2026-07-28 client that is
+    // every call (each runs on a fresh service), three lines a call that say nothing the audit log
+    // does not. `RUST_LOG` still turns them on.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| DEFAULT_LOG_FILTER.into());
     if json {
         tracing_subscriber::fmt().json().with_env_filter(filter).init();
     } else {
