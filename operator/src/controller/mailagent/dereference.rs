@@ -5,11 +5,12 @@
 //!
 //! The Secret is not watched (see `RECHECK`), so it is looked up again every 30 s (longer on a
 //! shard of more than 1,500 agents: `recheck_after`); by its metadata only, with the body read
-//! again only when its resourceVersion moved since the group was learnt ([`ClientGroups`]). The policy's keyring Secret is looked up on every reconcile (an
-//! agent without credentials is reconciled on its own events and the hourly resync, not every
-//! 30 s); it is shared by every agent of the policy, so its presence is remembered briefly
-//! ([`RecentKeyrings`]). A deleted keyring is published again by the AuthPolicy controller
-//! within 30 s (`authpolicy/published.rs`).
+//! again only when its resourceVersion moved since the group was learnt ([`ClientGroups`]). The
+//! policy's keyring Secret is looked up on every reconcile (an agent without credentials is
+//! reconciled on its own events and the hourly resync, not every 30 s); it is shared by every
+//! agent of the policy, so its presence is remembered briefly ([`RecentKeyrings`]). A deleted
+//! keyring is published again by the AuthPolicy controller within 30 s
+//! (`authpolicy/published.rs`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
