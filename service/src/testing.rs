@@ -167,6 +167,17 @@ pub fn post(path: &str, headers: &[(&str, &str)], body: Value) -> Request<Body> 
 /// The MCP revision that needs no session: each request names its revision itself.
 pub const MCP_STATELESS_REVISION: &str = "2026-07-28";
 
+/// The JSON-RPC body of a sessionless (2026-07-28) MCP request (id 5): `params` with the `_meta`
+/// that revision asks of every request, since there is no handshake to carry it.
+pub fn mcp_stateless_body(method: &str, mut params: Value) -> Value {
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": MCP_STATELESS_REVISION,
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"},
+    });
+    json!({"jsonrpc": "2.0", "id": 5, "method": method, "params": params})
+}
+
 /// A sessionless (2026-07-28) MCP request for `method` with `params`, and `credential` as a
 /// header; the answer's status, headers and JSON-RPC message (read from the SSE stream, or the
 /// JSON body of a refusal).
@@ -174,13 +185,8 @@ pub async fn mcp(
     app: &Arc<App>,
     credential: (&str, &str),
     method: &str,
-    mut params: Value,
+    params: Value,
 ) -> (StatusCode, axum::http::HeaderMap, Value) {
-    params["_meta"] = json!({
-        "io.modelcontextprotocol/protocolVersion": MCP_STATELESS_REVISION,
-        "io.modelcontextprotocol/clientCapabilities": {},
-        "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"},
-    });
     let mut builder = Request::post("/mcp")
         .header("host", "127.0.0.1")
         .header("content-type", "application/json")
@@ -191,7 +197,7 @@ pub async fn mcp(
     if let Some(name) = params.get("name").and_then(Value::as_str) {
         builder = builder.header("mcp-name", name);
     }
-    let body = json!({"jsonrpc": "2.0", "id": 5, "method": method, "params": params});
+    let body = mcp_stateless_body(method, params);
     let response =
         crate::http::router(app.clone()).oneshot(builder.body(Body::from(body.to_string())).unwrap()).await.unwrap();
     let (status, headers) = (response.status(), response.headers().clone());
@@ -205,6 +211,18 @@ pub async fn mcp(
         .or_else(|| serde_json::from_slice(&bytes).ok())
         .unwrap_or_else(|| Value::String(text.into_owned()));
     (status, headers, message)
+}
+
+/// A child process (the `mailagent` binary, a peer server) killed and reaped when dropped, so a
+/// failing test or bench leaves none behind.
+#[derive(Debug)]
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 pub fn now() -> i64 {

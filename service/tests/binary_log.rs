@@ -8,20 +8,10 @@ mod common;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const KEY: &str = "binary-log-test-key-0123456789abcdef";
-
-/// The running workload, killed when dropped, so a failing assertion never leaves it behind.
-struct Workload(Child);
-
-impl Drop for Workload {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn log(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("workload.log")).unwrap_or_default()
@@ -45,19 +35,17 @@ fn listening(dir: &Path) -> String {
 
 /// One 2026-07-28 `tools/call` over a plain socket; the answer's status line and body.
 fn sessionless_call(address: &str) -> String {
-    let body = serde_json::json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
-    "name": "unsubscribe_candidates", "arguments": {},
-    "_meta": {
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientCapabilities": {},
-        "io.modelcontextprotocol/clientInfo": {"name": "binary-log-test", "version": "1"},
-    }}})
+    let body = common::mcp_stateless_body(
+        "tools/call",
+        serde_json::json!({"name": "unsubscribe_candidates", "arguments": {}}),
+    )
     .to_string();
     let request = format!(
         "POST /mcp HTTP/1.1\r\nhost: {address}\r\nx-api-key: {KEY}\r\ncontent-type: application/json\r\n\
-         accept: application/json, text/event-stream\r\nmcp-protocol-version: 2026-07-28\r\n\
+         accept: application/json, text/event-stream\r\nmcp-protocol-version: {}\r\n\
          mcp-method: tools/call\r\nmcp-name: unsubscribe_candidates\r\ncontent-length: {}\r\n\
          connection: close\r\n\r\n{body}",
+        common::MCP_STATELESS_REVISION,
         body.len()
     );
     let mut stream = TcpStream::connect(address).unwrap();
@@ -73,7 +61,7 @@ fn one_sessionless_mcp_call_logs_its_audit_line_and_nothing_from_rmcp() {
     let dir = tempfile::tempdir().unwrap();
     common::copy_sample_maildir(&dir.path().join("maildir"));
     let log_file = std::fs::File::create(dir.path().join("workload.log")).unwrap();
-    let _workload = Workload(
+    let _workload = common::KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_mailagent"))
             .env_clear()
             .env("AUTH_MODE", "api_key")

@@ -6,7 +6,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The workload on the sample Maildir with a digest due every minute and a scan on `scan`, its
@@ -30,18 +30,8 @@ fn command(dir: &Path, scan: &str) -> Command {
     command
 }
 
-/// The running workload, killed when dropped, so a failing assertion never leaves it behind.
-struct Workload(Child);
-
-impl Drop for Workload {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(dir: &Path, scan: &str) -> Workload {
-    Workload(command(dir, scan).spawn().expect("spawn the mailagent binary"))
+fn start(dir: &Path, scan: &str) -> common::KillOnDrop {
+    common::KillOnDrop(command(dir, scan).spawn().expect("spawn the mailagent binary"))
 }
 
 fn log(dir: &Path) -> String {

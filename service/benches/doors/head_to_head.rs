@@ -6,30 +6,20 @@
 //!    `MAILAGENT_BENCH_PYTHON`; without it this part is skipped.
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mailagent_service::testing::{self, API_KEY, AUDIENCE, ISSUER, JWT_SECRET};
+use mailagent_service::testing::{self, API_KEY, AUDIENCE, ISSUER, JWT_SECRET, KillOnDrop};
 
 use super::{CONNECTIONS, Figure, MIB, mcp_stateless_tool, mcp_tool, open_session, resident_bytes, rounds};
 
 const TOOL: &str = "unsubscribe_candidates";
 
-/// Kills the process when dropped, so a failed bench leaves no server behind.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn free_addr() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
 
-async fn wait_for(addr: SocketAddr, what: &str, child: &mut Running) {
+async fn wait_for(addr: SocketAddr, what: &str, child: &mut KillOnDrop) {
     let started = Instant::now();
     while tokio::net::TcpStream::connect(addr).await.is_err() {
         assert!(child.0.try_wait().unwrap().is_none(), "{what} exited before it listened");
@@ -51,7 +41,7 @@ pub async fn run(bearer: &str) {
     std::fs::create_dir_all(&state).unwrap();
 
     let ours_addr = free_addr();
-    let mut ours = Running(
+    let mut ours = KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_mailagent"))
             .env_clear()
             .envs([
@@ -73,7 +63,7 @@ pub async fn run(bearer: &str) {
     );
     let python_addr = free_addr();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../hack/bench/mcp_python_server.py");
-    let mut theirs = Running(
+    let mut theirs = KillOnDrop(
         Command::new(&python)
             .arg(script)
             .arg(python_addr.port().to_string())
