@@ -151,15 +151,15 @@ fn is_stateless(call: &Call) -> bool {
 }
 
 /// Checks an answer: 200 and, for MCP, a result rather than an error.
+/// Every answer is checked, so the check searches bytes: decoding each body as UTF-8 first was 9 %
+/// of the load generator's samples in the head-to-head.
 fn check(status: StatusCode, body: &[u8]) {
     assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(body));
-    if body.starts_with(b"{\"jsonrpc\"") {
-        let text = String::from_utf8_lossy(body);
-        assert!(text.contains("\"result\"") && !text.contains("\"isError\":true"), "{text}");
-    }
-    if body.starts_with(b"event:") || body.starts_with(b"data:") || body.starts_with(b"id:") {
-        let text = String::from_utf8_lossy(body);
-        assert!(text.contains("\"result\"") && !text.contains("\"isError\":true"), "{text}");
+    let json_rpc = body.starts_with(b"{\"jsonrpc\"");
+    let sse = body.starts_with(b"event:") || body.starts_with(b"data:") || body.starts_with(b"id:");
+    if json_rpc || sse {
+        let found = |needle: &[u8]| memchr::memmem::find(body, needle).is_some();
+        assert!(found(b"\"result\"") && !found(b"\"isError\":true"), "{}", String::from_utf8_lossy(body));
     }
 }
 
