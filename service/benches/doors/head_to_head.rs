@@ -2,9 +2,9 @@
 //!    Python SDK server (`hack/bench/mcp_python_server.py`, the SDK pinned in
 //!    `hack/peers/service/requirements.txt`), both on a copy of the sample Maildir, both answering
 //!    `unsubscribe_candidates`, driven by the same load generator (one thread, 16 connections, as
-//!    `wrk -t1 -c16`) in the same rounds. Auth is on for
-//!    us (a JWT on every call) and off for it. `make bench` passes the venv's python in
-//!    `MAILAGENT_BENCH_PYTHON`; without it this part is skipped.
+//!    `wrk -t1 -c16`) in the same rounds. Auth is on for us (a JWT on every call) and off for it.
+//!    `make bench` passes the venv's python in `MAILAGENT_BENCH_PYTHON`; without it this part is
+//!    skipped.
 
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
