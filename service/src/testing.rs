@@ -23,6 +23,17 @@ pub const JWT_SECRET: &str = "test-jwt-secret-that-is-at-least-32-bytes!";
 pub const REVOKED_HS_SECRET: &str = "revoked-hs-secret-that-is-32-bytes-long!!";
 pub const ISSUER: &str = "https://issuer.test";
 pub const AUDIENCE: &str = "mailagent";
+/// The binary's environment under load (benches, the PGO trainer's test): hybrid auth with the
+/// test key and HS256 secret, and a rate limit too high to refuse anything.
+pub const LOAD_ENV: [(&str, &str); 7] = [
+    ("AUTH_MODE", "hybrid"),
+    ("AGENT_API_KEY", API_KEY),
+    ("AUTH_JWT_SECRET", JWT_SECRET),
+    ("AUTH_JWT_ISSUER", ISSUER),
+    ("AUTH_JWT_AUDIENCE", AUDIENCE),
+    ("RATE_LIMIT_PER_MINUTE", "1000000000"),
+    ("RATE_LIMIT_BURST", "1000000000"),
+];
 pub const RSA_PRIVATE: &str = include_str!("../tests/fixtures/rsa_private.pem");
 pub const RSA_PUBLIC: &str = include_str!("../tests/fixtures/rsa_public.pem");
 
@@ -222,6 +233,38 @@ impl Drop for KillOnDrop {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// Spawns `command` (the `mailagent` binary, as a test configures it) with its stdout and stderr
+/// in `dir/workload.log`, which [`workload_log`] reads back.
+pub fn spawn_logged(command: &mut std::process::Command, dir: &std::path::Path) -> KillOnDrop {
+    let log = std::fs::File::create(dir.join("workload.log")).unwrap();
+    KillOnDrop(command.stdout(log.try_clone().unwrap()).stderr(log).spawn().expect("spawn the mailagent binary"))
+}
+
+/// What the binary [`spawn_logged`] started has written so far (its log names no secret).
+pub fn workload_log(dir: &std::path::Path) -> String {
+    std::fs::read_to_string(dir.join("workload.log")).unwrap_or_default()
+}
+
+/// The address from the binary's `serving` log line, once it listens. Tests start it on port 0,
+/// so no other process can take the port between choosing and binding it. Fails with the log if
+/// the binary exits first or has not listened within a minute.
+pub fn serving_address(dir: &std::path::Path, workload: &mut KillOnDrop) -> String {
+    let started = std::time::Instant::now();
+    loop {
+        let log = workload_log(dir);
+        let serving = log.lines().find_map(|line| {
+            let line: Value = serde_json::from_str(line).ok()?;
+            (line["fields"]["message"] == "serving").then(|| line["fields"]["listen"].as_str().unwrap().to_owned())
+        });
+        if let Some(address) = serving {
+            return address;
+        }
+        assert!(workload.0.try_wait().unwrap().is_none(), "the binary exited before it listened:\n{log}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "the binary did not start:\n{log}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
 

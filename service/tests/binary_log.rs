@@ -7,31 +7,10 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const KEY: &str = "binary-log-test-key-0123456789abcdef";
-
-fn log(dir: &Path) -> String {
-    std::fs::read_to_string(dir.join("workload.log")).unwrap_or_default()
-}
-
-/// The address from the binary's `serving` line, once it is listening.
-fn listening(dir: &Path) -> String {
-    let started = Instant::now();
-    loop {
-        let serving = log(dir).lines().find_map(|line| {
-            let line: serde_json::Value = serde_json::from_str(line).ok()?;
-            (line["fields"]["message"] == "serving").then(|| line["fields"]["listen"].as_str().unwrap().to_owned())
-        });
-        if let Some(address) = serving {
-            return address;
-        }
-        assert!(started.elapsed() < Duration::from_secs(30), "the binary did not start:\n{}", log(dir));
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// One 2026-07-28 `tools/call` over a plain socket; the answer's status line and body.
 fn sessionless_call(address: &str) -> String {
@@ -60,33 +39,31 @@ fn sessionless_call(address: &str) -> String {
 fn one_sessionless_mcp_call_logs_its_audit_line_and_nothing_from_rmcp() {
     let dir = tempfile::tempdir().unwrap();
     common::copy_sample_maildir(&dir.path().join("maildir"));
-    let log_file = std::fs::File::create(dir.path().join("workload.log")).unwrap();
-    let _workload = common::KillOnDrop(
+    let mut workload = common::spawn_logged(
         Command::new(env!("CARGO_BIN_EXE_mailagent"))
             .env_clear()
             .env("AUTH_MODE", "api_key")
             .env("AGENT_API_KEY", KEY)
             .env("MAILAGENT_LISTEN", "127.0.0.1:0")
             .env("MAILDIR_PATH", dir.path().join("maildir"))
-            .env("MAILAGENT_STATE_DIR", dir.path().join("state"))
-            .stdout(log_file.try_clone().unwrap())
-            .stderr(log_file)
-            .spawn()
-            .expect("spawn the mailagent binary"),
+            .env("MAILAGENT_STATE_DIR", dir.path().join("state")),
+        dir.path(),
     );
-    let address = listening(dir.path());
+    let address = common::serving_address(dir.path(), &mut workload);
     let answer = sessionless_call(&address);
     assert!(answer.starts_with("HTTP/1.1 200"), "the call failed: {answer}");
     assert!(answer.contains("\"result\""), "no result: {answer}");
 
     // The audit line is written before the answer; give any late line time to arrive.
     std::thread::sleep(Duration::from_millis(300));
-    let lines: Vec<serde_json::Value> =
-        log(dir.path()).lines().map(|line| serde_json::from_str(line).expect("every line is JSON")).collect();
+    let lines: Vec<serde_json::Value> = common::workload_log(dir.path())
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("every line is JSON"))
+        .collect();
     let audit = lines.iter().filter(|line| line["target"] == "audit" && line["fields"]["event"] == "authn").count();
     assert_eq!(audit, 1, "one authn audit line for the call: {lines:#?}");
     let from_rmcp: Vec<_> =
         lines.iter().filter(|line| line["target"].as_str().is_some_and(|t| t.starts_with("rmcp"))).collect();
     assert!(from_rmcp.is_empty(), "rmcp logged at the default level: {from_rmcp:#?}");
-    assert!(!log(dir.path()).contains(KEY), "the key is never logged");
+    assert!(!common::workload_log(dir.path()).contains(KEY), "the key is never logged");
 }

@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 
 /// The workload on the sample Maildir with a digest due every minute and a scan on `scan`, its
 /// log in `dir/workload.log`.
-fn command(dir: &Path, scan: &str) -> Command {
-    let log = std::fs::File::create(dir.join("workload.log")).unwrap();
+fn start(dir: &Path, scan: &str) -> common::KillOnDrop {
     let mut command = Command::new(env!("CARGO_BIN_EXE_mailagent"));
     command
         .env_clear()
@@ -24,18 +23,8 @@ fn command(dir: &Path, scan: &str) -> Command {
         .env("DIGEST_SCHEDULE", "* * * * *")
         .env("DIGEST_RECIPIENT", "owner@example.com")
         .env("SCAN_SCHEDULE", scan)
-        .env("MAILAGENT_TIMEZONE", "Europe/Berlin")
-        .stdout(log.try_clone().unwrap())
-        .stderr(log);
-    command
-}
-
-fn start(dir: &Path, scan: &str) -> common::KillOnDrop {
-    common::KillOnDrop(command(dir, scan).spawn().expect("spawn the mailagent binary"))
-}
-
-fn log(dir: &Path) -> String {
-    std::fs::read_to_string(dir.join("workload.log")).unwrap_or_default()
+        .env("MAILAGENT_TIMEZONE", "Europe/Berlin");
+    common::spawn_logged(&mut command, dir)
 }
 
 fn sent(dir: &Path) -> usize {
@@ -51,7 +40,7 @@ fn wait_for(dir: &Path, what: &str, deadline: Duration, mut done: impl FnMut() -
             let record = std::fs::read_to_string(dir.join("state/data/digest_schedule.json")).unwrap_or_default();
             panic!(
                 "timed out after {deadline:?} waiting for {what}; digest record: {record}\nworkload log:\n{}",
-                log(dir)
+                common::workload_log(dir)
             );
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -68,7 +57,7 @@ fn the_binary_runs_its_digest_and_scan_schedules() {
     // first. Three boundaries' time: a start just before a boundary leaves that slot unowed.
     wait_for(dir.path(), "two scheduled digests in the outbox", Duration::from_secs(200), || sent(dir.path()) >= 2);
     wait_for(dir.path(), "a scheduled scan in the log", Duration::from_secs(30), || {
-        log(dir.path()).contains("scheduled scan")
+        common::workload_log(dir.path()).contains("scheduled scan")
     });
     drop(workload);
     let digest = std::fs::read_dir(dir.path().join("state/outbox/new")).unwrap().next().unwrap().unwrap().path();
@@ -87,6 +76,6 @@ fn a_scan_schedule_that_is_not_cron_stops_the_start() {
         status.is_some()
     });
     assert!(!status.unwrap().success(), "the workload must not start with a broken schedule");
-    let log = log(dir.path());
+    let log = common::workload_log(dir.path());
     assert!(log.contains("SCAN_SCHEDULE") && log.contains("not a cron expression"), "{log}");
 }
