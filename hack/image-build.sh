@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Container images without Docker: from the cargo release binaries (and the Go pause binary of
-# hack/pause) into an OCI layout and an importable tarball, with crane (hack/node-build.sh).
+# Container images without Docker: from the cargo release binaries (the workload's built with
+# profile-guided optimisation by hack/pgo-build.sh) and the Go pause binary of hack/pause, into an
+# OCI layout and an importable tarball, with crane (hack/node-build.sh).
 #
 # Each image holds one binary, the exact shared libraries `ldd` reports for it (glibc's loader,
 # libc, libm, libgcc_s: the Rust binaries link glibc dynamically because the musl target cannot be
@@ -112,14 +113,23 @@ for image in "${images[@]}"; do
     mailagent | mailagent-operator) need_cargo=1 ;;
   esac
 done
-if [[ -n "${need_cargo:-}" ]]; then
-  log "cargo build --profile $profile (operator and workload)"
-  (cd "$root" && cargo build -q --profile "${profile/debug/dev}" -p mailagent-operator -p mailagent-service --bin mailagent-operator --bin mailagent)
+workload_binary="$target_dir/$profile/mailagent"
+if [[ -n "${need_cargo:-}" && "$profile" == debug ]]; then
+  log "cargo build (debug: operator and workload)"
+  (cd "$root" && cargo build -q -p mailagent-operator -p mailagent-service --bin mailagent-operator --bin mailagent)
+elif [[ -n "${need_cargo:-}" ]]; then
+  # The release workload is built with profile-guided optimisation (hack/pgo-build.sh says why).
+  for image in "${images[@]}"; do
+    case "$image" in
+      mailagent) log "hack/pgo-build.sh (the release workload)"; workload_binary="$("$root/hack/pgo-build.sh")" ;;
+      mailagent-operator) log "cargo build --release (operator)"; (cd "$root" && cargo build -q --release -p mailagent-operator --bin mailagent-operator) ;;
+    esac
+  done
 fi
 for image in "${images[@]}"; do
   case "$image" in
     pause) build_image pause "$(pause_binary)" "Sandbox process of the local node's pods" ;;
-    mailagent) build_image mailagent "$target_dir/$profile/mailagent" "Mail assistant workload: REST, A2A and MCP" ;;
+    mailagent) build_image mailagent "$workload_binary" "Mail assistant workload: REST, A2A and MCP" ;;
     mailagent-operator) build_image mailagent-operator "$target_dir/$profile/mailagent-operator" "Operator for MailAgent and AuthPolicy" ;;
     *) log "unknown image $image"; exit 2 ;;
   esac

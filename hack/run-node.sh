@@ -36,7 +36,7 @@ eval "$(hack/node-build.sh)"
 cargo build -q -p mailagent-tests --bin mailagent-control-plane -p mailagent-operator --bin mailagent-token
 bin="${CARGO_TARGET_DIR:-$root/target}/debug"
 
-step "building the images (cargo release build, crane)"
+step "building the images (cargo release builds, the workload profile-guided: hack/pgo-build.sh; crane)"
 hack/image-build.sh mailagent mailagent-operator >"$run_dir/images.txt"
 
 step "starting the control plane and the node"

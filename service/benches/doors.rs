@@ -32,7 +32,7 @@ use axum::http::{HeaderMap, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use mailagent_crds::contract::Surface;
 use mailagent_service::app::App;
-use mailagent_service::testing::{self, API_KEY, AUDIENCE, ISSUER, JWT_SECRET};
+use mailagent_service::testing::{self, API_KEY, AUDIENCE, ISSUER};
 use serde_json::json;
 use tower::ServiceExt;
 
@@ -582,23 +582,36 @@ fn resident_bytes(pid: u32) -> (f64, f64) {
     (bytes(status.vmrss), bytes(status.vmhwm))
 }
 
-/// Spawns the release binary (built by `cargo bench` with the bench profile), reads VmRSS at idle
-/// and after loopback load on REST and MCP.
+/// The resident anonymous memory of a process (`RssAnon`: heap, stacks, relocated data), in bytes.
+/// Its mapped files (code, read-only data, shared libraries) are page cache that every process of
+/// the same image on a node shares, so this is what each further agent on a node costs.
+fn anonymous_bytes(pid: u32) -> f64 {
+    let status = procfs::process::Process::new(pid.try_into().unwrap()).unwrap().status().unwrap();
+    status.rssanon.unwrap() as f64 * 1024.0
+}
+
+/// The `mailagent` binary the spawned sections run: the release build users get, which `make bench`
+/// passes in `MAILAGENT_BENCH_BINARY` (hack/pgo-build.sh: profile-guided), else the one cargo built
+/// for this bench (plain release). Returns the path and how it was built, for the report.
+fn workload_binary() -> (std::path::PathBuf, &'static str) {
+    match std::env::var_os("MAILAGENT_BENCH_BINARY") {
+        Some(path) => (path.into(), "MAILAGENT_BENCH_BINARY"),
+        None => (env!("CARGO_BIN_EXE_mailagent").into(), "cargo's release build, no PGO"),
+    }
+}
+
+/// Spawns the release binary ([`workload_binary`]), reads VmRSS at idle and after loopback load on
+/// REST and MCP.
 async fn memory(bearer: &str, bare: Figure) {
     let state = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mailagent"))
+    let (binary, built) = workload_binary();
+    let mut child = std::process::Command::new(&binary)
         .env_clear()
+        .envs(testing::LOAD_ENV)
         .envs([
-            ("AUTH_MODE", "hybrid"),
-            ("AGENT_API_KEY", API_KEY),
-            ("AUTH_JWT_SECRET", JWT_SECRET),
-            ("AUTH_JWT_ISSUER", ISSUER),
-            ("AUTH_JWT_AUDIENCE", AUDIENCE),
-            ("RATE_LIMIT_PER_MINUTE", "1000000000"),
-            ("RATE_LIMIT_BURST", "1000000000"),
-            ("MAILAGENT_LISTEN", &addr.to_string()),
+            ("MAILAGENT_LISTEN", addr.to_string().as_str()),
             ("MAILAGENT_STATE_DIR", state.path().to_str().unwrap()),
         ])
         .stdout(std::process::Stdio::null())
@@ -627,6 +640,7 @@ async fn memory(bearer: &str, bare: Figure) {
     println!(
         "\nThe release `mailagent` binary (maildir backend, JSON audit log to /dev/null; {CONNECTIONS} connections; bare in-process server above as baseline):"
     );
+    println!("  binary: {} ({built})", binary.display());
     row("REST, JWT (binary)", rest, bare, "");
     row("MCP tools/call, JWT, session (binary)", mcp_figure, bare, "");
     row("MCP tools/call, JWT, 2026-07-28 (binary)", mcp_stateless_figure, bare, "");

@@ -1,18 +1,21 @@
-//! 5. The head-to-head a user would run: the release `mailagent` binary against the official MCP
-//!    Python SDK server (`hack/bench/mcp_python_server.py`, the SDK pinned in
-//!    `hack/peers/service/requirements.txt`), both on a copy of the sample Maildir, both answering
-//!    `unsubscribe_candidates`, driven by the same load generator (one thread, 16 connections, as
-//!    `wrk -t1 -c16`) in the same rounds. Auth is on for us (a JWT on every call) and off for it.
-//!    `make bench` passes the venv's python in `MAILAGENT_BENCH_PYTHON`; without it this part is
-//!    skipped.
+//! 5. The head-to-head a user would run: the release `mailagent` binary as the images ship it
+//!    (`make bench` builds it with hack/pgo-build.sh and passes it in `MAILAGENT_BENCH_BINARY`)
+//!    against the official MCP Python SDK server (`hack/bench/mcp_python_server.py`, the SDK pinned
+//!    in `hack/peers/service/requirements.txt`), both on a copy of the sample Maildir, both
+//!    answering `unsubscribe_candidates`, driven by the same load generator (one thread, 16
+//!    connections, as `wrk -t1 -c16`) in the same rounds. Auth is on for us (a JWT on every call)
+//!    and off for it. `make bench` passes the venv's python in `MAILAGENT_BENCH_PYTHON`; without it
+//!    this part is skipped.
 
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mailagent_service::testing::{self, API_KEY, AUDIENCE, ISSUER, JWT_SECRET, KillOnDrop};
+use mailagent_service::testing::{self, KillOnDrop};
 
-use super::{CONNECTIONS, Figure, MIB, mcp_stateless_tool, mcp_tool, open_session, resident_bytes, rounds};
+use super::{
+    CONNECTIONS, Figure, MIB, anonymous_bytes, mcp_stateless_tool, mcp_tool, open_session, resident_bytes, rounds,
+};
 
 const TOOL: &str = "unsubscribe_candidates";
 
@@ -41,19 +44,14 @@ pub async fn run(bearer: &str) {
     testing::copy_sample_maildir(&maildir);
     std::fs::create_dir_all(&state).unwrap();
 
+    let (binary, built) = super::workload_binary();
     let ours_addr = free_addr();
     let mut ours = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_mailagent"))
+        Command::new(&binary)
             .env_clear()
+            .envs(testing::LOAD_ENV)
             .envs([
-                ("AUTH_MODE", "hybrid"),
-                ("AGENT_API_KEY", API_KEY),
-                ("AUTH_JWT_SECRET", JWT_SECRET),
-                ("AUTH_JWT_ISSUER", ISSUER),
-                ("AUTH_JWT_AUDIENCE", AUDIENCE),
-                ("RATE_LIMIT_PER_MINUTE", "1000000000"),
-                ("RATE_LIMIT_BURST", "1000000000"),
-                ("MAILAGENT_LISTEN", &ours_addr.to_string()),
+                ("MAILAGENT_LISTEN", ours_addr.to_string().as_str()),
                 ("MAILAGENT_STATE_DIR", state.to_str().unwrap()),
                 ("MAILDIR_PATH", maildir.to_str().unwrap()),
             ])
@@ -105,10 +103,12 @@ pub async fn run(bearer: &str) {
     });
     let (ours_rss, ours_peak) = resident_bytes(ours.0.id());
     let (theirs_rss, theirs_peak) = resident_bytes(theirs.0.id());
+    let (ours_anon, theirs_anon) = (anonymous_bytes(ours.0.id()), anonymous_bytes(theirs.0.id()));
 
     println!(
         "\nHead-to-head, `{TOOL}` on the sample Maildir: the release binary (auth on: JWT) against the official MCP Python SDK 2.3.0 server (auth off), same load generator, same rounds:"
     );
+    println!("  our binary: {} ({built})", binary.display());
     for (i, (name, ..)) in contenders.iter().enumerate() {
         println!("  {name:<34} {:>9.0} req/s  p50 {:>9.1?}  p99 {:>9.1?}", best[i].rate, best[i].p50, best[i].p99);
     }
@@ -129,5 +129,11 @@ pub async fn run(bearer: &str) {
         ours_rss / theirs_rss,
         ours_peak / MIB,
         theirs_peak / MIB
+    );
+    println!(
+        "  of which anonymous (heap, stacks, relocated data; code and libraries are page cache shared by every pod of an image on a node): ours {:.1} MiB, theirs {:.1} MiB, {:.3} of theirs",
+        ours_anon / MIB,
+        theirs_anon / MIB,
+        ours_anon / theirs_anon
     );
 }
