@@ -127,7 +127,7 @@ run: ## The product here: a local node, the operator from the chart, the sample 
 bench: control-plane ## Benchmarks, each printing ratios against a baseline measured in the same run
 	$(CARGO) build --release -p mailagent-operator
 	$(CARGO) run --release -p mailagent-tests --bin operator-bench
-	MAILAGENT_BENCH_BINARY="$$(hack/pgo-build.sh)" MAILAGENT_BENCH_PYTHON="$$(hack/peers/service/venv.sh)" $(CARGO) bench -p mailagent-service --bench doors
+	binary="$$(hack/pgo-build.sh)"; MAILAGENT_BENCH_BINARY="$$binary" MAILAGENT_BENCH_PYTHON="$$(hack/peers/service/venv.sh)" $(CARGO) bench -p mailagent-service --bench doors
 	$(CARGO) bench -p mailagent-service --bench reload
 	hack/peers/mail/bench.sh
 	$(CARGO) build -q -p mailagent-operator --bins

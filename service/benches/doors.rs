@@ -595,7 +595,11 @@ fn anonymous_bytes(pid: u32) -> f64 {
 /// for this bench (plain release). Returns the path and how it was built, for the report.
 fn workload_binary() -> (std::path::PathBuf, &'static str) {
     match std::env::var_os("MAILAGENT_BENCH_BINARY") {
-        Some(path) => (path.into(), "MAILAGENT_BENCH_BINARY"),
+        Some(path) => {
+            let path = std::path::PathBuf::from(path);
+            assert!(path.is_file(), "MAILAGENT_BENCH_BINARY names no file: {path:?} (did hack/pgo-build.sh fail?)");
+            (path, "MAILAGENT_BENCH_BINARY")
+        }
         None => (env!("CARGO_BIN_EXE_mailagent").into(), "cargo's release build, no PGO"),
     }
 }
