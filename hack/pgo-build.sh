@@ -70,7 +70,9 @@ profile_key() {
   {
     rustc -vV
     sha256sum Cargo.toml Cargo.lock .cargo/config.toml hack/pgo-build.sh hack/pgo/train.py
-    find service/src mail/src crds/src schedule/src mail/testdata/maildir -type f -print0 | sort -z | xargs -0 sha256sum
+    # testing.rs is the test harness, compiled only with the `testing` feature, never into the binary.
+    find service/src mail/src crds/src schedule/src mail/testdata/maildir -type f ! -path service/src/testing.rs -print0 |
+      sort -z | xargs -0 sha256sum
     sha256sum service/Cargo.toml mail/Cargo.toml crds/Cargo.toml schedule/Cargo.toml
   } | sha256sum | cut -c1-16
 }
@@ -93,20 +95,34 @@ train() {
   cp -r mail/testdata/maildir "$work/maildir"
   mkdir -p "$work/state" "$work/raw"
   # Throwaway credentials for this one process: never printed, gone with $work.
-  local api_key jwt_secret port
+  local api_key jwt_secret address=""
   api_key="train-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   jwt_secret="train-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-  port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  # The environment of the benches' and the trainer test's load (LOAD_ENV in
+  # service/src/testing.rs): hybrid auth, and a rate limit too high to refuse anything. Port 0: the
+  # workload binds a free port itself and names it in its `serving` log line.
   env -i PATH="$PATH" LLVM_PROFILE_FILE="$work/raw/mailagent-%p.profraw" \
     AUTH_MODE=hybrid AGENT_API_KEY="$api_key" AUTH_JWT_SECRET="$jwt_secret" \
     AUTH_JWT_ISSUER=https://pgo-train.invalid AUTH_JWT_AUDIENCE=mailagent \
     RATE_LIMIT_PER_MINUTE=1000000000 RATE_LIMIT_BURST=1000000000 \
-    MAILAGENT_LISTEN="127.0.0.1:$port" MAILAGENT_STATE_DIR="$work/state" MAILDIR_PATH="$work/maildir" \
+    MAILAGENT_LISTEN=127.0.0.1:0 MAILAGENT_STATE_DIR="$work/state" MAILDIR_PATH="$work/maildir" \
     "$binary" >"$work/workload.log" 2>&1 &
   pid=$!
+  local waited
+  for ((waited = 0; waited < 600; waited++)); do
+    address="$(sed -n 's/.*"message":"serving".*"listen":"\([^"]*\)".*/\1/p' "$work/workload.log" | head -1)"
+    [[ -n "$address" ]] && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [[ -z "$address" ]]; then
+    log "the instrumented workload did not start; its last log lines:"
+    tail -5 "$work/workload.log" >&2
+    return 1
+  fi
   log "training for ${seconds}s (hack/pgo/train.py)"
   if ! MAILAGENT_TRAIN_API_KEY="$api_key" MAILAGENT_TRAIN_JWT_SECRET="$jwt_secret" python3 hack/pgo/train.py \
-    --base-url "http://127.0.0.1:$port" --issuer https://pgo-train.invalid --audience mailagent \
+    --base-url "http://$address" --issuer https://pgo-train.invalid --audience mailagent \
     --seconds "$seconds" >&2; then
     log "the trainer failed; the workload's last log lines:"
     tail -5 "$work/workload.log" >&2

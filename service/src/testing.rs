@@ -24,7 +24,8 @@ pub const REVOKED_HS_SECRET: &str = "revoked-hs-secret-that-is-32-bytes-long!!";
 pub const ISSUER: &str = "https://issuer.test";
 pub const AUDIENCE: &str = "mailagent";
 /// The binary's environment under load (benches, the PGO trainer's test): hybrid auth with the
-/// test key and HS256 secret, and a rate limit too high to refuse anything.
+/// test key and HS256 secret, and a rate limit too high to refuse anything. `hack/pgo-build.sh`
+/// trains the release binary under the same settings with throwaway credentials; keep them alike.
 pub const LOAD_ENV: [(&str, &str); 7] = [
     ("AUTH_MODE", "hybrid"),
     ("AGENT_API_KEY", API_KEY),
@@ -234,6 +235,22 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// The `mailagent` binary at `binary` as tests and benches start it: nothing of the caller's
+/// environment but `PATH`, listening on an ephemeral loopback port (read it back from the log with
+/// [`serving_address`]), its state in `dir/state` and a fresh copy of the sample Maildir in
+/// `dir/maildir`. Callers add auth and whatever else they test, then [`spawn_logged`].
+pub fn workload_command(binary: impl AsRef<std::ffi::OsStr>, dir: &std::path::Path) -> std::process::Command {
+    copy_sample_maildir(&dir.join("maildir"));
+    let mut command = std::process::Command::new(binary);
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("MAILAGENT_LISTEN", "127.0.0.1:0")
+        .env("MAILAGENT_STATE_DIR", dir.join("state"))
+        .env("MAILDIR_PATH", dir.join("maildir"));
+    command
 }
 
 /// Spawns `command` (the `mailagent` binary, as a test configures it) with its stdout and stderr

@@ -7,7 +7,6 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
 use std::time::Duration;
 
 const KEY: &str = "binary-log-test-key-0123456789abcdef";
@@ -38,15 +37,10 @@ fn sessionless_call(address: &str) -> String {
 #[test]
 fn one_sessionless_mcp_call_logs_its_audit_line_and_nothing_from_rmcp() {
     let dir = tempfile::tempdir().unwrap();
-    common::copy_sample_maildir(&dir.path().join("maildir"));
     let mut workload = common::spawn_logged(
-        Command::new(env!("CARGO_BIN_EXE_mailagent"))
-            .env_clear()
+        common::workload_command(env!("CARGO_BIN_EXE_mailagent"), dir.path())
             .env("AUTH_MODE", "api_key")
-            .env("AGENT_API_KEY", KEY)
-            .env("MAILAGENT_LISTEN", "127.0.0.1:0")
-            .env("MAILDIR_PATH", dir.path().join("maildir"))
-            .env("MAILAGENT_STATE_DIR", dir.path().join("state")),
+            .env("AGENT_API_KEY", KEY),
         dir.path(),
     );
     let address = common::serving_address(dir.path(), &mut workload);

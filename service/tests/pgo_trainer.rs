@@ -63,14 +63,8 @@ fn count(summary: &str, door: &str) -> Option<u64> {
 #[test]
 fn the_pgo_trainer_drives_every_door_of_the_real_binary() {
     let dir = tempfile::tempdir().unwrap();
-    common::copy_sample_maildir(&dir.path().join("maildir"));
     let mut workload = common::spawn_logged(
-        Command::new(env!("CARGO_BIN_EXE_mailagent"))
-            .env_clear()
-            .envs(common::LOAD_ENV)
-            .env("MAILAGENT_LISTEN", "127.0.0.1:0")
-            .env("MAILAGENT_STATE_DIR", dir.path().join("state"))
-            .env("MAILDIR_PATH", dir.path().join("maildir")),
+        common::workload_command(env!("CARGO_BIN_EXE_mailagent"), dir.path()).envs(common::LOAD_ENV),
         dir.path(),
     );
     let address = common::serving_address(dir.path(), &mut workload);

@@ -6,20 +6,14 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// The workload on the sample Maildir with a digest due every minute and a scan on `scan`, its
-/// log in `dir/workload.log`.
+/// The workload on a copy of the sample Maildir with a digest due every minute and a scan on
+/// `scan`, its log in `dir/workload.log`.
 fn start(dir: &Path, scan: &str) -> common::KillOnDrop {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_mailagent"));
+    let mut command = common::workload_command(env!("CARGO_BIN_EXE_mailagent"), dir);
     command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("AGENT_API_KEY", "digest-schedule-test-key-0123456789")
-        .env("MAILAGENT_LISTEN", "127.0.0.1:0")
-        .env("MAILDIR_PATH", dir.join("maildir"))
-        .env("MAILAGENT_STATE_DIR", dir.join("state"))
         .env("DIGEST_SCHEDULE", "* * * * *")
         .env("DIGEST_RECIPIENT", "owner@example.com")
         .env("SCAN_SCHEDULE", scan)
@@ -50,7 +44,6 @@ fn wait_for(dir: &Path, what: &str, deadline: Duration, mut done: impl FnMut() -
 #[test]
 fn the_binary_runs_its_digest_and_scan_schedules() {
     let dir = tempfile::tempdir().unwrap();
-    common::copy_sample_maildir(&dir.path().join("maildir"));
     let workload = start(dir.path(), "* * * * *");
     // The grammar is the CronJob one (issue 8): no seconds field, so the fastest schedule fires
     // each minute and two digests need two minute boundaries. Two prove it keeps going after the
@@ -68,7 +61,6 @@ fn the_binary_runs_its_digest_and_scan_schedules() {
 #[test]
 fn a_scan_schedule_that_is_not_cron_stops_the_start() {
     let dir = tempfile::tempdir().unwrap();
-    common::copy_sample_maildir(&dir.path().join("maildir"));
     let mut workload = start(dir.path(), "every morning");
     let mut status = None;
     wait_for(dir.path(), "the workload to refuse to start", Duration::from_secs(30), || {

@@ -40,21 +40,14 @@ pub async fn run(bearer: &str) {
         return;
     };
     let work = tempfile::tempdir().unwrap();
-    let (maildir, state) = (work.path().join("maildir"), work.path().join("state"));
-    testing::copy_sample_maildir(&maildir);
-    std::fs::create_dir_all(&state).unwrap();
-
     let (binary, built) = super::workload_binary();
+    // Its log goes to /dev/null, as the Python server's does: an audit line per call written to a
+    // file would be work the other side does not do. So the port is chosen here, not read back.
     let ours_addr = free_addr();
     let mut ours = KillOnDrop(
-        Command::new(&binary)
-            .env_clear()
+        testing::workload_command(&binary, work.path())
             .envs(testing::LOAD_ENV)
-            .envs([
-                ("MAILAGENT_LISTEN", ours_addr.to_string().as_str()),
-                ("MAILAGENT_STATE_DIR", state.to_str().unwrap()),
-                ("MAILDIR_PATH", maildir.to_str().unwrap()),
-            ])
+            .env("MAILAGENT_LISTEN", ours_addr.to_string())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -66,7 +59,7 @@ pub async fn run(bearer: &str) {
         Command::new(&python)
             .arg(script)
             .arg(python_addr.port().to_string())
-            .env("MAILDIR_PATH", &maildir)
+            .env("MAILDIR_PATH", work.path().join("maildir"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
