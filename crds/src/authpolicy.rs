@@ -141,21 +141,27 @@ pub struct OAuthResourceServer {
         .message("oauth.resource must be an https:// URL without a fragment or trailing slash"))]
     #[schemars(length(max = 2048))]
     pub resource: String,
-    /// Further accepted audiences besides `resource`.
+    /// Further accepted token audiences besides `resource`: other public URLs of this same MCP
+    /// endpoint (a host being moved). Their hosts also pass the MCP `Host` check.
     #[serde(default)]
-    #[schemars(length(max = 16))]
+    #[x_kube(validation = Rule::new("self.all(a, a.startsWith('https://') && !a.contains('#') && !a.endsWith('/'))")
+        .message("oauth.audiences must be https:// URLs without a fragment or trailing slash"))]
+    #[schemars(length(max = 16), inner(length(max = 2048)))]
     pub audiences: Vec<String>,
     /// The issuer's JWKS URL; discovered from the issuer's metadata when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self.startsWith('https://')").message("oauth.jwksUri must be an https:// URL"))]
     #[schemars(length(max = 2048))]
     pub jwks_uri: Option<String>,
-    /// Scopes advertised in the metadata's `scopes_supported`. Default: the policy's scopes.
+    /// Scopes the metadata's `scopes_supported` may advertise; of them, only those the policy
+    /// offers at the time are listed. Default: every scope the policy offers.
     #[serde(default)]
     #[schemars(length(max = 6))]
     pub scopes_supported: Vec<Scope>,
     /// Human-readable documentation URL for the metadata's `resource_documentation`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.startsWith('https://')")
+        .message("oauth.resourceDocumentation must be an https:// URL"))]
     #[schemars(length(max = 2048))]
     pub resource_documentation: Option<String>,
 }

@@ -17,25 +17,45 @@ use crate::Scope;
 
 /// Setting names (environment variables, or file names in the config directory).
 pub mod env {
-    /// `api_key`, `jwt` or `hybrid`: how REST and A2A callers authenticate.
+    /// `api_key`, `jwt` or `hybrid`: how REST and A2A callers authenticate (`hybrid`: the API key
+    /// first, then a JWT). Default `jwt`; `oauth` is for MCP only (`MCP_AUTH_MODE`).
     pub const AUTH_MODE: &str = "AUTH_MODE";
-    /// `inherit`, `api_key`, `jwt`, `hybrid` or `oauth`: MCP-only override of [`AUTH_MODE`].
+    /// `inherit` (default), `api_key`, `jwt`, `hybrid` or `oauth`: MCP-only override of
+    /// [`AUTH_MODE`]. `oauth` makes `/mcp` an OAuth 2.1 resource server and needs
+    /// [`MCP_RESOURCE_SERVER_URL`] and [`MCP_OAUTH_ISSUER`].
     pub const MCP_AUTH_MODE: &str = "MCP_AUTH_MODE";
-    /// The public `https://` URL of the MCP endpoint; required when `MCP_AUTH_MODE=oauth`.
+    /// The public `https://` URL of the MCP endpoint, without fragment or trailing slash (it is
+    /// compared byte for byte with a token's audience); required when `MCP_AUTH_MODE=oauth`.
     pub const MCP_RESOURCE_SERVER_URL: &str = "MCP_RESOURCE_SERVER_URL";
     /// `true` lists and allows mutation tools. Absent or unparsable means `false` (fail closed).
     pub const MCP_ENABLE_MUTATION_TOOLS: &str = "MCP_ENABLE_MUTATION_TOOLS";
-    /// The OAuth authorization server (issuer) trusted in `oauth` mode.
+    /// The OAuth authorization server (issuer URL, `https://`) trusted in `oauth` mode; required
+    /// there. Its keys are found through its RFC 8414 metadata, else OpenID discovery.
     pub const MCP_OAUTH_ISSUER: &str = "MCP_OAUTH_ISSUER";
     /// The issuer's JWKS URL; discovered from the issuer metadata when absent.
     pub const MCP_OAUTH_JWKS_URL: &str = "MCP_OAUTH_JWKS_URL";
+    /// Comma-separated further audiences an OAuth token may carry instead of
+    /// [`MCP_RESOURCE_SERVER_URL`]: other public URLs of this same MCP endpoint (a host being
+    /// moved). Each is written as [`MCP_RESOURCE_SERVER_URL`] is; their hosts pass the `Host`
+    /// check.
+    pub const MCP_OAUTH_AUDIENCES: &str = "MCP_OAUTH_AUDIENCES";
+    /// Space-separated scope names the protected-resource metadata may advertise in
+    /// `scopes_supported`; of them, only those the policy offers at the time are listed (the
+    /// document never advertises what the doors would refuse). Absent: every offered scope.
+    pub const MCP_OAUTH_SCOPES_SUPPORTED: &str = "MCP_OAUTH_SCOPES_SUPPORTED";
+    /// An `https://` URL of human-readable documentation, served as the protected-resource
+    /// metadata's `resource_documentation` (RFC 9728).
+    pub const MCP_OAUTH_RESOURCE_DOCUMENTATION: &str = "MCP_OAUTH_RESOURCE_DOCUMENTATION";
     /// The policy ceiling (an `AuthPolicy`'s `spec.scopes`): space-separated scope names no
     /// caller may exceed, whatever its key or token grants. Absent: no ceiling. `none`: no scope
     /// at all (an empty `spec.scopes`; an empty value would read as absent). Hot-reloaded.
     pub const AUTH_SCOPES_CEILING: &str = "AUTH_SCOPES_CEILING";
-    /// Laptop mode: the single shared API key (hashed in memory, never logged).
+    /// Laptop mode: the single shared API key, holding every scope (hashed in memory, never
+    /// logged). In a pod the keyring replaces it.
     pub const AGENT_API_KEY: &str = "AGENT_API_KEY";
-    /// Laptop mode: the single HMAC secret for HS256 JWTs.
+    /// Laptop mode: the single HMAC secret for HS256 JWTs, at least 32 bytes (RFC 7518 3.2: an
+    /// HS256 key is at least as long as the hash); a shorter one stops the start. In a pod the
+    /// keyring replaces it.
     pub const AUTH_JWT_SECRET: &str = "AUTH_JWT_SECRET";
     /// Expected JWT issuer (`iss`).
     pub const AUTH_JWT_ISSUER: &str = "AUTH_JWT_ISSUER";
@@ -46,14 +66,19 @@ pub mod env {
     pub const AUTH_JWT_ALGORITHMS: &str = "AUTH_JWT_ALGORITHMS";
     /// The `typ` header every token must carry (e.g. `at+jwt`), compared case-insensitively.
     pub const AUTH_JWT_REQUIRED_TYP: &str = "AUTH_JWT_REQUIRED_TYP";
-    /// Allowed clock skew in seconds (bounded by the workload).
+    /// Allowed clock skew in seconds for `exp`, `nbf` and `iat`: default 30, at most 300.
     pub const AUTH_JWT_CLOCK_SKEW_SECONDS: &str = "AUTH_JWT_CLOCK_SKEW_SECONDS";
     /// Longest accepted `exp - iat`, in seconds.
     pub const AUTH_JWT_MAX_LIFETIME_SECONDS: &str = "AUTH_JWT_MAX_LIFETIME_SECONDS";
-    /// Requests per minute per principal and per client address.
+    /// Whether requests are rate limited at all: `true` (default) or `false` (also `1`/`0`,
+    /// `yes`/`no`, `on`/`off`); anything else stops the start. The operator never turns it off:
+    /// a MailAgent always has limits.
+    pub const RATE_LIMIT_ENABLED: &str = "RATE_LIMIT_ENABLED";
+    /// Requests per minute per principal and per client address (default 60). Health and
+    /// metrics routes need no credentials but count against the address.
     pub const RATE_LIMIT_PER_MINUTE: &str = "RATE_LIMIT_PER_MINUTE";
     /// Requests allowed at once, refilled at the steady rate; at least 1 (the request being
-    /// served counts), as `spec.rateLimit.burst`.
+    /// served counts), as `spec.rateLimit.burst` (default 10).
     pub const RATE_LIMIT_BURST: &str = "RATE_LIMIT_BURST";
     /// Comma-separated CIDRs whose `X-Forwarded-For` is believed.
     pub const TRUSTED_PROXIES: &str = "TRUSTED_PROXIES";
@@ -66,21 +91,25 @@ pub mod env {
     /// request's `Host`. Must be `https://` when TLS is served in-process or `MCP_AUTH_MODE=oauth`;
     /// plain `http://` is accepted otherwise (cluster-internal or loopback names).
     pub const MAILAGENT_PUBLIC_URL: &str = "MAILAGENT_PUBLIC_URL";
-    /// Comma-separated surfaces to serve: any of `rest`, `a2a`, `mcp`.
+    /// Comma-separated surfaces to serve: any of `rest`, `a2a`, `mcp` (default: all three).
     pub const MAILAGENT_SURFACES: &str = "MAILAGENT_SURFACES";
-    /// `host:port` to listen on.
+    /// `host:port` to listen on (default `127.0.0.1:8080`; a pod listens on all interfaces).
     pub const MAILAGENT_LISTEN: &str = "MAILAGENT_LISTEN";
-    /// Comma-separated `Host` header values the MCP endpoint accepts (DNS rebinding protection).
+    /// Comma-separated `Host` header values the MCP endpoint accepts besides the loopback names
+    /// (DNS rebinding protection). The OAuth resource's host is added. Absent: loopback names
+    /// only when listening on loopback, and no `Host` check otherwise.
     pub const MCP_ALLOWED_HOSTS: &str = "MCP_ALLOWED_HOSTS";
     /// Comma-separated `Origin` values the MCP endpoint accepts.
     pub const MCP_ALLOWED_ORIGINS: &str = "MCP_ALLOWED_ORIGINS";
     /// Directory of setting files (a mounted ConfigMap), watched and hot-reloaded.
     pub const MAILAGENT_CONFIG_DIR: &str = "MAILAGENT_CONFIG_DIR";
-    /// Directory holding [`super::files::KEYRING`] (a mounted Secret), watched and hot-reloaded.
+    /// Directory holding `keyring.json` (a mounted Secret: API keys as hashes, JWT verification
+    /// keys), watched and hot-reloaded.
     pub const MAILAGENT_KEYRING_DIR: &str = "MAILAGENT_KEYRING_DIR";
-    /// Directory holding the mailbox credentials ([`super::files::GMAIL_TOKEN`], [`super::files::GMAIL_CLIENT_SECRET`]).
+    /// Directory holding the mailbox credentials (`token.json`, `client_secret.json`).
     pub const MAILAGENT_CREDENTIALS_DIR: &str = "MAILAGENT_CREDENTIALS_DIR";
-    /// Directory of durable state; the runbooks' `data/*.json` live below it.
+    /// Directory of durable state; the runbooks' `data/*.json` live below it. Default `state` in
+    /// the working directory; a pod mounts its volume at `/var/lib/mailagent`.
     pub const MAILAGENT_STATE_DIR: &str = "MAILAGENT_STATE_DIR";
     /// `gmail` or `maildir`.
     pub const MAILBOX_PROVIDER: &str = "MAILBOX_PROVIDER";
@@ -99,7 +128,7 @@ pub mod env {
     /// (same quota cost, whole messages; for servers that drop list headers from `metadata`).
     pub const GMAIL_FETCH_FORMAT: &str = "GMAIL_FETCH_FORMAT";
     /// Gmail quota units per sliding minute this mailbox may spend: its share of its quota
-    /// group's budget ([`crate::quota`]), 100 to 15,000 (the per-user quota, the default).
+    /// group's budget (`docs/scale.md`), 100 to 15,000 (the per-user quota, the default).
     /// Re-read while running: a fleet that grows or shrinks re-paces without a restart.
     pub const GMAIL_QUOTA_UNITS_PER_MINUTE: &str = "GMAIL_QUOTA_UNITS_PER_MINUTE";
     /// Where availability reads busy time: `ics` (default: [`CALENDAR_ICS_PATH`], else
@@ -126,7 +155,7 @@ pub mod env {
     pub const SCAN_SCHEDULE_DELAY_SECONDS: &str = "SCAN_SCHEDULE_DELAY_SECONDS";
     /// IANA time zone for schedules and working hours.
     pub const MAILAGENT_TIMEZONE: &str = "MAILAGENT_TIMEZONE";
-    /// `json` or `text` log lines.
+    /// `json` (default) or `text` log lines.
     pub const LOG_FORMAT: &str = "LOG_FORMAT";
 
     /// The suffix that turns any secret setting into a path: `AGENT_API_KEY_FILE=/run/secrets/key`.
@@ -186,10 +215,14 @@ pub mod http {
     pub const PORT: u16 = 8080;
     /// Name of that port on the container and the Service.
     pub const PORT_NAME: &str = "http";
+    /// Health, as the runbooks' canary checks it (the same answer as [`HEALTHZ`]).
+    pub const HEALTH: &str = "/health";
     /// Liveness.
     pub const HEALTHZ: &str = "/healthz";
     /// Readiness.
     pub const READYZ: &str = "/readyz";
+    /// Prometheus metrics.
+    pub const METRICS: &str = "/metrics";
     /// The MCP Streamable HTTP endpoint.
     pub const MCP: &str = "/mcp";
     /// The A2A JSON-RPC endpoint.
@@ -307,6 +340,17 @@ wire_enum!(MailboxProvider { Gmail => "gmail", Maildir => "maildir" });
 /// unparsable is off, because an incident responder's typo must never re-enable sending mail.
 pub fn mutation_tools_enabled(value: Option<&str>) -> bool {
     matches!(value.map(|v| v.trim().to_ascii_lowercase()).as_deref(), Some("true" | "1" | "yes" | "on"))
+}
+
+/// Parses `RATE_LIMIT_ENABLED`: absent is on, and only an explicit false turns the limits off. A
+/// value that is neither is refused rather than read either way, so a typo neither drops the
+/// protection nor goes unnoticed.
+pub fn rate_limit_enabled(value: Option<&str>) -> Result<bool, String> {
+    match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("true" | "1" | "yes" | "on") => Ok(true),
+        Some("false" | "0" | "no" | "off") => Ok(false),
+        Some(other) => Err(format!("{other:?} is neither true nor false")),
+    }
 }
 
 /// Checks an OAuth resource URL (`MCP_RESOURCE_SERVER_URL` in `oauth` mode): `https://`, no

@@ -42,7 +42,8 @@ impl std::fmt::Debug for App {
 
 impl App {
     pub fn new(settings: Settings, auth: Authenticator, assistant: Arc<dyn Assistant>, policy: Policy) -> Arc<Self> {
-        let limits = Limits::new(settings.rate_per_minute, settings.rate_burst, settings.trusted_proxies.clone());
+        let rate = settings.rate_limit_enabled.then_some((settings.rate_per_minute, settings.rate_burst));
+        let limits = Limits::new(rate, settings.trusted_proxies.clone());
         let app = Self {
             settings,
             auth,
@@ -82,10 +83,18 @@ impl App {
     /// The absolute URL of the MCP resource's RFC 9728 metadata (path-inserted), in OAuth mode.
     pub fn resource_metadata_url(&self) -> String {
         let Some(oauth) = self.auth.oauth() else { return format!("{PROTECTED_RESOURCE_METADATA}/mcp") };
-        let (scheme, rest) = oauth.resource.split_once("://").unwrap_or(("https", &oauth.resource));
-        let (authority, path) =
-            rest.split_once('/').map(|(a, p)| (a, format!("/{p}"))).unwrap_or((rest, String::new()));
+        let (scheme, authority, path) = split_resource(&oauth.resource);
         format!("{scheme}://{authority}{PROTECTED_RESOURCE_METADATA}{path}")
+    }
+
+    /// The path of [`Self::resource_metadata_url`], which this server must answer too: RFC 9728
+    /// inserts the well-known segment before the resource's own path, so a resource behind a
+    /// path prefix (`https://host/agent/mcp`) has its metadata at
+    /// `/.well-known/oauth-protected-resource/agent/mcp`.
+    pub fn resource_metadata_path(&self) -> Option<String> {
+        let oauth = self.auth.oauth()?;
+        let (_, _, path) = split_resource(&oauth.resource);
+        Some(format!("{PROTECTED_RESOURCE_METADATA}{path}"))
     }
 
     /// The decision for `principal` and `capability` on `door`, audited when it says no, as the
@@ -116,4 +125,11 @@ impl App {
             .with_header(header::HeaderName::from_static("x-auth-failure"), failure.reason())
             .with_header(header::WWW_AUTHENTICATE, &challenge)
     }
+}
+
+/// A resource URL as (scheme, authority, path); the path is empty or starts with `/`.
+fn split_resource(resource: &str) -> (&str, &str, String) {
+    let (scheme, rest) = resource.split_once("://").unwrap_or(("https", resource));
+    let (authority, path) = rest.split_once('/').map(|(a, p)| (a, format!("/{p}"))).unwrap_or((rest, String::new()));
+    (scheme, authority, path)
 }

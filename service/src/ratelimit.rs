@@ -16,6 +16,9 @@ use crate::auth::Principal;
 
 /// Both limiters and the proxy list.
 pub struct Limits {
+    /// `false` when `RATE_LIMIT_ENABLED=false`: every check passes (client addresses are still
+    /// resolved, for logs and metrics).
+    enabled: bool,
     by_address: DefaultKeyedRateLimiter<IpAddr>,
     /// Keyed by a keyed hash of (kid, name): no allocation per request, and a caller cannot
     /// choose a name that lands in someone else's bucket (the hash key is random per process).
@@ -32,10 +35,14 @@ impl std::fmt::Debug for Limits {
 }
 
 impl Limits {
-    pub fn new(per_minute: u32, burst: u32, trusted_proxies: Vec<IpNet>) -> Self {
+    /// Limits of `rate` (requests per minute, burst) per address and per principal; `None`
+    /// limits nothing.
+    pub fn new(rate: Option<(u32, u32)>, trusted_proxies: Vec<IpNet>) -> Self {
+        let (per_minute, burst) = rate.unwrap_or((1, 1));
         let quota = Quota::per_minute(NonZeroU32::new(per_minute.max(1)).expect("non-zero"))
             .allow_burst(NonZeroU32::new(burst.max(1)).expect("non-zero"));
         Self {
+            enabled: rate.is_some(),
             by_address: RateLimiter::keyed(quota),
             by_principal: RateLimiter::keyed(quota),
             principal_hasher: Default::default(),
@@ -66,6 +73,9 @@ impl Limits {
 
     /// `Err(retry_after)` when the address is over its rate.
     pub fn check_address(&self, ip: IpAddr) -> Result<(), Duration> {
+        if !self.enabled {
+            return Ok(());
+        }
         // IPv6 clients usually hold a whole /64; one bucket per /64 keeps them from multiplying.
         let key = match ip {
             IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
@@ -76,6 +86,9 @@ impl Limits {
 
     /// `Err(retry_after)` when the principal is over its rate (one bucket per key and caller).
     pub fn check_principal(&self, principal: &Principal) -> Result<(), Duration> {
+        if !self.enabled {
+            return Ok(());
+        }
         let key = self.principal_hasher.hash_one((&principal.kid, &principal.name));
         self.by_principal.check_key(&key).map_err(|not_until| not_until.wait_time_from(self.clock.now()))
     }
@@ -104,14 +117,14 @@ mod tests {
 
     #[test]
     fn forged_forwarded_for_from_an_untrusted_peer_is_ignored() {
-        let limits = Limits::new(60, 1, vec!["10.0.0.0/8".parse().unwrap()]);
+        let limits = Limits::new(Some((60, 1)), vec!["10.0.0.0/8".parse().unwrap()]);
         let peer: SocketAddr = "203.0.113.9:4000".parse().unwrap();
         assert_eq!(limits.client_address(peer, &headers("198.51.100.1")), peer.ip());
     }
 
     #[test]
     fn trusted_proxy_hops_are_skipped_from_the_right() {
-        let limits = Limits::new(60, 1, vec!["10.0.0.0/8".parse().unwrap()]);
+        let limits = Limits::new(Some((60, 1)), vec!["10.0.0.0/8".parse().unwrap()]);
         let peer: SocketAddr = "10.1.2.3:4000".parse().unwrap();
         let ip = limits.client_address(peer, &headers("1.1.1.1, 198.51.100.7, 10.9.9.9"));
         assert_eq!(ip, "198.51.100.7".parse::<IpAddr>().unwrap());
@@ -119,7 +132,7 @@ mod tests {
 
     #[test]
     fn burst_then_refusal_with_a_retry_time() {
-        let limits = Limits::new(60, 2, vec![]);
+        let limits = Limits::new(Some((60, 2)), vec![]);
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         assert!(limits.check_address(ip).is_ok());
         assert!(limits.check_address(ip).is_ok());
@@ -130,8 +143,15 @@ mod tests {
     }
 
     #[test]
+    fn switched_off_nothing_is_refused() {
+        let limits = Limits::new(None, vec![]);
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        assert!((0..100).all(|_| limits.check_address(ip).is_ok()));
+    }
+
+    #[test]
     fn each_principal_has_its_own_bucket() {
-        let limits = Limits::new(60, 1, vec![]);
+        let limits = Limits::new(Some((60, 1)), vec![]);
         let principal = |kid: &str, name: &str| Principal {
             name: name.into(),
             kid: kid.into(),

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use mailagent_crds::contract::{self, AuthMode, MailboxProvider, McpAuthMode, Surface, defaults, env};
-use mailagent_crds::quota;
+use mailagent_crds::{Scope, quota};
 use mailagent_mail::live::Live;
 use mailagent_schedule::{Schedule, Tz};
 
@@ -137,6 +137,19 @@ pub struct OauthSettings {
     /// Where the issuer's keys are published (`MCP_OAUTH_JWKS_URL`); absent, the `jwks_uri`
     /// of the issuer's metadata (RFC 8414, else OpenID discovery).
     pub jwks_url: Option<String>,
+    /// `MCP_OAUTH_AUDIENCES`: other URLs of this endpoint a token may name instead of `resource`.
+    pub audiences: Vec<String>,
+    /// `MCP_OAUTH_SCOPES_SUPPORTED`: what the metadata may advertise (`None`: every offered scope).
+    pub scopes_supported: Option<BTreeSet<Scope>>,
+    /// `MCP_OAUTH_RESOURCE_DOCUMENTATION`: the metadata's `resource_documentation`.
+    pub resource_documentation: Option<String>,
+}
+
+impl OauthSettings {
+    /// The audiences a token may carry, one of which it must: the resource first.
+    pub fn accepted_audiences(&self) -> Vec<String> {
+        std::iter::once(&self.resource).chain(&self.audiences).cloned().collect()
+    }
 }
 
 /// Every setting the workload reads at start.
@@ -147,6 +160,8 @@ pub struct Settings {
     pub mcp_auth_mode: McpAuthMode,
     pub oauth: Option<OauthSettings>,
     pub jwt: JwtPolicy,
+    /// `RATE_LIMIT_ENABLED`; when false, nothing is rate limited.
+    pub rate_limit_enabled: bool,
     pub rate_per_minute: u32,
     pub rate_burst: u32,
     pub trusted_proxies: Vec<IpNet>,
@@ -308,6 +323,8 @@ impl Settings {
                 .collect::<Result<_, _>>()?,
             required_typ: source.get(env::AUTH_JWT_REQUIRED_TYP)?,
         };
+        let rate_limit_enabled = contract::rate_limit_enabled(source.get(env::RATE_LIMIT_ENABLED)?.as_deref())
+            .map_err(|e| invalid(env::RATE_LIMIT_ENABLED, e))?;
         let rate_per_minute = source.parsed(env::RATE_LIMIT_PER_MINUTE, defaults::RATE_LIMIT_PER_MINUTE)?;
         if rate_per_minute == 0 {
             return Err(invalid(env::RATE_LIMIT_PER_MINUTE, "must be at least 1"));
@@ -345,7 +362,7 @@ impl Settings {
         };
         let mut mcp_allowed_hosts = source.list(env::MCP_ALLOWED_HOSTS)?;
         if let Some(oauth) = &oauth {
-            mcp_allowed_hosts.extend(host_of(&oauth.resource));
+            mcp_allowed_hosts.extend(oauth.accepted_audiences().iter().filter_map(|url| host_of(url)));
         }
         Ok(Self {
             listen,
@@ -353,6 +370,7 @@ impl Settings {
             mcp_auth_mode,
             oauth,
             jwt,
+            rate_limit_enabled,
             rate_per_minute,
             rate_burst,
             trusted_proxies,
@@ -384,7 +402,26 @@ fn oauth_settings(source: &Source) -> Result<OauthSettings, SettingsError> {
     if let Some(url) = &jwks_url {
         mailagent_mail::endpoint::check(url).map_err(|e| invalid(env::MCP_OAUTH_JWKS_URL, format!("{url:?} {e}")))?;
     }
-    Ok(OauthSettings { resource, issuer, jwks_url })
+    let audiences = source.list(env::MCP_OAUTH_AUDIENCES)?;
+    for audience in &audiences {
+        contract::check_oauth_resource(audience).map_err(|message| invalid(env::MCP_OAUTH_AUDIENCES, message))?;
+    }
+    let scopes_supported = source
+        .get(env::MCP_OAUTH_SCOPES_SUPPORTED)?
+        .map(|names| {
+            names
+                .split_ascii_whitespace()
+                .map(|name| name.parse::<Scope>().map_err(|e| invalid(env::MCP_OAUTH_SCOPES_SUPPORTED, e.to_string())))
+                .collect::<Result<BTreeSet<_>, _>>()
+        })
+        .transpose()?;
+    let resource_documentation = source.get(env::MCP_OAUTH_RESOURCE_DOCUMENTATION)?;
+    if let Some(url) = &resource_documentation
+        && !url.starts_with("https://")
+    {
+        return Err(invalid(env::MCP_OAUTH_RESOURCE_DOCUMENTATION, format!("{url:?} must be an https:// URL")));
+    }
+    Ok(OauthSettings { resource, issuer, jwks_url, audiences, scopes_supported, resource_documentation })
 }
 
 /// Validates `MAILAGENT_PUBLIC_URL`: absolute `http(s)://` with a host, no credentials, query or
@@ -467,6 +504,14 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(settings.mcp_allowed_hosts, ["mail.example.com"]);
+        let moved = Settings::load(&source(&[
+            ("MCP_AUTH_MODE", "oauth"),
+            ("MCP_RESOURCE_SERVER_URL", "https://mail.example.com/mcp"),
+            ("MCP_OAUTH_ISSUER", "https://issuer.example.com"),
+            ("MCP_OAUTH_AUDIENCES", "https://old.example.com:8443/mcp"),
+        ]))
+        .unwrap();
+        assert_eq!(moved.mcp_allowed_hosts, ["mail.example.com", "old.example.com"]);
         assert_eq!(settings.oauth.unwrap().jwks_url, None, "discovered from the issuer's metadata");
     }
 
@@ -494,10 +539,37 @@ mod tests {
             ("RATE_LIMIT_PER_MINUTE", "0"),
             // Refused as admission refuses `rateLimit.burst: 0`, not served as 1 (issue 8).
             ("RATE_LIMIT_BURST", "0"),
+            // A typo must neither switch the limits off nor pass unnoticed.
+            ("RATE_LIMIT_ENABLED", "flase"),
         ] {
             let err = Settings::load(&source(&[(name, value)])).unwrap_err();
             assert!(err.to_string().starts_with(name), "{err}");
         }
+        let oauth = [
+            ("MCP_AUTH_MODE", "oauth"),
+            ("MCP_RESOURCE_SERVER_URL", "https://mail.example.com/mcp"),
+            ("MCP_OAUTH_ISSUER", "https://issuer.example.com"),
+        ];
+        for (name, value) in [
+            ("MCP_OAUTH_AUDIENCES", "https://old.example.com/mcp,http://plain.example.com/mcp"),
+            ("MCP_OAUTH_AUDIENCES", "https://old.example.com/mcp/"),
+            ("MCP_OAUTH_SCOPES_SUPPORTED", "mail:scan mail:send"),
+            ("MCP_OAUTH_RESOURCE_DOCUMENTATION", "http://docs.example.com"),
+        ] {
+            let mut pairs = oauth.to_vec();
+            pairs.push((name, value));
+            let err = Settings::load(&source(&pairs)).unwrap_err();
+            assert!(err.to_string().starts_with(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn rate_limits_are_on_unless_switched_off_explicitly() {
+        let enabled = |pairs: &[(&str, &str)]| Settings::load(&source(pairs)).unwrap().rate_limit_enabled;
+        assert!(enabled(&[]));
+        assert!(enabled(&[("RATE_LIMIT_ENABLED", "true")]));
+        assert!(!enabled(&[("RATE_LIMIT_ENABLED", "false")]));
+        assert!(!enabled(&[("RATE_LIMIT_ENABLED", "0")]));
     }
 
     #[test]

@@ -196,10 +196,46 @@ async fn oauth_mcp_door_challenges_with_resource_metadata() {
         assert_eq!(prm["resource"], "https://mail.example.com/mcp");
         assert_eq!(prm["authorization_servers"], json!(["https://issuer.example.com"]));
     }
+    // No documentation URL configured, none advertised.
+    assert!(send(&app, get("/.well-known/oauth-protected-resource")).await.2.get("resource_documentation").is_none());
     // The laptop HMAC token is not an OAuth token for this resource (and costs no JWKS fetch).
     let token = format!("Bearer {}", hs256(&claims("mail:scan")));
     let (status, headers, _) = send(&app, post("/mcp", &[("authorization", &token)], json!({}))).await;
     assert_eq!((status.as_u16(), headers["x-auth-failure"].to_str().unwrap()), (401, "unknown_kid"));
+}
+
+/// A resource behind a path prefix has its metadata where RFC 9728 puts it (the well-known
+/// segment before the resource's path), and the document carries the configured documentation
+/// URL and advertises only listed scopes the policy offers.
+#[tokio::test]
+async fn oauth_metadata_follows_the_resource_path_and_the_configured_fields() {
+    let extra = [
+        ("MCP_AUTH_MODE", "oauth"),
+        ("MCP_RESOURCE_SERVER_URL", "https://mail.example.com/agent/mcp"),
+        ("MCP_OAUTH_ISSUER", "https://issuer.example.com"),
+        ("MCP_OAUTH_SCOPES_SUPPORTED", "mail:scan unsubscribe:execute availability:read"),
+        ("MCP_OAUTH_RESOURCE_DOCUMENTATION", "https://docs.example.com/mail"),
+    ];
+    let (app, _dir) = app("api_key", &extra);
+    let (_, headers, _) = send(&app, post("/mcp", &[("host", "mail.example.com")], json!({}))).await;
+    let challenge = headers["www-authenticate"].to_str().unwrap();
+    let advertised = "https://mail.example.com/.well-known/oauth-protected-resource/agent/mcp";
+    assert!(challenge.contains(&format!("resource_metadata=\"{advertised}\"")), "{challenge}");
+    for path in [
+        "/.well-known/oauth-protected-resource",
+        "/.well-known/oauth-protected-resource/mcp",
+        "/.well-known/oauth-protected-resource/agent/mcp",
+    ] {
+        let (status, _, prm) = send(&app, get(path)).await;
+        assert_eq!(status, 200, "{path}");
+        assert_eq!(prm["resource"], "https://mail.example.com/agent/mcp");
+        assert_eq!(prm["resource_documentation"], "https://docs.example.com/mail");
+        // Mutations are off by default, so unsubscribe:execute is listed but not offered.
+        assert_eq!(prm["scopes_supported"], json!(["availability:read", "mail:scan"]), "{path}");
+    }
+    app.set_mutations(true);
+    let (_, _, prm) = send(&app, get("/.well-known/oauth-protected-resource")).await;
+    assert_eq!(prm["scopes_supported"], json!(["availability:read", "mail:scan", "unsubscribe:execute"]));
 }
 
 #[tokio::test]

@@ -152,11 +152,29 @@ async fn every_hostile_credential_is_rejected_with_its_reason() {
     assert!(!metrics.contains(API_KEY) && !metrics.contains(JWT_SECRET), "no secret in metrics");
 }
 
+/// The claims of a valid token with its scopes in `claim`, written as `value` (a string or an
+/// array: issuers differ).
+fn scoped(claim: &str, value: Value) -> Value {
+    let mut c = claims("");
+    c.as_object_mut().unwrap().remove("scope");
+    c[claim] = value;
+    c
+}
+
 #[tokio::test]
 async fn valid_credentials_of_every_kind_pass() {
     let (app, _dir) = app("hybrid", &[]);
+    let bearer = |claims: Value| ("authorization", format!("Bearer {}", hs256(&claims)));
     for headers in [
         vec![("x-api-key", API_KEY.to_owned())],
+        // A proxy's own Authorization header does not stop a valid API key.
+        vec![("x-api-key", API_KEY.to_owned()), ("authorization", "Basic YWxpY2U6cHc=".to_owned())],
+        vec![("x-api-key", API_KEY.to_owned()), ("authorization", "Bearer ".to_owned())],
+        // Every shape issuers give the scope claims.
+        vec![bearer(scoped("scope", json!("availability:read mail:scan")))],
+        vec![bearer(scoped("scope", json!(["mail:scan"])))],
+        vec![bearer(scoped("scp", json!("mail:scan availability:read")))],
+        vec![bearer(scoped("scp", json!(["availability:read", "mail:scan"])))],
         vec![("authorization", format!("Bearer {}", hs256(&claims("mail:scan"))))],
         vec![("authorization", format!("Bearer {}", rs256("rsa1", &claims("mail:scan"))))],
         vec![("authorization", format!("Bearer {}", hs256(&claims("mail:scan")))), ("x-api-key", "wrong".to_owned())],
@@ -177,4 +195,36 @@ async fn valid_credentials_of_every_kind_pass() {
         assert_eq!(status, 200, "{headers:?}: {body}");
         assert_eq!(body["total_messages"], 3);
     }
+}
+
+/// A scope claim in any shape grants only what it names: a token whose `scope` or `scp` lacks
+/// `mail:scan` is refused the scan, whichever shape it came in.
+#[tokio::test]
+async fn every_scope_claim_shape_grants_only_what_it_names() {
+    let (app, _dir) = app("hybrid", &[]);
+    for claims in [
+        scoped("scope", json!("availability:read")),
+        scoped("scope", json!(["availability:read", "mail:scan:extra"])),
+        scoped("scp", json!("availability:read unknown:scope")),
+        scoped("scp", json!(["availability:read"])),
+        scoped("scopes", json!(["mail:scan"])),
+    ] {
+        let token = format!("Bearer {}", hs256(&claims));
+        let (status, _, body) = send(&app, post(SCAN, &[("authorization", &token)], json!({}))).await;
+        assert_eq!(status, 403, "{claims}: {body}");
+    }
+}
+
+/// In `api_key` mode the `Authorization` header is not read at all: a proxy's Basic credentials
+/// beside a valid key pass, and beside no key the answer is the missing key, not the header.
+#[tokio::test]
+async fn api_key_mode_ignores_the_authorization_header() {
+    let (app, _dir) = app("api_key", &[]);
+    let basic = "Basic YWxpY2U6cHc=";
+    let (status, _, body) =
+        send(&app, post(SCAN, &[("x-api-key", API_KEY), ("authorization", basic)], json!({}))).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, headers, _) = send(&app, post(SCAN, &[("authorization", basic)], json!({}))).await;
+    assert_eq!(status, 401);
+    assert_eq!(headers["x-auth-failure"], "missing_credentials");
 }

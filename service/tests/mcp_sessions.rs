@@ -13,15 +13,16 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-/// One POST to `/mcp` through `router` with the headers every call carries plus `headers`:
-/// the status, the response headers and the body.
+/// One POST to `/mcp` through `router` with the headers every call carries plus `headers` (a
+/// `host` among them replaces the loopback one): the status, the response headers and the body.
 async fn post(router: &Router, headers: &[(&str, &str)], body: Value) -> (StatusCode, HeaderMap, String) {
+    let host = headers.iter().find(|(name, _)| *name == "host").map_or("127.0.0.1", |(_, value)| *value);
     let mut builder = Request::post("/mcp")
-        .header("host", "127.0.0.1")
+        .header("host", host)
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
         .header("x-api-key", API_KEY);
-    for (name, value) in headers {
+    for (name, value) in headers.iter().filter(|(name, _)| *name != "host") {
         builder = builder.header(*name, *value);
     }
     let response = router.clone().oneshot(builder.body(Body::from(body.to_string())).unwrap()).await.unwrap();
@@ -180,4 +181,27 @@ async fn a_sessionless_call_is_answered_as_plain_json_and_a_session_call_as_an_e
     let headers = [("mcp-protocol-version", "2025-06-18"), ("mcp-session-id", session.as_str())];
     let (_, headers, _) = post(&router, &headers, call(42, "mail_scan")).await;
     assert_eq!(content_type(&headers), "text/event-stream");
+}
+
+/// With a configured host list (the operator renders the MCP Service's names), loopback names
+/// still pass, as a `kubectl port-forward` canary sends them, and any other name is refused:
+/// DNS-rebinding protection stays on.
+#[tokio::test]
+async fn a_configured_host_list_keeps_loopback_names_and_refuses_others() {
+    let (app, _dir) = app("api_key", &[("MCP_ALLOWED_HOSTS", "inbox-mcp,inbox-mcp.mail.svc")]);
+    let router = mailagent_service::http::router(app);
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}});
+    for (host, expected) in [
+        ("127.0.0.1:8080", StatusCode::OK),
+        ("localhost:8080", StatusCode::OK),
+        ("[::1]:8080", StatusCode::OK),
+        ("inbox-mcp.mail.svc:8080", StatusCode::OK),
+        ("inbox-mcp", StatusCode::OK),
+        ("rebind.attacker.example", StatusCode::FORBIDDEN),
+        ("inbox-mcp.mail.svc.attacker.example", StatusCode::FORBIDDEN),
+    ] {
+        let (status, _, body) = post(&router, &[("host", host)], initialize.clone()).await;
+        assert_eq!(status, expected, "Host {host}: {body}");
+    }
 }

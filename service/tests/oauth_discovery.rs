@@ -90,21 +90,26 @@ async fn issuer(metadata_path: &str) -> Issuer {
 }
 
 fn token(issuer: &Issuer, kid: &str) -> String {
-    let claims = json!({"sub": "agent", "iss": issuer.id(), "aud": RESOURCE, "iat": now(), "exp": now() + 300, "scope": "mail:scan"});
+    token_for(issuer, kid, RESOURCE)
+}
+
+fn token_for(issuer: &Issuer, kid: &str, audience: &str) -> String {
+    let claims = json!({"sub": "agent", "iss": issuer.id(), "aud": audience, "iat": now(), "exp": now() + 300, "scope": "mail:scan"});
     format!("Bearer {}", rs256(kid, &claims))
 }
 
 async fn tools_with(issuer: &Issuer) -> (StatusCode, Value) {
+    tools_as(issuer, &token(issuer, "rsa-live"), &[]).await
+}
+
+/// `tools/list` with `token` on an OAuth MCP door trusting `issuer`, configured with `extra`.
+async fn tools_as(issuer: &Issuer, token: &str, extra: &[(&str, &str)]) -> (StatusCode, Value) {
     let id = issuer.id();
-    let extra = [
-        ("MCP_AUTH_MODE", "oauth"),
-        ("MCP_RESOURCE_SERVER_URL", RESOURCE),
-        ("MCP_OAUTH_ISSUER", id.as_str()),
-        ("MCP_ALLOWED_HOSTS", "127.0.0.1"),
-    ];
-    let (app, _dir) = app("api_key", &extra);
-    let (status, headers, reply) =
-        mcp(&app, ("authorization", &token(issuer, "rsa-live")), "tools/list", json!({})).await;
+    let mut settings =
+        vec![("MCP_AUTH_MODE", "oauth"), ("MCP_RESOURCE_SERVER_URL", RESOURCE), ("MCP_OAUTH_ISSUER", id.as_str())];
+    settings.extend_from_slice(extra);
+    let (app, _dir) = app("api_key", &settings);
+    let (status, headers, reply) = mcp(&app, ("authorization", token), "tools/list", json!({})).await;
     let reason = headers.get("x-auth-failure").map(|v| v.to_str().unwrap().to_owned());
     (status, json!({"reply": reply, "auth_failure": reason}))
 }
@@ -158,4 +163,20 @@ async fn a_removed_key_stops_verifying_when_the_set_expires() {
     issuer.published.down.store(true, Ordering::SeqCst);
     tokio::time::sleep(lifetime + Duration::from_millis(100)).await;
     assert!(cache.key("rsa-next").await.is_err());
+}
+
+/// A token for another URL of the same endpoint passes only when that URL is a configured
+/// further audience; any other audience stays refused.
+#[tokio::test]
+async fn further_audiences_are_accepted_only_when_configured() {
+    let issuer = issuer("/.well-known/oauth-authorization-server/tenant").await;
+    let moved = token_for(&issuer, "rsa-live", "https://old-mail.test/mcp");
+    let (status, outcome) = tools_as(&issuer, &moved, &[]).await;
+    assert_eq!((status, &outcome["auth_failure"]), (StatusCode::UNAUTHORIZED, &json!("wrong_audience")), "{outcome}");
+    let audiences = [("MCP_OAUTH_AUDIENCES", "https://old-mail.test/mcp")];
+    let (status, outcome) = tools_as(&issuer, &moved, &audiences).await;
+    assert_eq!(status, StatusCode::OK, "{outcome}");
+    let elsewhere = token_for(&issuer, "rsa-live", "https://another-service.test/mcp");
+    let (status, outcome) = tools_as(&issuer, &elsewhere, &audiences).await;
+    assert_eq!(outcome["auth_failure"], "wrong_audience", "{status} {outcome}");
 }

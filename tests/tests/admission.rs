@@ -125,6 +125,27 @@ async fn policy_oauth_mode_needs_its_settings_and_https() {
         "oauth.resource must be an https:// URL without a fragment or trailing slash",
     )
     .await;
+    let with = |extra: serde_json::Value| {
+        let mut oauth = json!({"issuer": "https://issuer.example.com", "resource": "https://m.example.com/mcp"});
+        oauth.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        policy(json!({"mode": "jwt", "jwt": {"audiences": ["a"]}, "mcp": {"mode": "oauth", "oauth": oauth}}))
+    };
+    rejected::<AuthPolicy>(
+        with(json!({"audiences": ["https://old.example.com/mcp", "http://plain.example.com/mcp"]})),
+        "oauth.audiences must be https:// URLs without a fragment or trailing slash",
+    )
+    .await;
+    rejected::<AuthPolicy>(
+        with(json!({"resourceDocumentation": "http://docs.example.com"})),
+        "oauth.resourceDocumentation must be an https:// URL",
+    )
+    .await;
+    let admin = support::admin().await;
+    let ns = TestNamespace::create(&admin).await;
+    let valid = with(
+        json!({"audiences": ["https://old.example.com/mcp"], "resourceDocumentation": "https://docs.example.com"}),
+    );
+    create_raw::<AuthPolicy>(&admin, ns.name(), &valid).await.unwrap();
 }
 
 #[tokio::test]

@@ -107,9 +107,31 @@ struct Claims {
     #[serde(default)]
     client_id: Option<String>,
     #[serde(default)]
-    scope: Option<String>,
+    scope: Option<ScopeClaim>,
     #[serde(default)]
-    scp: Option<Vec<String>>,
+    scp: Option<ScopeClaim>,
+}
+
+/// A scope claim as issuers write it: RFC 8693 and RFC 9068 say `scope` is one space-separated
+/// string, but `scp` is a string at some issuers (Microsoft Entra) and an array at others (Okta),
+/// and some write `scope` as an array too. Every shape is read the same way, so a token's
+/// scopes do not depend on which issuer minted it.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ScopeClaim {
+    Text(String),
+    List(Vec<String>),
+}
+
+impl ScopeClaim {
+    fn scopes(&self) -> Vec<Scope> {
+        match self {
+            ScopeClaim::Text(text) => mailagent_crds::scope::parse_scope_claim(text),
+            ScopeClaim::List(names) => {
+                names.iter().flat_map(|name| mailagent_crds::scope::parse_scope_claim(name)).collect()
+            }
+        }
+    }
 }
 
 /// A verified token: who, and from when (`nbf`) it is valid.
@@ -155,9 +177,8 @@ pub fn verify(
     {
         return Err(AuthFailure::LifetimeTooLong);
     }
-    let mut scopes: BTreeSet<Scope> =
-        claims.scope.as_deref().map(mailagent_crds::scope::parse_scope_claim).unwrap_or_default().into_iter().collect();
-    scopes.extend(claims.scp.iter().flatten().filter_map(|s| s.parse::<Scope>().ok()));
+    let scopes: BTreeSet<Scope> =
+        [&claims.scope, &claims.scp].into_iter().flatten().flat_map(ScopeClaim::scopes).collect();
     let name = claims.sub.or(claims.client_id).unwrap_or_else(|| format!("kid:{kid}"));
     Ok(Verified {
         principal: Principal { name, kid: kid.to_owned(), method: rules.method, scopes, expires_at: Some(exp) },

@@ -225,24 +225,27 @@ impl Authenticator {
     /// Who is calling `door` with these headers.
     pub async fn authenticate(&self, door: Surface, headers: &HeaderMap) -> Result<Principal, AuthFailure> {
         let api_key = headers.get(API_KEY_HEADER).map(|v| v.as_bytes());
-        let bearer = bearer_token(headers)?;
+        // `Authorization` is read only where a mode takes bearer tokens: an API-key client behind a
+        // proxy that adds its own (Basic) `Authorization` header is still an API-key client.
         match self.mode(door) {
             EffectiveMode::Local(AuthMode::ApiKey) => {
                 api_key::verify(&self.keys(), api_key.ok_or(AuthFailure::MissingCredentials)?)
             }
             EffectiveMode::Local(AuthMode::Jwt) => {
-                self.verify_local_jwt(bearer.ok_or(AuthFailure::MissingCredentials)?)
+                self.verify_local_jwt(bearer_token(headers)?.ok_or(AuthFailure::MissingCredentials)?)
             }
-            EffectiveMode::Local(AuthMode::Hybrid) => match (api_key, bearer) {
-                (None, None) => Err(AuthFailure::MissingCredentials),
-                (Some(key), None) => api_key::verify(&self.keys(), key),
-                (None, Some(token)) => self.verify_local_jwt(token),
-                // API key first; a bearer token is the fallback when the key does not verify.
-                (Some(key), Some(token)) => {
-                    api_key::verify(&self.keys(), key).or_else(|_| self.verify_local_jwt(token))
-                }
+            // API key first; a bearer token is the fallback when there is no key or it does not
+            // verify, and the key's own failure is the answer when there is no usable token.
+            EffectiveMode::Local(AuthMode::Hybrid) => match api_key {
+                None => self.verify_local_jwt(bearer_token(headers)?.ok_or(AuthFailure::MissingCredentials)?),
+                Some(key) => api_key::verify(&self.keys(), key).or_else(|key_failure| match bearer_token(headers) {
+                    Ok(Some(token)) => self.verify_local_jwt(token),
+                    Ok(None) | Err(_) => Err(key_failure),
+                }),
             },
-            EffectiveMode::Oauth => self.verify_oauth(bearer.ok_or(AuthFailure::MissingCredentials)?).await,
+            EffectiveMode::Oauth => {
+                self.verify_oauth(bearer_token(headers)?.ok_or(AuthFailure::MissingCredentials)?).await
+            }
         }
     }
 
@@ -306,7 +309,7 @@ impl Authenticator {
             .ok_or(AuthFailure::UnknownKid)?;
         let rules = jwt::ClaimRules {
             issuer: Some(settings.issuer.clone()),
-            audiences: vec![settings.resource.clone()],
+            audiences: settings.accepted_audiences(),
             leeway: self.jwt.clock_skew,
             max_lifetime: self.jwt.max_lifetime,
             method: Method::Oauth,

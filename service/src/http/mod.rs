@@ -22,10 +22,10 @@ use crate::error::{ApiError, ErrorCode};
 /// Builds the whole router for the configured surfaces.
 pub fn router(app: Arc<App>) -> Router {
     let mut router: Router<Arc<App>> = Router::new()
-        .route("/health", get(health))
+        .route(paths::HEALTH, get(health))
         .route(paths::HEALTHZ, get(health))
         .route(paths::READYZ, get(ready))
-        .route("/metrics", get(metrics))
+        .route(paths::METRICS, get(metrics))
         .route(paths::JWKS, get(jwks));
     let surfaces = &app.settings.surfaces;
     if surfaces.contains(&Surface::Rest) {
@@ -45,8 +45,14 @@ pub fn router(app: Arc<App>) -> Router {
             .layer(axum::middleware::from_fn_with_state(app.clone(), crate::mcp::gate))
             .layer(axum::middleware::from_fn_with_state((app.clone(), Surface::Mcp), guard::authenticate));
         router = router.merge(mcp);
-        if app.auth.oauth().is_some() {
+        if let Some(path) = app.resource_metadata_path() {
             router = router.route(prm::ROOT, get(prm::document)).route(prm::MCP, get(prm::document));
+            // A path with characters axum reads as route syntax (`{`, `*`) is left out rather
+            // than allowed to stop the start; every real resource path is plain.
+            let plain = path.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~/%".contains(&b));
+            if plain && path != prm::ROOT && path != prm::MCP {
+                router = router.route(&path, get(prm::document));
+            }
         }
     }
     router

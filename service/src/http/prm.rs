@@ -18,13 +18,17 @@ pub const MCP: &str = "/.well-known/oauth-protected-resource/mcp";
 
 pub async fn document(State(app): State<Arc<App>>) -> Response {
     let Some(oauth) = app.auth.oauth() else { return ApiError::new(ErrorCode::NotFound).into_response() };
-    let scopes: Vec<&str> = app.policy.offered_scopes().into_iter().map(Scope::as_str).collect();
-    Json(json!({
+    let advertised = |scope: &Scope| oauth.scopes_supported.as_ref().is_none_or(|listed| listed.contains(scope));
+    let scopes: Vec<&str> = app.policy.offered_scopes().into_iter().filter(advertised).map(Scope::as_str).collect();
+    let mut document = json!({
         "resource": oauth.resource,
         "authorization_servers": [oauth.issuer],
         "scopes_supported": scopes,
         "bearer_methods_supported": ["header"],
         "resource_name": "mailagent",
-    }))
-    .into_response()
+    });
+    if let Some(url) = &oauth.resource_documentation {
+        document["resource_documentation"] = json!(url);
+    }
+    Json(document).into_response()
 }

@@ -31,11 +31,17 @@ pub use sessions::Sessions;
 /// Requests larger than this are refused before JSON parsing (rmcp's own cap is the same).
 const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
+/// `Host` values accepted besides the configured ones (rmcp's own defaults, which a configured
+/// list replaces). Only the pod itself and `kubectl port-forward` (the runbook's canary check)
+/// reach it under a loopback name; a DNS-rebinding page sends its own domain, never these.
+const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+
 /// The tower service mounted at `/mcp`.
 pub fn service(app: Arc<App>) -> StreamableHttpService<McpDoor, Sessions> {
     let mut config = StreamableHttpServerConfig::default();
     if !app.settings.mcp_allowed_hosts.is_empty() {
-        config = config.with_allowed_hosts(app.settings.mcp_allowed_hosts.clone());
+        let hosts = app.settings.mcp_allowed_hosts.iter().map(String::as_str).chain(LOOPBACK_HOSTS);
+        config = config.with_allowed_hosts(hosts.map(str::to_owned));
     } else if !app.settings.listen.ip().is_loopback() {
         // Listening on all interfaces with no configured host list: the pod's Service name and
         // address are not known here, so Host checking falls to the NetworkPolicy and Origin.

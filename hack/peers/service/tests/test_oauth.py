@@ -68,7 +68,6 @@ async def test_oauth_resource_server(issuer):
         "MCP_AUTH_MODE": "oauth",
         "MCP_RESOURCE_SERVER_URL": RESOURCE,
         "MCP_OAUTH_ISSUER": url,
-        "MCP_ALLOWED_HOSTS": "127.0.0.1",
     })
     try:
         unauthenticated = httpx.post(base + "/mcp", json={})

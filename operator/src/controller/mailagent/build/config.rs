@@ -107,6 +107,16 @@ fn jwt_settings(policy: &AuthPolicySpec, set: &mut impl FnMut(&str, String)) {
         if let Some(jwks) = &oauth.jwks_uri {
             set(env::MCP_OAUTH_JWKS_URL, jwks.clone());
         }
+        if !oauth.audiences.is_empty() {
+            set(env::MCP_OAUTH_AUDIENCES, oauth.audiences.join(","));
+        }
+        if !oauth.scopes_supported.is_empty() {
+            let scopes: Vec<&str> = oauth.scopes_supported.iter().map(|s| s.as_str()).collect();
+            set(env::MCP_OAUTH_SCOPES_SUPPORTED, scopes.join(" "));
+        }
+        if let Some(url) = &oauth.resource_documentation {
+            set(env::MCP_OAUTH_RESOURCE_DOCUMENTATION, url.clone());
+        }
     }
 }
 
@@ -214,6 +224,28 @@ mod tests {
         let config = render_config(&valid(&maildir, None).with_quota(None));
         assert!(!config.settings.contains_key("GMAIL_QUOTA_UNITS_PER_MINUTE") && config.quota.is_none());
         assert!(!config.settings.contains_key("SCAN_SCHEDULE_DELAY_SECONDS"));
+    }
+
+    #[test]
+    fn the_oauth_override_renders_its_audiences_scopes_and_documentation() {
+        let agent = agent("{}");
+        let bare = policy(
+            "mode: api_key\napiKeys: [{name: ci, scopes: [mail:scan]}]\nmcp: {mode: oauth, oauth: {issuer: 'https://id.example', resource: 'https://mail.example/mcp'}}",
+        );
+        let s = render_config(&valid(&agent, Some(&bare))).settings;
+        assert_eq!(s["MCP_OAUTH_ISSUER"], "https://id.example");
+        for absent in ["MCP_OAUTH_AUDIENCES", "MCP_OAUTH_SCOPES_SUPPORTED", "MCP_OAUTH_RESOURCE_DOCUMENTATION"] {
+            assert!(!s.contains_key(absent), "{absent} rendered with nothing to say");
+        }
+        let full = policy(
+            "mode: api_key\napiKeys: [{name: ci, scopes: [mail:scan]}]\nmcp: {mode: oauth, oauth: {issuer: 'https://id.example', resource: 'https://mail.example/mcp', \
+             audiences: ['https://old.example/mcp', 'https://mail.example/agent/mcp'], scopesSupported: [mail:scan, availability:read], \
+             resourceDocumentation: 'https://docs.example/mail'}}",
+        );
+        let s = render_config(&valid(&agent, Some(&full))).settings;
+        assert_eq!(s["MCP_OAUTH_AUDIENCES"], "https://old.example/mcp,https://mail.example/agent/mcp");
+        assert_eq!(s["MCP_OAUTH_SCOPES_SUPPORTED"], "mail:scan availability:read");
+        assert_eq!(s["MCP_OAUTH_RESOURCE_DOCUMENTATION"], "https://docs.example/mail");
     }
 
     #[test]
