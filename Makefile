@@ -18,8 +18,8 @@ build: ## Build every binary (operator, workload, control-plane CLI)
 	$(CARGO) build --workspace --bins
 
 .PHONY: generate
-generate: ## Regenerate the CRD YAML in crds/yaml and the chart, and docs/reference/crds.md, from the Rust types
-	$(CARGO) run -q -p mailagent-crds --bin crdgen -- crds/yaml charts/mailagent-operator/crds --reference docs/reference/crds.md
+generate: ## Regenerate the CRD YAML in crds/yaml and the chart, docs/reference/crds.md and docs/reference/settings.md, from the Rust types and the contract
+	$(CARGO) run -q -p mailagent-crds --bin crdgen -- crds/yaml charts/mailagent-operator/crds --reference docs/reference/crds.md --settings docs/reference/settings.md
 
 .PHONY: fmt
 fmt: ## Format the code

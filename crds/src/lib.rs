@@ -13,6 +13,7 @@ pub mod names;
 pub mod quota;
 pub mod reference;
 pub mod scope;
+pub mod settings_reference;
 
 pub use authpolicy::{AuthPolicy, AuthPolicySpec, AuthPolicyStatus};
 pub use capability::Capability;
