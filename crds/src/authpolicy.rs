@@ -264,11 +264,14 @@ impl JwtAlgorithm {
 #[x_kube(validation = Rule::new("!has(self.every) || duration(self.overlap) < duration(self.every)")
     .message("rotation.overlap must be shorter than rotation.every, or two rotations would overlap")
     .field_path(".overlap"))]
-#[x_kube(validation = Rule::new("!has(self.every) || duration(self.every) >= duration(self.overlap) + duration('60s')")
-    .message("rotation.every must be at least overlap + 1m: a new key is published 1m (one kubelet Secret sync) before it is used, and the old one stays valid for the overlap")
+#[x_kube(validation = Rule::new("!has(self.every) || duration(self.every) >= duration(self.overlap) + duration(self.propagation)")
+    .message("rotation.every must be at least overlap + propagation: a new key is published one propagation before it is used, and the old one stays valid for the overlap")
     .field_path(".every"))]
+#[x_kube(validation = Rule::new("duration(self.overlap) >= duration(self.propagation)")
+    .message("rotation.overlap must be at least rotation.propagation (default 2m): clients get the new key through a mounted Secret one kubelet sync after the switch, so a shorter overlap cuts off those that have not seen it yet")
+    .field_path(".overlap"))]
 #[x_kube(validation = Rule::new("!has(self.schedule) || !self.schedule.matches('^[*]( |/)')")
-    .message("rotation.schedule fires every few minutes, more often than overlap + 1m allows; the operator reports the exact minimum gap in status")
+    .message("rotation.schedule fires every few minutes, more often than overlap + propagation allows; the operator reports the exact minimum gap in status")
     .field_path(".schedule"))]
 #[x_kube(validation = Rule::new("duration(self.overlap) == duration('0s') || self.maxValidKeys >= 2")
     .message("rotation.maxValidKeys must be at least 2 when overlap is set: the old and new keys are both valid during the overlap")
@@ -290,13 +293,20 @@ pub struct Rotation {
     #[schemars(length(min = 1, max = 64))]
     pub time_zone: String,
     /// How long the previous key keeps working after a new one becomes active. Make it longer
-    /// than client refresh plus the kubelet's Secret sync (about a minute).
+    /// than client refresh plus `propagation`; at least `propagation`.
     #[serde(default = "default_overlap")]
-    #[x_kube(validation = Rule::new("duration(self) >= duration('60s')").message(
-        "rotation.overlap must be at least 1m: the kubelet syncs a mounted Secret about once a minute, so a shorter overlap cuts off pods that have not seen the new key yet"
-    ))]
     #[schemars(length(max = 32), regex(pattern = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"))]
     pub overlap: Duration,
+    /// How long a changed Secret may take to reach a running pod: new keys are published to the
+    /// workload this long before anything signs or hands out with them. The kubelet resyncs each
+    /// pod every `syncFrequency` plus up to half again (its jitter), so the default, 2m, covers
+    /// the default 1m `syncFrequency` with 30s to spare. Set it to your kubelets'
+    /// `syncFrequency` times 1.5 plus a margin.
+    #[serde(default = "default_propagation")]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('10s') && duration(self) <= duration('15m')")
+        .message("rotation.propagation must be between 10s and 15m"))]
+    #[schemars(length(max = 32), regex(pattern = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"))]
+    pub propagation: Duration,
     /// Most keys valid at once, per purpose.
     #[serde(default = "default_max_valid_keys")]
     #[schemars(range(min = 1, max = 5))]
@@ -312,6 +322,14 @@ fn utc() -> String {
 
 fn default_overlap() -> Duration {
     "24h".parse().expect("valid duration")
+}
+
+/// [`Rotation::propagation`] when absent: the kubelet's default 1m `syncFrequency`, plus its
+/// jitter (up to half again), plus 30s.
+pub const DEFAULT_PROPAGATION: std::time::Duration = std::time::Duration::from_secs(120);
+
+fn default_propagation() -> Duration {
+    Duration::from(DEFAULT_PROPAGATION)
 }
 
 fn default_max_valid_keys() -> i32 {
@@ -465,6 +483,9 @@ pub use crate::names::{
 /// `status.lastHandledRotateNonce` so each value rotates once.
 pub const ROTATE_ANNOTATION: &str = "mailagent.dev/rotate";
 
-/// How long a changed Secret may take to reach a running pod: the kubelet syncs mounted Secrets
-/// about once a minute. A new key is published this long before it is used.
-pub const PROPAGATION_SECONDS: i64 = 60;
+/// How long a changed Secret may take to reach this policy's pods ([`Rotation::propagation`]):
+/// a new key is published this long before it is used. A policy without `rotation` (manual
+/// rotation only) waits [`DEFAULT_PROPAGATION`].
+pub fn propagation(spec: &AuthPolicySpec) -> std::time::Duration {
+    spec.rotation.as_ref().map_or(DEFAULT_PROPAGATION, |rotation| rotation.propagation.into())
+}

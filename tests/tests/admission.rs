@@ -148,6 +148,36 @@ async fn policy_oauth_mode_needs_its_settings_and_https() {
     create_raw::<AuthPolicy>(&admin, ns.name(), &valid).await.unwrap();
 }
 
+/// A key reaches a pod's mounted Secret up to `propagation` late (default 2m: a default kubelet
+/// resyncs every 60 to 90 s), so the overlap must cover it and `every` must leave room for both.
+#[tokio::test]
+async fn the_overlap_and_the_period_leave_room_for_the_propagation() {
+    let with = |rotation: serde_json::Value| {
+        policy(json!({"mode": "jwt", "jwt": {"audiences": ["a"], "maxTokenLifetime": "1m"}, "rotation": rotation}))
+    };
+    rejected::<AuthPolicy>(
+        with(json!({"every": "10m", "overlap": "1m"})),
+        "rotation.overlap must be at least rotation.propagation (default 2m)",
+    )
+    .await;
+    rejected::<AuthPolicy>(
+        with(json!({"every": "3m", "overlap": "2m", "propagation": "90s"})),
+        "rotation.every must be at least overlap + propagation",
+    )
+    .await;
+    for propagation in ["5s", "16m"] {
+        rejected::<AuthPolicy>(
+            with(json!({"every": "1h", "overlap": "20m", "propagation": propagation})),
+            "rotation.propagation must be between 10s and 15m",
+        )
+        .await;
+    }
+    let admin = support::admin().await;
+    let ns = TestNamespace::create(&admin).await;
+    let fast_kubelets = with(json!({"every": "2m", "overlap": "1m", "propagation": "20s"}));
+    create_raw::<AuthPolicy>(&admin, ns.name(), &fast_kubelets).await.unwrap();
+}
+
 #[tokio::test]
 async fn overlap_must_be_shorter_than_the_rotation_period() {
     let spec = json!({"mode": "jwt", "jwt": {"audiences": ["a"]}, "rotation": {"every": "1h", "overlap": "2h"}});

@@ -23,7 +23,7 @@ use mailagent_tests::TestNamespace;
 use serde_json::json;
 use support::{RunningPolicies, eventually, rotator_client, wait_for};
 
-const ROTATING: &str = "mode: hybrid\napiKeys: [{name: ci, scopes: [mail:scan]}]\njwt: {audiences: [mailagent], maxTokenLifetime: 1m}\nrotation: {every: 5m, overlap: 2m}";
+const ROTATING: &str = "mode: hybrid\napiKeys: [{name: ci, scopes: [mail:scan]}]\njwt: {audiences: [mailagent], maxTokenLifetime: 1m}\nrotation: {every: 5m, overlap: 2m, propagation: 1m}";
 
 /// Every log line of this test binary, to prove no generated secret is ever logged.
 fn captured_logs() -> &'static Mutex<Vec<u8>> {

@@ -291,11 +291,13 @@ async fn rotation_job_and_revoke(plane: &ControlPlane, client: &Client, base: &s
 async fn full_rotation_under_load(plane: &ControlPlane, client: &Client, pods: &Api<Pod>, selector: &str) {
     use mailagent_crds::AuthPolicy;
     let t = Instant::now();
-    // Rotate every two minutes with a one-minute overlap (so tokens may live a minute at most),
-    // and lift the sample's per-address limit (60 a minute), which the load would trip. Neither
-    // is a live setting: the pod rolls once, and the load starts on the pod that has both.
+    // Rotate every two minutes with a one-minute overlap (so tokens may live a minute at most)
+    // and a 20s propagation (this node's kubelet syncs every 10s, plus its jitter of up to half
+    // again), and lift the sample's per-address limit (60 a minute), which the load would trip.
+    // Neither is a live setting: the pod rolls once, and the load starts on the pod that has both.
     let policies: Api<AuthPolicy> = Api::namespaced(client.clone(), NS);
-    let fast = json!({"spec": {"jwt": {"maxTokenLifetime": "1m"}, "rotation": {"every": "2m", "overlap": "1m"}}});
+    let rotation = json!({"every": "2m", "overlap": "1m", "propagation": "20s"});
+    let fast = json!({"spec": {"jwt": {"maxTokenLifetime": "1m"}, "rotation": rotation}});
     policies.patch("team-auth", &PatchParams::default(), &Patch::Merge(&fast)).await.unwrap();
     let agents: Api<MailAgent> = Api::namespaced(client.clone(), NS);
     let unlimited = json!({"spec": {"rateLimit": {"perMinute": 100000, "burst": 1000}}});

@@ -30,7 +30,7 @@ use serde_json::json;
 use support::{RunningPolicies, eventually, rotator_client, wait_for};
 use tokio::sync::RwLock;
 
-const POLICY: &str = "mode: hybrid\napiKeys: [{name: ci, scopes: [mail:scan]}]\njwt: {audiences: [mailagent], algorithms: [ES256], maxTokenLifetime: 1m}\nrotation: {every: 5m, overlap: 2m}";
+const POLICY: &str = "mode: hybrid\napiKeys: [{name: ci, scopes: [mail:scan]}]\njwt: {audiences: [mailagent], algorithms: [ES256], maxTokenLifetime: 1m}\nrotation: {every: 5m, overlap: 2m, propagation: 1m}";
 
 /// Copies a Secret into `dir` as the kubelet does whenever its data changes.
 async fn kubelet(secrets: Api<Secret>, name: String, dir: std::path::PathBuf, stop: Arc<AtomicBool>) {

@@ -278,10 +278,10 @@ pub fn validate(policy: &AuthPolicy, now: &Time) -> Result<(), String> {
     {
         let gap = schedule::shortest_gap(expr, &rotation.time_zone, now.0, 50)?;
         let needed = std::time::Duration::from(rotation.overlap).as_secs() as i64
-            + mailagent_crds::authpolicy::PROPAGATION_SECONDS;
+            + std::time::Duration::from(rotation.propagation).as_secs() as i64;
         if gap < needed {
             return Err(format!(
-                "rotation.schedule {expr:?} fires {gap}s apart at its closest, less than overlap + 1m ({needed}s): a rotation would start before the previous key's overlap ended"
+                "rotation.schedule {expr:?} fires {gap}s apart at its closest, less than overlap + propagation ({needed}s): a rotation would start before the previous key's overlap ended"
             ));
         }
     }

@@ -4,7 +4,7 @@
 //!
 //! Per chain (the JWT keys, or one client's API keys) a key moves Staged → Active → Verifying →
 //! Retired, or to Revoked from anywhere. A Staged key is published to verifiers
-//! [`PROPAGATION_SECONDS`] before it is handed out; the old key stays Verifying for the overlap.
+//! one propagation ([`propagation`]) before it is handed out; the old key stays Verifying for the overlap.
 //! Every step is checked against the invariant: each chain keeps exactly one Active key and at
 //! least one valid key, and no valid key disappears except by revoke or by its client's removal.
 
@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use mailagent_crds::AuthPolicySpec;
-use mailagent_crds::authpolicy::{KeyPurpose, PROPAGATION_SECONDS, Rotation};
+use mailagent_crds::authpolicy::{KeyPurpose, Rotation, propagation};
 use mailagent_crds::contract::KeyState;
 
 use super::material::{self, Chain, KeyRecord, SignerState};
@@ -254,8 +254,8 @@ pub fn execute(i: &Inputs<'_>, step: &Step) -> Result<SignerState, Refusal> {
             }
         }
         Step::Stage { nonce } => {
-            let activates =
-                Time(now.0.saturating_add(SignedDuration::from_secs(PROPAGATION_SECONDS)).expect("in range"));
+            let budget = SignedDuration::try_from(propagation(i.spec)).expect("admission bounds it to 15m");
+            let activates = Time(now.0.saturating_add(budget).expect("in range"));
             for chain in chains(i.spec) {
                 let record = mint_record(i.spec, &next, &chain, KeyState::Staged, &now, Some(activates.clone()))?;
                 next.keys.push(record);
@@ -380,9 +380,21 @@ mod tests {
         state.keys.iter().filter(|k| k.chain == Chain::jwt()).map(|k| k.state).collect()
     }
 
+    /// Without `propagation` a staged key waits 2m: the default kubelet's 1m sync, its jitter
+    /// of up to half again, and 30s.
+    #[test]
+    fn the_default_propagation_covers_a_default_kubelet_sync_and_its_jitter() {
+        let spec = spec("mode: jwt\njwt: {audiences: [a]}\nrotation: {every: 10m, overlap: 5m}");
+        let mut state = SignerState::default();
+        settle(&spec, &mut state, &at(0), None);
+        assert_eq!(settle(&spec, &mut state, &at(600), None), ["stage"]);
+        assert!(settle(&spec, &mut state, &at(719), None).is_empty(), "90s is within a default kubelet's resync");
+        assert_eq!(settle(&spec, &mut state, &at(720), None), ["promote"]);
+    }
+
     #[test]
     fn a_rotation_walks_staged_active_verifying_retired() {
-        let spec = spec("mode: jwt\njwt: {audiences: [a]}\nrotation: {every: 10m, overlap: 5m}");
+        let spec = spec("mode: jwt\njwt: {audiences: [a]}\nrotation: {every: 10m, overlap: 5m, propagation: 1m}");
         let mut state = SignerState::default();
         assert_eq!(settle(&spec, &mut state, &at(0), None), ["mint"]);
         assert_eq!(states(&state), [KeyState::Active]);
@@ -391,7 +403,7 @@ mod tests {
 
         assert_eq!(settle(&spec, &mut state, &at(600), None), ["stage"]);
         assert_eq!(states(&state), [KeyState::Active, KeyState::Staged]);
-        assert!(settle(&spec, &mut state, &at(659), None).is_empty(), "a staged key waits one kubelet sync");
+        assert!(settle(&spec, &mut state, &at(659), None).is_empty(), "a staged key waits one propagation");
         assert_eq!(settle(&spec, &mut state, &at(660), None), ["promote"]);
         assert_eq!(states(&state), [KeyState::Verifying, KeyState::Active]);
         assert_eq!(state.keys[0].expires_at, Some(at(960)), "the old key verifies for the overlap");
@@ -407,8 +419,8 @@ mod tests {
         let mut state = SignerState::default();
         settle(&spec, &mut state, &at(0), None);
         assert_eq!(settle(&spec, &mut state, &at(10), Some("n1")), ["stage"]);
-        assert_eq!(settle(&spec, &mut state, &at(100), Some("n1")), ["promote"]);
-        assert!(settle(&spec, &mut state, &at(200), Some("n1")).is_empty(), "the same nonce rotates once");
+        assert_eq!(settle(&spec, &mut state, &at(130), Some("n1")), ["promote"], "one default propagation later");
+        assert!(settle(&spec, &mut state, &at(300), Some("n1")).is_empty(), "the same nonce rotates once");
         assert_eq!(state.handled_rotate_nonce.as_deref(), Some("n1"));
     }
 
@@ -440,8 +452,8 @@ mod tests {
         for n in 0..6 {
             let base = 1000 * (n + 1);
             settle(&spec, &mut state, &at(base), Some(&format!("n{n}")));
-            settle(&spec, &mut state, &at(base + 100), Some(&format!("n{n}")));
-            settle(&spec, &mut state, &at(base + 100 + 86_400), Some(&format!("n{n}")));
+            settle(&spec, &mut state, &at(base + 130), Some(&format!("n{n}")));
+            settle(&spec, &mut state, &at(base + 130 + 86_400), Some(&format!("n{n}")));
         }
         let ci: Vec<_> = state.keys.iter().filter(|k| k.chain == Chain::client("ci")).collect();
         assert_eq!(ci.len(), HISTORY_LIMIT + 1, "history beyond the limit is collected");
