@@ -97,7 +97,7 @@ MAILAGENT_STATE_DIR="$run_dir/state" \
 MAILDIR_PATH="$root/mail/testdata/maildir" \
 MAILDIR_AUTHSERV_ID="${MAILDIR_AUTHSERV_ID:-mx.google.com}" \
 MAILAGENT_LISTEN="$listen" \
-MCP_ALLOWED_HOSTS="${listen%:*},localhost,127.0.0.1" \
+MCP_ALLOWED_HOSTS="${listen%:*}" \
 MAILAGENT_KEYRING_DIR="$keyring" \
 "$bin/mailagent" >"$run_dir/mailagent.log" 2>&1 &
 pids+=($!)
