@@ -3,6 +3,7 @@
 # end-to-end test runs every line: hack/e2e/run-commands-test.sh). Usage: run-commands.sh RUN_DIR PORT BIN_DIR
 set -euo pipefail
 run_dir="$1" port="$2" bin="$3"
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 keys="$run_dir/keys" base="http://127.0.0.1:$port"
 key="-H \"X-API-Key: \$(cat $keys/mail-admin)\""
 json="-H 'content-type: application/json'"
@@ -26,6 +27,7 @@ curl -sf $base/.well-known/agent-card.json
 curl -sf -X POST $json $key -d '{}' $base/v1/mail/scan
 curl -sf -X POST $json $key -H 'A2A-Version: 1.0' -d '$a2a_scan' $base/a2a
 curl -sf -X POST $json $key -H 'accept: application/json, text/event-stream' -d '$mcp_init' $base/mcp
+$root/hack/smoke.sh $base $keys/mail-admin --mutations off
 kubectl -n mail get authpolicy team-auth
 TOKEN=\$($bin/mailagent-token --policy mail/team-auth --sub you@example.com --aud mailagent --ttl 15m --scope mail:scan)
 curl -sf -X POST $json -H "Authorization: Bearer \$TOKEN" -d '{}' $base/v1/mail/scan
@@ -36,6 +38,8 @@ kubectl -n mail patch mailagent/inbox --type merge -p '{"spec":{"mcp":{"enableMu
 for i in \$(seq 60); do [ "\$($execute)" != 403 ] && break; sleep 1; done; echo "mutation tools enabled in the running pod after \$i s"
 kubectl -n mail patch mailagent/inbox --type merge -p '{"spec":{"mcp":{"enableMutationTools":false}}}'
 
+hack/smoke.sh is the runbook's canary check (make smoke): health, the agent card, A2A SendMessage and
+MCP tools/list through the port-forward, the mutation tools not listed while the switch is off.
 The unsubscribe call answers 403 (mutations_disabled) until the switch is on; the pod is not restarted
 (the kubelet refreshes the mounted ConfigMap within about 10 s here; see docs/local-node.md).
 MSG
