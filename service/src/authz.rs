@@ -11,7 +11,7 @@ use mailagent_crds::contract::env;
 use mailagent_crds::{Capability, Scope};
 
 use crate::auth::Principal;
-use crate::settings::{SettingsError, Source};
+use crate::settings::{SettingsError, Source, scope_names};
 
 /// Why a caller may not use a capability.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,15 +118,7 @@ pub fn scope_ceiling(source: &Source) -> Result<Option<BTreeSet<Scope>>, Setting
     if raw.trim() == "none" {
         return Ok(Some(BTreeSet::new()));
     }
-    raw.split_ascii_whitespace()
-        .map(|name| {
-            name.parse::<Scope>().map_err(|e| SettingsError::Invalid {
-                name: env::AUTH_SCOPES_CEILING,
-                message: format!("{e}; expected scope names separated by spaces, or none"),
-            })
-        })
-        .collect::<Result<BTreeSet<_>, _>>()
-        .map(Some)
+    scope_names(env::AUTH_SCOPES_CEILING, &raw, "scope names separated by spaces, or none").map(Some)
 }
 
 #[cfg(test)]

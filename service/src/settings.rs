@@ -34,6 +34,15 @@ fn invalid(name: &'static str, message: impl Into<String>) -> SettingsError {
     SettingsError::Invalid { name, message: message.into() }
 }
 
+/// The space-separated scope names of setting `name`. An unknown name is an error naming the
+/// setting and what was `expected`: a scope list the workload cannot read must not silently
+/// grant or advertise more or less than it says.
+pub(crate) fn scope_names(name: &'static str, raw: &str, expected: &str) -> Result<BTreeSet<Scope>, SettingsError> {
+    raw.split_ascii_whitespace()
+        .map(|scope| scope.parse::<Scope>().map_err(|e| invalid(name, format!("{e}; expected {expected}"))))
+        .collect()
+}
+
 /// Where setting values come from: a snapshot of the environment plus the config directory.
 #[derive(Clone, Debug, Default)]
 pub struct Source {
@@ -408,12 +417,7 @@ fn oauth_settings(source: &Source) -> Result<OauthSettings, SettingsError> {
     }
     let scopes_supported = source
         .get(env::MCP_OAUTH_SCOPES_SUPPORTED)?
-        .map(|names| {
-            names
-                .split_ascii_whitespace()
-                .map(|name| name.parse::<Scope>().map_err(|e| invalid(env::MCP_OAUTH_SCOPES_SUPPORTED, e.to_string())))
-                .collect::<Result<BTreeSet<_>, _>>()
-        })
+        .map(|raw| scope_names(env::MCP_OAUTH_SCOPES_SUPPORTED, &raw, "scope names separated by spaces"))
         .transpose()?;
     let resource_documentation = source.get(env::MCP_OAUTH_RESOURCE_DOCUMENTATION)?;
     if let Some(url) = &resource_documentation

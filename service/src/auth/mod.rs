@@ -231,21 +231,17 @@ impl Authenticator {
             EffectiveMode::Local(AuthMode::ApiKey) => {
                 api_key::verify(&self.keys(), api_key.ok_or(AuthFailure::MissingCredentials)?)
             }
-            EffectiveMode::Local(AuthMode::Jwt) => {
-                self.verify_local_jwt(bearer_token(headers)?.ok_or(AuthFailure::MissingCredentials)?)
-            }
+            EffectiveMode::Local(AuthMode::Jwt) => self.verify_local_jwt(required_bearer(headers)?),
             // API key first; a bearer token is the fallback when there is no key or it does not
             // verify, and the key's own failure is the answer when there is no usable token.
             EffectiveMode::Local(AuthMode::Hybrid) => match api_key {
-                None => self.verify_local_jwt(bearer_token(headers)?.ok_or(AuthFailure::MissingCredentials)?),
+                None => self.verify_local_jwt(required_bearer(headers)?),
                 Some(key) => api_key::verify(&self.keys(), key).or_else(|key_failure| match bearer_token(headers) {
                     Ok(Some(token)) => self.verify_local_jwt(token),
                     Ok(None) | Err(_) => Err(key_failure),
                 }),
             },
-            EffectiveMode::Oauth => {
-                self.verify_oauth(bearer_token(headers)?.ok_or(AuthFailure::MissingCredentials)?).await
-            }
+            EffectiveMode::Oauth => self.verify_oauth(required_bearer(headers)?).await,
         }
     }
 
@@ -316,6 +312,11 @@ impl Authenticator {
         };
         jwt::verify(token, &header, kid, alg, &key, &rules).map(|verified| verified.principal)
     }
+}
+
+/// The bearer token of a mode that takes nothing else: missing credentials without one.
+fn required_bearer(headers: &HeaderMap) -> Result<&str, AuthFailure> {
+    bearer_token(headers)?.ok_or(AuthFailure::MissingCredentials)
 }
 
 /// The bearer token, if an `Authorization: Bearer` header is present.
